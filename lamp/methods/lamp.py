@@ -1,0 +1,72 @@
+"""LAMP (Lan et al., NAACL 2025): a prompt decomposed by truncated SVD, rebuilt by a compressed outer product,
+and shortened by average pooling along the token axis.
+
+Trainable: U_r (l x r), q (r), V_r (r x d), i.e. l*r + r + r*d parameters. The prompt is U_r diag(q) V_r,
+computed as one matrix product (never the r x l x d stack of outer products), then averaged over blocks of
+`pool` consecutive tokens, so the frozen model sees l/pool prompt positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lamp.errors import ConfigError
+from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+
+
+@dataclass
+class LampConfig(PromptConfig):
+    """LAMP hyper-parameters.
+
+    length: virtual tokens of the prompt before pooling (l). rank: SVD components kept (r).
+    pool: average-pooling kernel and stride along the token axis (k); must divide length.
+    init: `vocab` (sampled vocabulary rows), `text` (embeddings of init_text) or `random`.
+    """
+
+    method = "lamp"
+    length: int = 100
+    rank: int = 8
+    pool: int = 4
+    init: str = "vocab"
+    init_text: str | None = None
+
+    def validate(self) -> None:
+        check_positive("length", self.length)
+        check_positive("rank", self.rank)
+        check_positive("pool", self.pool)
+        if self.rank > self.length:
+            raise ConfigError(f"rank {self.rank} exceeds length {self.length}: pass rank <= length")
+        if self.length % self.pool:
+            raise ConfigError(
+                f"pool {self.pool} does not divide length {self.length}: pick a length that is a multiple of pool"
+            )
+        check_init(self.init, self.init_text)
+
+    def build(self, embeddings: torch.Tensor, tokenizer: Any = None) -> LampPrompt:
+        initial = initial_prompt(self.length, self.init, embeddings, tokenizer, self.init_text)
+        return LampPrompt(self, initial)
+
+
+class LampPrompt(PromptModule):
+    def __init__(self, config: LampConfig, initial: torch.Tensor) -> None:
+        super().__init__()
+        length, width = initial.shape
+        if config.rank > min(length, width):
+            raise ConfigError(
+                f"rank {config.rank} exceeds min(length, embedding width) = {min(length, width)}: "
+                f"pass rank <= {min(length, width)}"
+            )
+        u, s, vh = torch.linalg.svd(initial.float(), full_matrices=False)
+        self.u = nn.Parameter(u[:, : config.rank].contiguous())
+        self.q = nn.Parameter(s[: config.rank].contiguous())
+        self.v = nn.Parameter(vh[: config.rank].contiguous())
+        self.pool = config.pool
+        self.n_virtual = length // config.pool
+
+    def forward(self) -> torch.Tensor:
+        prompt = (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
+        return prompt.view(self.n_virtual, self.pool, -1).mean(dim=1)

@@ -1,0 +1,38 @@
+"""Vanilla prompt tuning (Lester et al., 2021): an l x d prompt, every entry trainable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+
+
+@dataclass
+class PromptTuningConfig(PromptConfig):
+    """length: virtual tokens; init: `vocab`, `text` (embeddings of init_text) or `random`."""
+
+    method = "pt"
+    length: int = 100
+    init: str = "vocab"
+    init_text: str | None = None
+
+    def validate(self) -> None:
+        check_positive("length", self.length)
+        check_init(self.init, self.init_text)
+
+    def build(self, embeddings: torch.Tensor, tokenizer: Any = None) -> PromptTuningPrompt:
+        return PromptTuningPrompt(initial_prompt(self.length, self.init, embeddings, tokenizer, self.init_text))
+
+
+class PromptTuningPrompt(PromptModule):
+    def __init__(self, initial: torch.Tensor) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(initial.float().contiguous())
+        self.n_virtual = initial.shape[0]
+
+    def forward(self) -> torch.Tensor:
+        return self.weight

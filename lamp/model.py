@@ -1,0 +1,176 @@
+"""One method-agnostic wrapper: a frozen Hugging Face LM with a trainable soft prompt in front of its input.
+
+Encoder-decoders (T5) get the prompt in front of the encoder's input embeddings; decoder-only LMs (Llama, GPT-2,
+Gemma, Qwen...) in front of the decoder's. The wrapper only knows the `PromptModule` interface: it never asks
+which method it holds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from lamp.errors import ConfigError
+from lamp.methods import PromptConfig, PromptModule
+
+IGNORE_INDEX = -100
+
+
+def model_kind(model: nn.Module) -> str:
+    """`seq2seq` or `causal`; anything else is rejected with the fix."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(model, "get_input_embeddings"):
+        raise ConfigError(
+            f"{type(model).__name__} is not a Hugging Face language model: pass an AutoModelForSeq2SeqLM "
+            "or AutoModelForCausalLM"
+        )
+    if getattr(config, "is_encoder_decoder", False):
+        return "seq2seq"
+    if hasattr(model, "get_output_embeddings") and model.get_output_embeddings() is not None:
+        return "causal"
+    raise ConfigError(
+        f"{type(model).__name__} has no language-model head: load it with AutoModelForCausalLM or "
+        "AutoModelForSeq2SeqLM instead"
+    )
+
+
+class PromptedModel(nn.Module):
+    """A frozen backbone plus a trainable prompt module. Only the prompt's parameters require gradients."""
+
+    def __init__(self, backbone: nn.Module, config: PromptConfig, tokenizer: Any = None) -> None:
+        super().__init__()
+        self.kind = model_kind(backbone)
+        self.backbone = backbone
+        self.config = config
+        for parameter in backbone.parameters():
+            parameter.requires_grad_(False)
+        embeddings = backbone.get_input_embeddings().weight
+        self.prompt_encoder: PromptModule = config.build(embeddings, tokenizer).to(embeddings.device)
+        self._accepts_position_ids = "position_ids" in inspect.signature(backbone.forward).parameters
+        self._cached_prompt: torch.Tensor | None = None
+        self._cache_key: tuple | None = None
+        self.backbone_name: str = getattr(backbone.config, "_name_or_path", "")
+
+    # ---- the prompt -------------------------------------------------------------------------------------------
+    def prompt(self) -> torch.Tensor:
+        """The materialised prompt (n_virtual x d). Without autograd it is cached until a parameter changes."""
+        if torch.is_grad_enabled() and self.training:
+            return self.prompt_encoder()
+        key = tuple((p.data_ptr(), p._version) for p in self.prompt_encoder.parameters())
+        if self._cached_prompt is None or key != self._cache_key:
+            with torch.no_grad():
+                self._cached_prompt = self.prompt_encoder()
+            self._cache_key = key
+        return self._cached_prompt
+
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def save_adapter(self, directory: str | os.PathLike) -> Path:
+        """Save the trainable prompt tensors (safetensors) and config (JSON); see `lamp.load_adapter`."""
+        from lamp.adapter import save_adapter
+
+        return save_adapter(self, directory)
+
+    @property
+    def n_virtual(self) -> int:
+        return self.prompt_encoder.n_virtual
+
+    # ---- inputs -----------------------------------------------------------------------------------------------
+    def _embed(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        prompt: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input embeddings with the prompt in front, and the attention mask extended over it.
+
+        `prompt` overrides the module's prompt: (n, d) for the whole batch or (batch, n, d) for one prompt per
+        row, with `prompt_mask` (batch, n) marking the real prompt rows where rows' prompts differ in length.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        embeds = self.backbone.get_input_embeddings()(input_ids)
+        embeds = self.prompt_encoder.embed_inputs(embeds, attention_mask)
+        if prompt is None:
+            prompt = self.prompt()
+        batch = input_ids.shape[0]
+        if prompt.dim() == 2:
+            prompt = prompt.unsqueeze(0).expand(batch, -1, -1)
+        if prompt_mask is None:
+            prompt_mask = torch.ones(prompt.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
+        embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)
+        mask = torch.cat([prompt_mask.to(attention_mask.dtype), attention_mask], dim=1)
+        return embeds, mask
+
+    def _position_ids(self, mask: torch.Tensor) -> torch.Tensor | None:
+        # Positions count real tokens only, so a left-padded row scores as it would alone (generate does the same).
+        if not self._accepts_position_ids:
+            return None
+        return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+
+    # ---- forward ----------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        logits_to_keep: int = 0,
+        prompt: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Forward through the backbone with the prompt prepended.
+
+        Seq2seq: `labels` (and any decoder inputs) go to the decoder unchanged. Causal: `labels` align with
+        `input_ids` (-100 where no loss) and get -100 over the prompt; `logits_to_keep` (as in transformers:
+        0 keeps all) computes the vocabulary projection only for the last positions, and the loss is computed
+        on those, so it must cover every labelled position (the collator in `lamp.data` computes it).
+        """
+        embeds, mask = self._embed(input_ids, attention_mask, prompt, prompt_mask)
+        if self.kind == "seq2seq":
+            return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
+        position_ids = self._position_ids(mask)
+        if position_ids is not None:
+            kwargs["position_ids"] = position_ids
+        outputs = self.backbone(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=logits_to_keep, **kwargs)
+        if labels is None:
+            return outputs
+        kept = outputs.logits.shape[1]
+        # logits[:, i] predicts token i+1; the last kept logit predicts nothing.
+        targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
+        logits = outputs.logits[:, -targets.shape[1] - 1 : -1]
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+        return CausalLMOutputWithPast(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        prompt: torch.Tensor | None = None,
+        prompt_mask: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """Generate with the prompt. Causal inputs must be left-padded; returns only the new tokens for causal
+        LMs (transformers' behaviour with `inputs_embeds`) and the decoder's tokens for seq2seq."""
+        embeds, mask = self._embed(input_ids, attention_mask, prompt, prompt_mask)
+        return self.backbone.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
+
+
+def wrap(model: nn.Module, config: PromptConfig, tokenizer: Any = None) -> PromptedModel:
+    """Freeze `model` and put a trainable prompt of `config`'s method in front of its input.
+
+    `tokenizer` is needed only for init='text'.
+    """
+    if not isinstance(config, PromptConfig):
+        raise ConfigError(f"expected a prompt config such as lamp.LampConfig(...), got {type(config).__name__}")
+    return PromptedModel(model, config, tokenizer)

@@ -1,0 +1,150 @@
+"""The prompt modules: parameter counts, shapes, SVD exactness, pooling, gradients, validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lamp
+from lamp.errors import ConfigError
+
+
+def width(model) -> int:
+    return model.get_input_embeddings().weight.shape[1]
+
+
+@pytest.mark.parametrize("length,rank,pool", [(100, 8, 4), (20, 4, 1), (12, 3, 6)])
+def test_lamp_parameter_count_and_shape(backbone, length, rank, pool):
+    d = width(backbone)
+    model = lamp.wrap(backbone, lamp.LampConfig(length=length, rank=rank, pool=pool))
+    assert model.num_trainable_parameters() == length * rank + rank + rank * d
+    assert model.prompt().shape == (length // pool, d)
+    assert model.n_virtual == length // pool
+
+
+@pytest.mark.parametrize("length", [1, 7, 100])
+def test_pt_parameter_count_and_shape(backbone, length):
+    d = width(backbone)
+    model = lamp.wrap(backbone, lamp.PromptTuningConfig(length=length))
+    assert model.num_trainable_parameters() == length * d
+    assert model.prompt().shape == (length, d)
+
+
+def test_full_rank_unpooled_lamp_reproduces_initial_prompt(llama):
+    d = width(llama)
+    torch.manual_seed(3)
+    pt = lamp.wrap(llama, lamp.PromptTuningConfig(length=16))
+    torch.manual_seed(3)  # the same sampled vocabulary rows
+    full = lamp.wrap(llama, lamp.LampConfig(length=16, rank=min(16, d), pool=1))
+    torch.testing.assert_close(full.prompt(), pt.prompt(), atol=1e-5, rtol=0)
+
+
+def test_truncated_svd_is_lossy_below_full_rank(llama):
+    torch.manual_seed(3)
+    pt = lamp.wrap(llama, lamp.PromptTuningConfig(length=16))
+    torch.manual_seed(3)
+    low = lamp.wrap(llama, lamp.LampConfig(length=16, rank=2, pool=1))
+    assert not torch.allclose(low.prompt(), pt.prompt(), atol=1e-3)
+    assert torch.linalg.matrix_rank(low.prompt()).item() == 2
+
+
+def test_pooling_matches_reference_block_average(llama):
+    model = lamp.wrap(llama, lamp.LampConfig(length=12, rank=4, pool=3))
+    encoder = model.prompt_encoder
+    full = encoder.u @ torch.diag(encoder.q) @ encoder.v  # the uncompressed outer-product sum
+    reference = torch.stack([full[i : i + 3].mean(0) for i in range(0, 12, 3)])
+    torch.testing.assert_close(model.prompt(), reference, atol=1e-6, rtol=0)
+
+
+def test_lamp_prompt_is_sum_of_rank_one_outer_products(llama):
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=3, pool=1))
+    e = model.prompt_encoder
+    outer_sum = sum(e.q[i] * torch.outer(e.u[:, i], e.v[i]) for i in range(3))
+    torch.testing.assert_close(model.prompt(), outer_sum, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [lambda: lamp.LampConfig(length=8, rank=2, pool=2), lambda: lamp.PromptTuningConfig(length=4)],
+    ids=["lamp", "pt"],
+)
+def test_only_prompt_trains_and_backbone_is_bit_identical(backbone, tokenizer, config):
+    model = lamp.wrap(backbone, config())
+    model.train()
+    before = {name: p.detach().clone() for name, p in backbone.named_parameters()}
+    prompt_before = [p.detach().clone() for p in model.prompt_encoder.parameters()]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    batch = tokenizer(["the movie was good", "a bad film"], return_tensors="pt", padding=True)
+    labels = tokenizer(["positive", "negative"], return_tensors="pt")["input_ids"]
+    if model.kind == "causal":
+        labels = torch.full_like(batch["input_ids"], -100).index_fill(
+            1, torch.tensor([batch["input_ids"].shape[1] - 1]), 5
+        )
+    loss = model(**batch, labels=labels).loss
+    loss.backward()
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"prompt_encoder.{name}" for name, _ in model.prompt_encoder.named_parameters()}
+    assert all(p.grad is None for p in backbone.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prompt_encoder.parameters())
+    optimizer.step()
+    for name, p in backbone.named_parameters():
+        assert torch.equal(p, before[name]), name
+    assert any(not torch.equal(a, b) for a, b in zip(prompt_before, model.prompt_encoder.parameters(), strict=True))
+
+
+def test_lamp_trainable_tensors_are_the_three_factors(llama):
+    model = lamp.wrap(llama, lamp.LampConfig(length=20, rank=4, pool=5))
+    shapes = {name: tuple(p.shape) for name, p in model.prompt_encoder.named_parameters()}
+    assert shapes == {"u": (20, 4), "q": (4,), "v": (4, width(llama))}
+
+
+def test_text_init_uses_phrase_embeddings(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=5, init="text", init_text="good movie"), tokenizer)
+    ids = tokenizer("good movie good movie good", add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(model.prompt(), llama.get_input_embeddings().weight[ids])
+
+
+def test_random_init_matches_embedding_scale(llama):
+    torch.manual_seed(0)
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=200, init="random"))
+    target = llama.get_input_embeddings().weight.std().item()
+    assert abs(model.prompt().std().item() - target) < 0.2 * target
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: lamp.LampConfig(rank=0), "rank must be a positive integer"),
+        (lambda: lamp.LampConfig(length=10, rank=11, pool=1), "rank 11 exceeds length 10"),
+        (lambda: lamp.LampConfig(length=10, pool=3, rank=2), "pool 3 does not divide length 10"),
+        (lambda: lamp.LampConfig(length=0), "length must be a positive integer"),
+        (lambda: lamp.LampConfig(init="zeros"), "unknown init 'zeros'"),
+        (lambda: lamp.LampConfig(init="text"), "needs init_text"),
+        (lambda: lamp.PromptTuningConfig(length=-1), "length must be a positive integer"),
+        (lambda: lamp.make_config("lora2"), "unknown method 'lora2'"),
+        (lambda: lamp.make_config("lamp", ranks=3), "has no option ranks"),
+    ],
+)
+def test_bad_configs_fail_on_construction_with_one_line(make, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_rank_above_embedding_width_fails_at_wrap(llama):
+    d = width(llama)
+    config = lamp.LampConfig(length=2 * d, rank=d + 1, pool=1)
+    with pytest.raises(ConfigError, match=f"rank {d + 1} exceeds min\\(length, embedding width\\) = {d}"):
+        lamp.wrap(llama, config)
+
+
+def test_unsupported_model_class_is_rejected():
+    from transformers import BertConfig, BertModel
+
+    encoder = BertModel(
+        BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    )
+    with pytest.raises(ConfigError, match="no language-model head"):
+        lamp.wrap(encoder, lamp.LampConfig(length=4, rank=2, pool=2))
+    with pytest.raises(ConfigError, match="not a Hugging Face language model"):
+        lamp.wrap(torch.nn.Linear(2, 2), lamp.LampConfig(length=4, rank=2, pool=2))
