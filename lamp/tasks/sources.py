@@ -167,25 +167,31 @@ class Packaged:
 # ----- loading -----
 
 
+ROW_ERRORS = (KeyError, ValueError, TypeError, IndexError, AttributeError)  # what a malformed row raises
+
+
+def _detail(error: Exception) -> str:
+    return f"missing field {error}" if isinstance(error, KeyError) else str(error)
+
+
 def _examples(task: Task, rows: Iterable[tuple[str, Row]]) -> list[Example]:
     """Rows -> examples; any malformed row becomes a DataError naming where it came from."""
     examples = []
     for where, row in rows:
         try:
             examples.append(task.example(row))
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
-            detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            raise DataError(f"{where}: malformed {task.name} row: {detail}") from error
+        except ROW_ERRORS as error:
+            raise DataError(f"{where}: malformed {task.name} row: {_detail(error)}") from error
     return examples
 
 
 def _file_rows(local: LocalFiles, path: Path) -> Iterator[tuple[str, Row]]:
+    """(``path:line``, row in the hub's schema) for each record of a release file."""
     for line, record in local.read(path):
         try:
             rows = local.convert(record)
-        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
-            detail = f"missing field {error}" if isinstance(error, KeyError) else str(error)
-            raise DataError(f"{path}:{line}: malformed row: {detail}") from error
+        except ROW_ERRORS as error:
+            raise DataError(f"{path}:{line}: malformed row: {_detail(error)}") from error
         for row in rows:
             yield f"{path}:{line}", row
 
