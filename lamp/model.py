@@ -15,7 +15,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from lamp.errors import ConfigError
 from lamp.methods import PromptConfig, PromptModule
@@ -144,12 +143,22 @@ class PromptedModel(nn.Module):
         outputs = self.backbone(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=logits_to_keep, **kwargs)
         if labels is None:
             return outputs
-        kept = outputs.logits.shape[1]
-        # logits[:, i] predicts token i+1; the last kept logit predicts nothing.
-        targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
-        logits = outputs.logits[:, -targets.shape[1] - 1 : -1]
+        logits, targets = self.align(outputs.logits, labels)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
-        return CausalLMOutputWithPast(loss=loss, logits=outputs.logits, past_key_values=outputs.past_key_values)
+        outputs["loss"] = loss
+        return outputs
+
+    def align(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pair each label with the logits that predict it: (batch, T, vocab) and (batch, T).
+
+        Seq2seq logits already line up with the decoder labels. Causal logits are the last `kept` positions of
+        prompt + input, where logits[:, i] predicts token i+1 and the last one predicts nothing.
+        """
+        if self.kind == "seq2seq":
+            return logits, labels
+        kept = logits.shape[1]
+        targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
+        return logits[:, -targets.shape[1] - 1 : -1], targets
 
     @torch.no_grad()
     def generate(

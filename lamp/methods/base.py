@@ -47,6 +47,10 @@ class PromptModule(nn.Module):
     def forward(self) -> torch.Tensor:
         raise NotImplementedError
 
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups; a method with several learning rates (DePT) returns one group per rate."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
     def embed_inputs(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Hook on the input embeddings (batch x seq x d) before the prompt is prepended."""
         return inputs_embeds

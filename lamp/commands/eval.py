@@ -1,0 +1,34 @@
+"""`lamp eval`: score a saved adapter on a task split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("eval", help="score a saved adapter on a task", description=__doc__)
+    parser.add_argument("--adapter", required=True, help="adapter folder (from lamp train: OUT/adapter)")
+    parser.add_argument("--task", required=True, help="task name")
+    parser.add_argument("--split", default="test", help="train, validation or test (default: test)")
+    parser.add_argument("--data-dir", help="folder with the official task files")
+    parser.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    parser.add_argument("--scorer", default="auto", choices=["auto", "rank", "generate"])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--model", help="backbone (default: the one named in the adapter)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lamp.train import evaluate_adapter
+
+    metrics = evaluate_adapter(
+        args.adapter, args.task, args.split, args.data_dir, args.seed, args.scorer, args.batch_size, model=args.model
+    )
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{args.task} {args.split}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    return 0
