@@ -50,8 +50,8 @@ class PromptedModel(nn.Module):
         self.config = config
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
-        embeddings = backbone.get_input_embeddings().weight
-        self.prompt_encoder: PromptModule = config.build(embeddings, tokenizer).to(embeddings.device)
+        device = backbone.get_input_embeddings().weight.device
+        self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in inspect.signature(backbone.forward).parameters
         self._cached_prompt: torch.Tensor | None = None
         self._cache_key: tuple | None = None

@@ -31,8 +31,12 @@ class PromptConfig:
     def validate(self) -> None:
         """Raise ConfigError on a bad value; called on construction."""
 
-    def build(self, embeddings: torch.Tensor, tokenizer: Any = None) -> PromptModule:
-        """Build the trainable module from the backbone's input-embedding matrix (vocab x d)."""
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
+        """Build the trainable module for `backbone` (already frozen by the wrapper).
+
+        Prompt methods read `backbone.get_input_embeddings().weight` (vocab x d) for their init; a method that
+        trains part of the backbone itself (LoRA, full fine-tuning) registers those parameters in its module.
+        """
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,7 +73,7 @@ def check_init(init: str, init_text: str | None) -> None:
 
 
 def initial_prompt(
-    length: int, init: str, embeddings: torch.Tensor, tokenizer: Any = None, init_text: str | None = None
+    length: int, init: str, backbone: nn.Module, tokenizer: Any = None, init_text: str | None = None
 ) -> torch.Tensor:
     """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise.
 
@@ -77,7 +81,7 @@ def initial_prompt(
     torch's global generator, so a training seed fixes it. `random` draws from a normal with the embedding
     matrix's own standard deviation, so the prompt starts on the scale the backbone expects.
     """
-    weight = embeddings.detach().float()
+    weight = backbone.get_input_embeddings().weight.detach().float()
     if init == "vocab":
         ids = torch.randint(0, weight.shape[0], (length,))
         return weight[ids.to(weight.device)].clone()

@@ -46,8 +46,8 @@ class LampConfig(PromptConfig):
             )
         check_init(self.init, self.init_text)
 
-    def build(self, embeddings: torch.Tensor, tokenizer: Any = None) -> LampPrompt:
-        initial = initial_prompt(self.length, self.init, embeddings, tokenizer, self.init_text)
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> LampPrompt:
+        initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
         return LampPrompt(self, initial)
 
 

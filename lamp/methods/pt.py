@@ -24,8 +24,8 @@ class PromptTuningConfig(PromptConfig):
         check_positive("length", self.length)
         check_init(self.init, self.init_text)
 
-    def build(self, embeddings: torch.Tensor, tokenizer: Any = None) -> PromptTuningPrompt:
-        return PromptTuningPrompt(initial_prompt(self.length, self.init, embeddings, tokenizer, self.init_text))
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptTuningPrompt:
+        return PromptTuningPrompt(initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text))
 
 
 class PromptTuningPrompt(PromptModule):
