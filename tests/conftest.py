@@ -43,6 +43,7 @@ def make_llama(vocab_size: int = 64, hidden: int = 32, seed: int = 0):
         eos_token_id=1,
         bos_token_id=1,
         tie_word_embeddings=True,
+        initializer_range=0.3,  # weights large enough that a prompt can steer the tiny model's output
     )
     return LlamaForCausalLM(config).eval()
 

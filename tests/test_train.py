@@ -1,0 +1,186 @@
+"""The trainer: loss falls, the best checkpoint is kept, results.json is complete, resume is exact, scorers agree."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+import lamp.tasks
+from lamp.errors import ConfigError
+from lamp.tasks import Example, get_task
+from lamp.train import TrainConfig, train
+
+from .conftest import make_llama, make_t5, make_tokenizer
+
+POSITIVE = "good great fun".split()
+NEGATIVE = "bad terrible boring".split()
+FILLER = "the a movie film was is very it and this that".split()
+
+
+def synthetic_polarity(n: int, seed: int) -> list[Example]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = rng.sample(FILLER, 4) + [rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append(Example(" ".join(words), ("negative", "positive")[label], label))
+    return rows
+
+
+@pytest.fixture
+def tiny_task(monkeypatch):
+    """`polarity` with a small synthetic corpus (its spec, metric and label words are the real ones)."""
+    splits = {
+        "train": synthetic_polarity(64, 0),
+        "validation": synthetic_polarity(24, 1),
+        "test": synthetic_polarity(24, 2),
+    }
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: splits)
+    return splits
+
+
+@pytest.fixture(params=["llama", "t5"])
+def model_dir(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(request.param)
+    model = make_llama() if request.param == "llama" else make_t5()
+    tokenizer = make_tokenizer(padding_side="left" if request.param == "llama" else "right")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def config(model_dir: str, out, **overrides) -> TrainConfig:
+    values = dict(
+        task="polarity",
+        model=model_dir,
+        method="pt",
+        length=4,
+        lr=0.3,
+        batch_size=8,
+        max_steps=12,
+        eval_every=4,
+        warmup_steps=0,
+        out=str(out),
+        seed=0,
+    )
+    return TrainConfig(**{**values, **overrides})
+
+
+def test_training_lowers_loss_and_writes_documented_outputs(tiny_task, model_dir, tmp_path):
+    results = train(config(model_dir, tmp_path / "run", max_steps=24, eval_every=8))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in log if "loss" in row]
+    assert len(losses) == 24, "one loss row per step"
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.5
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    for key in (
+        "task",
+        "method",
+        "trainable_params",
+        "steps",
+        "wall_s",
+        "peak_mem_mb",
+        "validation",
+        "test",
+        "zero_shot",
+    ):
+        assert key in saved, key
+    for split in ("validation", "test", "zero_shot"):
+        assert "score" in saved[split] and "accuracy" in saved[split]
+    assert saved == json.loads(json.dumps(results))
+    assert saved["trainable_params"] == 4 * 32 and saved["steps"] == 24
+    png = (tmp_path / "run" / "training.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert (tmp_path / "run" / "adapter" / "adapter.safetensors").is_file()
+
+
+def test_best_checkpoint_is_the_best_validation_step(tiny_task, model_dir, tmp_path):
+    out = tmp_path / "run"
+    results = train(config(model_dir, out, max_steps=16, eval_every=4))
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    scores = {row["step"]: row["validation"]["score"] for row in log if "validation" in row}
+    assert sorted(scores) == [4, 8, 12, 16]
+    best_step = max(scores, key=lambda step: (scores[step], -step))  # the first step reaching the maximum
+    assert results["best_step"] == best_step
+    assert results["validation"]["score"] == scores[best_step]
+    # The saved adapter really is the best step's prompt: it reproduces that validation score.
+    from lamp.train import evaluate_adapter
+
+    rescored = evaluate_adapter(out / "adapter", "polarity", split="validation", model=results["model"])
+    assert rescored["score"] == pytest.approx(scores[best_step])
+
+
+def test_resume_after_interrupt_is_bit_identical(tiny_task, model_dir, tmp_path):
+    train(config(model_dir, tmp_path / "whole", method="lamp", length=8, rank=2, pool=2))
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=False)["prompt"]
+
+    def interrupt(step, state):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(model_dir, tmp_path / "parts", method="lamp", length=8, rank=2, pool=2), callback=interrupt)
+    assert torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["state"]["step"] == 5
+    train(config(model_dir, tmp_path / "parts", method="lamp", length=8, rank=2, pool=2, resume=True))
+    parts = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["prompt"]
+    assert whole.keys() == parts.keys()
+    for name in whole:
+        assert torch.equal(whole[name], parts[name]), name
+    logged = [json.loads(line)["step"] for line in (tmp_path / "parts" / "log.jsonl").read_text().splitlines()]
+    assert [s for s in logged if s] == [
+        json.loads(line)["step"] for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()
+    ]
+
+
+def test_output_folder_with_a_run_is_refused(tiny_task, model_dir, tmp_path):
+    train(config(model_dir, tmp_path / "run", max_steps=2, eval_every=2))
+    with pytest.raises(ConfigError, match="already holds a run: pass --resume to continue it, --overwrite"):
+        train(config(model_dir, tmp_path / "run", max_steps=2, eval_every=2))
+    train(config(model_dir, tmp_path / "run", max_steps=2, eval_every=2, overwrite=True))
+
+
+def test_scorers_agree_after_training(tiny_task, tmp_path):
+    """Once the prompt makes the model answer with label words, generation and rank classification agree."""
+    from lamp.data import encode
+    from lamp.scoring import predict
+
+    backbone, tokenizer = make_llama(), make_tokenizer()
+    model = lamp.wrap(backbone, lamp.PromptTuningConfig(length=4))
+    optimizer = torch.optim.AdamW(model.prompt_encoder.parameters(), lr=0.1)
+    from lamp.data import collate_train
+
+    encoded = encode(tiny_task["train"], tokenizer, "causal", 64)
+    model.train()
+    for step in range(150):
+        batch = collate_train(encoded[(step * 8) % 64 : (step * 8) % 64 + 8], 0, "causal")
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    task = get_task("polarity")
+    test = encode(tiny_task["test"], tokenizer, "causal", 64)
+    ranked = predict(model, test, task, tokenizer, "rank", 8)
+    generated = predict(model, test, task, tokenizer, "generate", 8)
+    assert sum(g is not None for g in generated) >= 12, generated  # the model answers with label words
+    assert all(g == r for g, r in zip(generated, ranked, strict=True) if g is not None)
+
+
+def test_generation_junk_is_invalid_and_scored_wrong():
+    task = get_task("polarity")
+    assert task.parse("the movie") is None
+    examples = synthetic_polarity(4, 0)
+    metrics = task.compute_metrics([None] * 4, examples)
+    assert metrics["score"] == 0.0
+
+
+def test_bad_train_values_fail_before_training(tmp_path):
+    for field, value in (("lr", 0), ("batch_size", -1), ("max_steps", 0), ("scorer", "vote")):
+        with pytest.raises(ConfigError):
+            TrainConfig(**{field: value})
+
+
+import lamp  # noqa: E402  (used above inside tests through the package namespace)
