@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from lamp.errors import AdapterError, LampError
 from lamp.methods import config_from_dict
 
@@ -122,6 +124,11 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
         raise AdapterError(
             f"{weights} holds tensors {found}, the config expects {expected}: the files do not belong together"
         )
-    prompted.prompt_encoder.load_state_dict(tensors)
+    # Copy by parameter name, not load_state_dict: a module that holds backbone weights (full fine-tuning) lists a
+    # tied weight once among its parameters but twice in its state dict.
+    parameters = dict(prompted.prompt_encoder.named_parameters())
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            parameters[name].copy_(tensor)
     prompted.backbone_name = saved["name"]
     return prompted

@@ -17,6 +17,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ class Evaluator:
 
             pairs = gather_object(pairs)
         predictions = [p for _, p in sorted(pairs, key=lambda pair: pair[0])]
+        self.last_predictions = predictions  # kept so a run can report what it predicted (a collapse shows there)
         model.train(was_training)
         return self.task.compute_metrics(predictions, examples)
 
@@ -342,9 +344,11 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     bar.close()
 
     accelerator.wait_for_everyone()
-    best = load_adapter(backbone, out / ADAPTER).to(accelerator.device)
+    # A fresh backbone: methods that change the backbone itself (LoRA, full fine-tuning) must not load twice into one.
+    best = load_adapter(load_model(config.model), out / ADAPTER).to(accelerator.device)
     evaluations = {r["step"]: r["validation"] for r in state["log"] if "validation" in r}
     test = evaluate(best, splits["test"], test_encoded)
+    predicted = Counter(str(p) for p in evaluate.last_predictions)  # e.g. {"0": 400, "1": 472}; "None" = invalid
     results = {
         "task": task.name,
         "method": config.method,
@@ -359,6 +363,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
         "validation": evaluations[state["best_step"]],
         "test": test,
+        "test_predictions": dict(sorted(predicted.items())),
         "zero_shot": state["zero_shot"],
         "split_sizes": {name: len(rows) for name, rows in splits.items()},
         "config": dataclasses.asdict(config),

@@ -6,12 +6,20 @@ from typing import Any
 
 from lamp.errors import ConfigError
 from lamp.methods.base import PromptConfig, PromptModule
+from lamp.methods.dept import DeptConfig, DeptPrompt
+from lamp.methods.dpt import DptConfig, DptPrompt
+from lamp.methods.full import FullConfig, FullModule
 from lamp.methods.lamp import LampConfig, LampPrompt
+from lamp.methods.lora import LoraConfig, LoraModule
 from lamp.methods.pt import PromptTuningConfig, PromptTuningPrompt
 
 METHODS: dict[str, tuple[type[PromptConfig], type[PromptModule]]] = {
     "lamp": (LampConfig, LampPrompt),
     "pt": (PromptTuningConfig, PromptTuningPrompt),
+    "dept": (DeptConfig, DeptPrompt),
+    "dpt": (DptConfig, DptPrompt),
+    "lora": (LoraConfig, LoraModule),
+    "full": (FullConfig, FullModule),
 }
 
 

@@ -1,0 +1,83 @@
+"""LoRA (Hu et al., 2022) through `peft`, as a method of the same harness: low-rank updates on backbone layers,
+no prompt.
+
+`build` injects LoRA layers into the (frozen) backbone with `peft.inject_adapter_in_model` and registers the
+injected low-rank tensors in this module, so its parameters, and hence the saved adapter, are exactly the LoRA
+weights. It adds no virtual tokens: `forward()` is an empty (0, d) prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lamp.errors import ConfigError
+from lamp.methods.base import PromptConfig, PromptModule, check_positive
+
+
+@dataclass
+class LoraConfig(PromptConfig):
+    """rank: r of every LoRA update. alpha: scale numerator (update scale alpha / r; peft's default 8).
+    dropout: dropout on the LoRA input. target_modules: module names (a list) or a regex / "all-linear" (a string);
+    None takes peft's default for the architecture: the attention query and value projections
+    (q_proj/v_proj on Llama, q/v on T5)."""
+
+    method = "lora"
+    rank: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    target_modules: list[str] | str | None = None
+
+    def validate(self) -> None:
+        check_positive("rank", self.rank)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not self.alpha > 0:
+            raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}: pass e.g. alpha=16")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}: pass e.g. dropout=0.05")
+        modules = self.target_modules
+        if isinstance(modules, tuple):
+            self.target_modules = modules = list(modules)
+        if not (
+            modules is None
+            or (isinstance(modules, str) and modules)
+            or (isinstance(modules, list) and modules and all(isinstance(m, str) and m for m in modules))
+        ):
+            raise ConfigError(
+                f"target_modules must be a non-empty list of module names or a regex, got {modules!r}: "
+                "pass e.g. target_modules=['q_proj','v_proj']"
+            )
+
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> LoraModule:
+        import peft
+
+        config = peft.LoraConfig(
+            r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules
+        )
+        try:
+            peft.inject_adapter_in_model(config, backbone)
+        except ValueError as error:  # peft's message names the modules it could not find
+            raise ConfigError(f"LoRA cannot be applied: {error} Pass target_modules that exist.") from None
+        return LoraModule(backbone)
+
+
+class LoraModule(PromptModule):
+    """Holds the LoRA tensors peft injected into the backbone, keyed by the wrapped module's path."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        from peft.tuners.lora import LoraLayer
+
+        self.layers = nn.ModuleDict()
+        for name, module in backbone.named_modules():
+            if isinstance(module, LoraLayer):
+                parts = nn.ModuleDict({part: getattr(module, part) for part in module.adapter_layer_names})
+                self.layers[name.replace(".", "-")] = parts
+        width = backbone.get_input_embeddings().weight.shape[1]
+        self.register_buffer("empty", torch.zeros(0, width), persistent=False)
+        self.n_virtual = 0
+
+    def forward(self) -> torch.Tensor:
+        return self.empty
