@@ -1,0 +1,677 @@
+"""`lamp bench`: trainable parameters, train-step time, memory and inference latency per method, on one batch.
+
+Every method runs the step the trainer runs: forward with labels on the last position(s) (`PromptedModel.forward`,
+`logits_to_keep` from `lamp.data.collate_train`), backward, AdamW step. Besides lamp's own methods:
+
+- `none`: the backbone with no prompt. A prompt method must back-propagate through every layer down to the input,
+  so `none` puts a one-parameter gain on the input embeddings and trains that: the floor every prompt pays.
+- `peft-pt`: PEFT's PromptTuning through `peft.get_peft_model`, called as PEFT users call it (labels in, logits at
+  every position), or with `logits=needed` given the same `logits_to_keep` as lamp.
+- `lora`: PEFT's LoRA (PEFT's default targets: the attention query and value projections), same two modes.
+
+Peak memory is CUDA's max allocated on a GPU. On a CPU it is the process's peak RSS while measuring; by default
+each method runs in a fresh process (`isolate="process"`) so one method's freed-but-kept memory never counts
+for the next. Random-weight models (`random:<architecture>`, see `lamp.architectures`) are honest for time and
+memory, which depend only on shapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lamp.errors import ConfigError, LampError
+from lamp.methods import METHODS, make_config
+from lamp.methods.base import PromptConfig, PromptModule, check_positive
+from lamp.model import IGNORE_INDEX
+
+DEFAULT_METHODS = [
+    "none",
+    "pt:length=100",
+    "pt:length=25",
+    "lamp:length=100,rank=8,pool=4",
+    "peft-pt:length=100",
+    "lora:r=8",
+]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ISOLATE = ("auto", "process", "none")
+RANDOM_CAVEAT = ": valid for time and memory, not for quality"
+
+
+# ---- method specs ---------------------------------------------------------------------------------------------
+@dataclass
+class PeftPromptOptions:
+    """PEFT PromptTuning: `length` virtual tokens, `init` vocab (sampled vocabulary rows) or random."""
+
+    length: int = 100
+    init: str = "vocab"
+    logits: str = "all"
+
+    def validate(self) -> None:
+        check_positive("length", self.length)
+        if self.init not in ("vocab", "random"):
+            raise ConfigError(f"peft-pt init {self.init!r} is not vocab or random: pass init=vocab or init=random")
+        _check_logits(self.logits)
+
+
+@dataclass
+class LoraOptions:
+    """PEFT LoRA on PEFT's default targets for the architecture (query and value projections)."""
+
+    r: int = 8
+    alpha: int = 16
+    logits: str = "all"
+
+    def validate(self) -> None:
+        check_positive("r", self.r)
+        check_positive("alpha", self.alpha)
+        _check_logits(self.logits)
+
+
+def _check_logits(value: str) -> None:
+    if value not in ("all", "needed"):
+        raise ConfigError(f"logits={value!r}: pass logits=all (PEFT's own forward) or logits=needed (as lamp)")
+
+
+@dataclass
+class NoPromptConfig(PromptConfig):
+    """`none`: no prompt rows; a trainable scalar gain on the input embeddings makes backward reach the input."""
+
+    method = "none"
+
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
+        return InputGain(backbone.get_input_embeddings().weight.shape[1])
+
+
+class InputGain(PromptModule):
+    n_virtual = 0
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(()))
+        self.width = width
+
+    def forward(self) -> torch.Tensor:
+        return self.gain.new_zeros(0, self.width)
+
+    def embed_inputs(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return inputs_embeds * self.gain.to(inputs_embeds.dtype)
+
+
+PEFT_METHODS: dict[str, type] = {"peft-pt": PeftPromptOptions, "lora": LoraOptions}
+BENCH_METHODS = ["none", *METHODS, *PEFT_METHODS]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed `name:key=value,...` method spec and its validated config."""
+
+    text: str
+    name: str
+    config: Any
+
+
+def _value(text: str) -> Any:
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_method(text: str) -> MethodSpec:
+    """Parse and validate `name[:key=value,...]`, e.g. `lamp:length=100,rank=8,pool=4` or `lora:r=8`."""
+    name, _, rest = text.strip().partition(":")
+    if name not in BENCH_METHODS:
+        raise ConfigError(f"unknown method {name!r} in {text!r}: choose one of {', '.join(BENCH_METHODS)}")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
+        options[key.strip()] = _value(value.strip())
+    if name == "none":
+        if options:
+            raise ConfigError(f"method 'none' takes no options, got {text!r}: pass plain none")
+        return MethodSpec(text, name, NoPromptConfig())
+    if name in PEFT_METHODS:
+        options_class = PEFT_METHODS[name]
+        known = {f.name for f in dataclasses.fields(options_class)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(
+                f"method {name!r} has no option {', '.join(unknown)}: its options are {', '.join(sorted(known))}"
+            )
+        config = options_class(**options)
+        config.validate()
+        return MethodSpec(text, name, config)
+    return MethodSpec(text, name, make_config(name, **options))
+
+
+# ---- runners: one method on one backbone ---------------------------------------------------------------------
+def _kept_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Causal loss on the last `logits.shape[1]` positions (as `PromptedModel.align`)."""
+    targets = labels[:, labels.shape[1] - logits.shape[1] + 1 :]
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+class Runner:
+    """What the benchmark times: `loss(batch)` (training forward) and `infer(inputs)` (no-grad forward)."""
+
+    module: nn.Module
+    n_virtual: int = 0
+    note: str = ""
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.module.parameters() if p.requires_grad]}]
+
+    def trainable_params(self) -> int:
+        return sum(p.numel() for group in self.param_groups() for p in group["params"])
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def infer(self, inputs: dict[str, Any]) -> torch.Tensor:
+        return self.call(**inputs).logits
+
+    def close(self) -> None:
+        """Give the backbone back as it was (PEFT's LoRA edits it in place)."""
+
+
+class LampRunner(Runner):
+    """Any method of lamp's registry (and `none`) through `lamp.wrap`: the trainer's own forward."""
+
+    def __init__(self, backbone: nn.Module, spec: MethodSpec, compiled: bool) -> None:
+        from lamp.model import wrap
+
+        self.module = wrap(backbone, spec.config)
+        self.call = torch.compile(self.module) if compiled else self.module
+        self.n_virtual = self.module.n_virtual
+        if spec.name == "none":
+            self.note = "no prompt: backbone forward/backward down to the input embeddings through a 1-parameter gain"
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self.module.prompt_encoder.optimizer_groups(1e-3)
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.call(**batch).loss
+
+
+class PeftRunner(Runner):
+    """PEFT's PromptTuning or LoRA through `peft.get_peft_model`."""
+
+    def __init__(self, backbone: nn.Module, spec: MethodSpec, kind: str, compiled: bool) -> None:
+        import peft
+
+        task_type = peft.TaskType.SEQ_2_SEQ_LM if kind == "seq2seq" else peft.TaskType.CAUSAL_LM
+        options = spec.config
+        if spec.name == "peft-pt":
+            init = peft.PromptTuningInit.SAMPLE_VOCAB if options.init == "vocab" else peft.PromptTuningInit.RANDOM
+            config = peft.PromptTuningConfig(
+                task_type=task_type, num_virtual_tokens=options.length, prompt_tuning_init=init
+            )
+            self.n_virtual = options.length
+        else:
+            config = peft.LoraConfig(task_type=task_type, r=options.r, lora_alpha=options.alpha, lora_dropout=0.0)
+        self.module = peft.get_peft_model(backbone, config)
+        self.injected = spec.name == "lora"  # LoRA layers replace the backbone's own; close() takes them out
+        self.call = torch.compile(self.module) if compiled else self.module
+        self.needed = options.logits == "needed" and kind == "causal"
+        self.note = (
+            "logits only where the loss needs them" if self.needed else "PEFT's forward: logits at every position"
+        )
+        if spec.name == "peft-pt" and kind == "seq2seq":
+            self.note += "; PEFT also trains an unused decoder copy of the prompt (its trainable count doubles)"
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k != "logits_to_keep"}
+        if not self.needed:
+            return self.call(**inputs).loss
+        labels = inputs.pop("labels")
+        logits = self.call(**inputs, logits_to_keep=batch["logits_to_keep"]).logits
+        return _kept_loss(logits, labels)
+
+    def infer(self, inputs: dict[str, Any]) -> torch.Tensor:
+        if not self.needed:
+            inputs = {k: v for k, v in inputs.items() if k != "logits_to_keep"}
+        return self.call(**inputs).logits
+
+    def close(self) -> None:
+        if self.injected:
+            self.module.unload()
+
+
+def make_runner(backbone: nn.Module, spec: MethodSpec, kind: str, compiled: bool = False) -> Runner:
+    if spec.name in PEFT_METHODS:
+        return PeftRunner(backbone, spec, kind, compiled)
+    return LampRunner(backbone, spec, compiled)
+
+
+# ---- the setup shared by every method ------------------------------------------------------------------------
+@dataclass
+class BenchSetup:
+    model: str = "smollm2-135m"
+    batch_size: int = 16
+    seq_len: int = 64
+    target_len: int = 2
+    steps: int = 10
+    warmup: int = 2
+    dtype: str = "auto"
+    device: str = "auto"
+    compile: bool = False
+    seed: int = 0
+
+    def resolve(self) -> BenchSetup:
+        """Check every value and fill in `auto`; raises ConfigError with the fix."""
+        for name in ("batch_size", "seq_len", "target_len", "steps"):
+            check_positive(name.replace("_", "-"), getattr(self, name))
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ConfigError(f"warmup must be 0 or more, got {self.warmup!r}")
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for but CUDA is not available: pass --device cpu")
+        if not (device == "cpu" or device.startswith("cuda")):
+            raise ConfigError(f"unknown device {device!r}: pass cpu, cuda or cuda:N")
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        if dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {dtype!r}: choose auto, {', '.join(DTYPES)}")
+        return dataclasses.replace(self, device=device, dtype=dtype)
+
+    @property
+    def autocast(self) -> str:
+        """On a GPU the step runs under autocast, as the trainer's bf16 mixed precision does."""
+        if not self.device.startswith("cuda"):
+            return "no"
+        return "float16" if self.dtype == "float16" else "bfloat16"
+
+
+def load_backbone(setup: BenchSetup) -> nn.Module:
+    """`random:<architecture>` built on the device, or real weights through `lamp.load_model`."""
+    from lamp.architectures import build_random, is_random
+    from lamp.backbones import load_model
+
+    dtype = DTYPES[setup.dtype]
+    if is_random(setup.model):
+        model = build_random(setup.model, dtype=dtype, device=setup.device, seed=setup.seed)
+    else:
+        model = load_model(setup.model, dtype=dtype).to(setup.device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model
+
+
+def synthetic_batch(backbone: nn.Module, kind: str, setup: BenchSetup) -> dict[str, Any]:
+    """A full batch of random token ids, collated exactly as the trainer collates (labels, logits_to_keep).
+
+    `seq_len` tokens per example reach the model (causal: source plus a `target_len` target; seq2seq: the
+    encoder's source, with a `target_len` decoder target).
+    """
+    from lamp.data import Encoded, collate_train
+
+    vocab = backbone.get_input_embeddings().weight.shape[0]
+    source_len = setup.seq_len - setup.target_len if kind == "causal" else setup.seq_len
+    if source_len < 1:
+        raise ConfigError(f"seq-len {setup.seq_len} leaves no source before a {setup.target_len}-token target")
+    generator = torch.Generator().manual_seed(setup.seed)
+    ids = torch.randint(
+        min(3, vocab - 1), vocab, (setup.batch_size, source_len + setup.target_len), generator=generator
+    )
+    rows = [Encoded(row[:source_len].tolist(), row[source_len:].tolist()) for row in ids]
+    batch = collate_train(rows, pad=0, kind=kind)
+    return {k: (v.to(setup.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def inference_inputs(batch: dict[str, Any], kind: str, start_id: int, all_logits: bool) -> dict[str, Any]:
+    """Scoring inputs: logits at the last position (or at every position when `all_logits`)."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if kind == "causal":
+        return {**inputs, "logits_to_keep": 0 if all_logits else 1}
+    width = batch["labels"].shape[1] if all_logits else 1
+    decoder = torch.full((batch["input_ids"].shape[0], width), start_id, device=batch["input_ids"].device)
+    return {**inputs, "decoder_input_ids": decoder}
+
+
+class PeakMemory:
+    """CUDA max allocated, or the process's peak RSS since `reset()` (Linux clear_refs; else since start)."""
+
+    def __init__(self, device: str, isolated: bool) -> None:
+        self.cuda = device.startswith("cuda")
+        self.device = device
+        self.resettable = False
+        if self.cuda:
+            self.kind = "CUDA max allocated"
+        else:
+            scope = "fresh process per method" if isolated else "shared process, may include earlier rows' memory"
+            self.kind = f"peak RSS while measuring ({scope})"
+
+    def reset(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        try:  # "5" resets the peak RSS (VmHWM) to the current RSS: the peak then covers only what follows
+            Path("/proc/self/clear_refs").write_text("5")
+            self.resettable = True
+        except OSError:
+            self.kind = self.kind.replace("while measuring", "of the process")
+
+    def read_mb(self) -> float:
+        if self.cuda:
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        if self.resettable:
+            match = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
+            if match:
+                return int(match.group(1)) / 1024
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(fn: Callable[[], Any], count: int, sync: Callable[[], None]) -> list[float]:
+    times = []
+    for _ in range(count):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def measure_method(
+    backbone: nn.Module, kind: str, spec: MethodSpec, setup: BenchSetup, isolated: bool
+) -> dict[str, Any]:
+    """Raw measurements of one method: lists of step and inference times (ms) and the peak memory."""
+    runner = make_runner(backbone, spec, kind, setup.compile)
+    memory = PeakMemory(setup.device, isolated)
+    try:
+        batch = synthetic_batch(backbone, kind, setup)
+        start_id = getattr(backbone.config, "decoder_start_token_id", None) or 0
+        optimizer = torch.optim.AdamW(runner.param_groups(), lr=1e-3)
+        cuda = setup.device.startswith("cuda")
+        sync = (lambda: torch.cuda.synchronize(setup.device)) if cuda else (lambda: None)
+        autocast = torch.autocast("cuda", dtype=DTYPES[setup.autocast]) if setup.autocast != "no" else nullcontext()
+        losses: list[torch.Tensor] = []
+
+        def train_step() -> None:
+            with autocast:
+                loss = runner.loss(batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach())
+
+        def infer(all_logits: bool) -> Callable[[], None]:
+            inputs = inference_inputs(batch, kind, start_id, all_logits)
+
+            def run() -> None:
+                with torch.no_grad(), autocast:
+                    runner.infer(inputs)
+
+            return run
+
+        memory.reset()
+        runner.module.train()
+        _timed(train_step, setup.warmup, sync)
+        step_ms = _timed(train_step, setup.steps, sync)
+        runner.module.eval()
+        infer_ms, infer_all_ms = [], []
+        for name, times in (("needed", infer_ms), ("all", infer_all_ms)):
+            fn = infer(name == "all")
+            _timed(fn, min(setup.warmup, 1), sync)
+            times.extend(_timed(fn, setup.steps, sync))
+        peak = memory.read_mb()
+        last_loss = float(losses[-1]) if losses else float("nan")
+        return {
+            "method": spec.text,
+            "trainable_params": runner.trainable_params(),
+            "n_virtual": runner.n_virtual,
+            "step_times_ms": step_ms,
+            "infer_times_ms": infer_ms,
+            "infer_all_times_ms": infer_all_ms,
+            "peak_mem_mb": peak,
+            "mem_kind": memory.kind,
+            "loss": last_loss,
+            "note": runner.note,
+            "load_avg": os.getloadavg()[0],
+        }
+    finally:
+        runner.close()
+
+
+# ---- orchestration -------------------------------------------------------------------------------------------
+def _measure_in_subprocess(spec: MethodSpec, setup: BenchSetup) -> dict[str, Any]:
+    """One method in a fresh Python process (CPU memory peaks then belong to that method alone)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        payload = json.dumps({"setup": dataclasses.asdict(setup), "method": spec.text})
+        result = subprocess.run([sys.executable, "-m", "lamp.bench", payload, str(out)], capture_output=True, text=True)
+        if result.returncode != 0 or not out.is_file():
+            lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+            raise LampError(f"benchmark of {spec.text!r} failed in its worker process: {lines[-1]}")
+        return json.loads(out.read_text())
+
+
+def _worker(argv: list[str]) -> int:
+    payload = json.loads(argv[0])
+    setup = BenchSetup(**payload["setup"])
+    spec = parse_method(payload["method"])
+    backbone = load_backbone(setup)
+    from lamp.model import model_kind
+
+    raw = measure_method(backbone, model_kind(backbone), spec, setup, isolated=True)
+    Path(argv[1]).write_text(json.dumps(raw))
+    return 0
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _quantiles(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (float("nan"), float("nan"))
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def summarise(raws: list[dict[str, Any]], setup: BenchSetup, weights: str, isolate: str) -> dict[str, Any]:
+    """Pool the repeats of one method into one row: medians of every timed step, the largest peak."""
+    steps = [t for raw in raws for t in raw["step_times_ms"]]
+    step_ms = _median(steps)
+    q1, q3 = _quantiles(steps)
+    first = raws[0]
+    return {
+        "method": first["method"],
+        "trainable_params": first["trainable_params"],
+        "n_virtual": first["n_virtual"],
+        "step_ms": round(step_ms, 2),
+        "step_ms_q1": round(q1, 2),
+        "step_ms_q3": round(q3, 2),
+        "tokens_per_s": round(setup.batch_size * setup.seq_len * 1000 / step_ms, 1),
+        "peak_mem_mb": round(max(raw["peak_mem_mb"] for raw in raws), 1),
+        "infer_ms": round(_median([t for raw in raws for t in raw["infer_times_ms"]]), 2),
+        "infer_all_ms": round(_median([t for raw in raws for t in raw["infer_all_times_ms"]]), 2),
+        "timed_steps": len(steps),
+        "loss": round(first["loss"], 4),
+        "mem_kind": first["mem_kind"],
+        "note": first["note"],
+        "model": setup.model,
+        "weights": weights,
+        "device": setup.device,
+        "dtype": setup.dtype,
+        "autocast": setup.autocast,
+        "batch_size": setup.batch_size,
+        "seq_len": setup.seq_len,
+        "compile": setup.compile,
+        "isolate": isolate,
+        "load_avg": [round(raw["load_avg"], 2) for raw in raws],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_bench(
+    model: str = "smollm2-135m",
+    methods: list[str] | None = None,
+    batch_size: int = 16,
+    seq_len: int = 64,
+    steps: int = 10,
+    warmup: int = 2,
+    dtype: str = "auto",
+    device: str = "auto",
+    compile: bool = False,
+    isolate: str = "auto",
+    repeats: int = 1,
+    target_len: int = 2,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Measure each method on the same batch; one row per method (see the module docstring for what is timed).
+
+    `isolate`: `process` runs each method in a fresh process (the CPU default, so RSS peaks do not carry over),
+    `none` runs all in this process on one backbone (the GPU default). `repeats` rounds run the methods in
+    rotated order and pool their steps, so a change in machine load lands on every method alike.
+    """
+    from lamp.architectures import is_random
+
+    specs = [parse_method(text) for text in methods or DEFAULT_METHODS]  # every spec checked before any work
+    if not specs:
+        raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
+    if isolate not in ISOLATE:
+        raise ConfigError(f"unknown isolate {isolate!r}: choose one of {', '.join(ISOLATE)}")
+    check_positive("repeats", repeats)
+    setup = BenchSetup(model, batch_size, seq_len, target_len, steps, warmup, dtype, device, compile, seed).resolve()
+    if isolate == "auto":
+        isolate = "none" if setup.device.startswith("cuda") else "process"
+    say = progress or (lambda message: None)
+
+    backbone, kind = None, ""
+    if isolate == "none":
+        from lamp.model import model_kind
+
+        backbone = load_backbone(setup)
+        kind = model_kind(backbone)
+    raws: dict[str, list[dict[str, Any]]] = {spec.text: [] for spec in specs}
+    for round_ in range(repeats):
+        shift = round_ % len(specs)
+        for spec in specs[shift:] + specs[:shift]:
+            say(f"bench: {spec.text} (round {round_ + 1}/{repeats}, load {os.getloadavg()[0]:.2f})")
+            if backbone is None:
+                raw = _measure_in_subprocess(spec, setup)
+            else:
+                raw = measure_method(backbone, kind, spec, setup, isolated=False)
+                if setup.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+            raws[spec.text].append(raw)
+    weights = "random" if is_random(setup.model) else "pretrained"
+    return [summarise(raws[spec.text], setup, weights, isolate) for spec in specs]
+
+
+# ---- output --------------------------------------------------------------------------------------------------
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table plus the setup and each row's caveat."""
+    header = ["method", "trainable", "prompt pos", "step ms (q1-q3)", "tokens/s", "peak MB", "infer ms", "all-logits"]
+    lines = [header]
+    for r in rows:
+        lines.append(
+            [
+                r["method"],
+                f"{r['trainable_params']:,}",
+                str(r["n_virtual"]),
+                f"{r['step_ms']:.1f} ({r['step_ms_q1']:.0f}-{r['step_ms_q3']:.0f})",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{r['peak_mem_mb']:,.0f}",
+                f"{r['infer_ms']:.1f}",
+                f"{r['infer_all_ms']:.1f}",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    if rows:
+        r = rows[0]
+        loads = ", ".join(str(x) for row in rows for x in row["load_avg"])
+        text += [
+            "",
+            f"model {r['model']} ({r['weights']} weights{RANDOM_CAVEAT if r['weights'] == 'random' else ''}), "
+            f"{r['device']}, {r['dtype']}, autocast {r['autocast']}, "
+            f"batch {r['batch_size']} x {r['seq_len']} tokens, {r['timed_steps']} timed steps per method, "
+            f"compile {r['compile']}, {r['torch_threads']} threads",
+            "step: forward + backward + AdamW step (median); infer: no-grad forward, logits at the scored position; "
+            "all-logits: the same with logits at every position; tokens/s counts input tokens, not prompt positions",
+            f"peak memory: {r['mem_kind']}",
+            f"1-minute load average when each method started: {loads}",
+        ]
+        text += [f"{row['method']}: {row['note']}" for row in rows if row["note"]]
+    return "\n".join(text)
+
+
+def plot_bench(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Bar charts of step time, peak memory and inference latency per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["method"] for r in rows]
+    panels = [("step_ms", "train step (ms)"), ("peak_mem_mb", "peak memory (MB)"), ("infer_ms", "inference (ms)")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.5 * len(rows) + 1.8))
+    for axis, (key, label) in zip(axes, panels, strict=True):
+        axis.barh(names, [r[key] for r in rows], color="tab:blue")
+        axis.set(xlabel=label)
+        axis.invert_yaxis()
+        axis.grid(axis="x", alpha=0.3)
+    for axis in axes[1:]:
+        axis.set_yticklabels([])
+    r = rows[0]
+    figure.suptitle(f"{r['model']} ({r['weights']} weights), {r['device']}, batch {r['batch_size']}x{r['seq_len']}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_outputs(rows: list[dict[str, Any]], out: str | os.PathLike) -> Path:
+    """`bench.json` (the rows), `bench.txt` (the table) and `bench.png` in `out`."""
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create output folder {folder} ({error.strerror}): choose another --out") from None
+    (folder / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (folder / "bench.txt").write_text(format_table(rows) + "\n")
+    plot_bench(rows, folder / "bench.png")
+    return folder
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_worker(sys.argv[1:]))
+    except LampError as error:
+        print(f"lamp bench: error: {error}", file=sys.stderr)
+        sys.exit(2)
