@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU comparison of DESIGN.md section 5 on one H100/H200 in bf16, random weights (valid for time and memory):
 #   T5-Base, batch 32 x 256 tokens, and the Llama-2-7B architecture, batch 8 x 256 tokens;
-#   methods: no prompt, PT-100, PT-25, LAMP (l=100, r=8, k=4), PEFT's PT-100 and LoRA r=8 (q, v).
+#   methods: no prompt, PT-100, PT-25, LAMP (l=100, r=8, k=4), PEFT's own PT-100 and LoRA r=8 (q, v), and lamp's
+#   LoRA r=8 (the same peft layers run by lamp's wrapper).
 # About two minutes of device time; the two tables are printed last. Results go to $OUT/{t5,llama}/.
 #
 #   benchmarks/gpu.sh              # on the GPU machine
@@ -16,7 +17,8 @@ if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 OUT=${OUT:-runs/bench-gpu}
-METHODS=(none pt:length=100 pt:length=25 lamp:length=100,rank=8,pool=4 peft-pt:length=100 lora:r=8)
+# lamp's own lora last: it changes the backbone in place, so a method after it would need a fresh one.
+METHODS=(none pt:length=100 pt:length=25 lamp:length=100,rank=8,pool=4 peft-pt:length=100 peft-lora:r=8 lora:rank=8)
 
 if [[ "${SMOKE:-0}" == "1" ]]; then
     T5=random:tiny-t5 LLAMA=random:tiny-llama

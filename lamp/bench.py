@@ -7,7 +7,9 @@ Every method runs the step the trainer runs: forward with labels on the last pos
   so `none` puts a one-parameter gain on the input embeddings and trains that: the floor every prompt pays.
 - `peft-pt`: PEFT's PromptTuning through `peft.get_peft_model`, called as PEFT users call it (labels in, logits at
   every position), or with `logits=needed` given the same `logits_to_keep` as lamp.
-- `lora`: PEFT's LoRA (PEFT's default targets: the attention query and value projections), same two modes.
+- `peft-lora`: PEFT's LoRA (PEFT's default targets: the attention query and value projections) through
+  `peft.get_peft_model`, same two modes. lamp's own `lora` method (the same peft layers, run by lamp's wrapper and
+  trainer) is a registry method like the others.
 
 Peak memory is CUDA's max allocated on a GPU. On a CPU it is the process's peak RSS while measuring; by default
 each method runs in a fresh process (`isolate="process"`) so one method's freed-but-kept memory never counts
@@ -47,7 +49,8 @@ DEFAULT_METHODS = [
     "pt:length=25",
     "lamp:length=100,rank=8,pool=4",
     "peft-pt:length=100",
-    "lora:r=8",
+    "peft-lora:r=8",
+    "lora:rank=8",
 ]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ISOLATE = ("auto", "process", "none")
@@ -75,7 +78,7 @@ class LoraOptions:
     """PEFT LoRA on PEFT's default targets for the architecture (query and value projections)."""
 
     r: int = 8
-    alpha: int = 16
+    alpha: int = 8
     logits: str = "all"
 
     def validate(self) -> None:
@@ -114,7 +117,7 @@ class InputGain(PromptModule):
         return inputs_embeds * self.gain.to(inputs_embeds.dtype)
 
 
-PEFT_METHODS: dict[str, type] = {"peft-pt": PeftPromptOptions, "lora": LoraOptions}
+PEFT_METHODS: dict[str, type] = {"peft-pt": PeftPromptOptions, "peft-lora": LoraOptions}
 BENCH_METHODS = ["none", *METHODS, *PEFT_METHODS]
 
 
@@ -196,7 +199,11 @@ class Runner:
 
 
 class LampRunner(Runner):
-    """Any method of lamp's registry (and `none`) through `lamp.wrap`: the trainer's own forward."""
+    """Any method of lamp's registry (and `none`) through `lamp.wrap`: the trainer's own forward.
+
+    Methods that change the backbone itself (lamp's `lora` injects layers, `full` unfreezes it) leave it changed:
+    `run_bench` notices and builds a fresh backbone for the next row.
+    """
 
     def __init__(self, backbone: nn.Module, spec: MethodSpec, compiled: bool) -> None:
         from lamp.model import wrap
@@ -231,7 +238,7 @@ class PeftRunner(Runner):
         else:
             config = peft.LoraConfig(task_type=task_type, r=options.r, lora_alpha=options.alpha, lora_dropout=0.0)
         self.module = peft.get_peft_model(backbone, config)
-        self.injected = spec.name == "lora"  # LoRA layers replace the backbone's own; close() takes them out
+        self.injected = spec.name == "peft-lora"  # LoRA layers replace the backbone's own; close() takes them out
         self.call = torch.compile(self.module) if compiled else self.module
         self.needed = options.logits == "needed" and kind == "causal"
         self.note = (
@@ -296,6 +303,10 @@ class BenchSetup:
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         if dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {dtype!r}: choose auto, {', '.join(DTYPES)}")
+        from lamp.architectures import architecture_config, is_random
+
+        if is_random(self.model):
+            architecture_config(self.model)  # an unknown architecture fails here, before any work
         return dataclasses.replace(self, device=device, dtype=dtype)
 
     @property
@@ -461,6 +472,19 @@ def measure_method(
 
 
 # ---- orchestration -------------------------------------------------------------------------------------------
+def _fingerprint(backbone: nn.Module) -> tuple:
+    """The backbone's module types and trainable flags: what a method may change in place."""
+    return tuple((type(m).__name__) for m in backbone.modules()) + tuple(p.requires_grad for p in backbone.parameters())
+
+
+def _free(device: str) -> None:
+    import gc
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
 def _measure_in_subprocess(spec: MethodSpec, setup: BenchSetup) -> dict[str, Any]:
     """One method in a fresh Python process (CPU memory peaks then belong to that method alone)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -555,7 +579,8 @@ def run_bench(
     """
     from lamp.architectures import is_random
 
-    specs = [parse_method(text) for text in methods or DEFAULT_METHODS]  # every spec checked before any work
+    texts = list(dict.fromkeys(methods or DEFAULT_METHODS))  # a spec given twice is measured once
+    specs = [parse_method(text) for text in texts]  # every spec checked before any work
     if not specs:
         raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
     if isolate not in ISOLATE:
@@ -566,24 +591,24 @@ def run_bench(
         isolate = "none" if setup.device.startswith("cuda") else "process"
     say = progress or (lambda message: None)
 
-    backbone, kind = None, ""
-    if isolate == "none":
-        from lamp.model import model_kind
+    from lamp.model import model_kind
 
-        backbone = load_backbone(setup)
-        kind = model_kind(backbone)
+    backbone, kind, state = None, "", None
     raws: dict[str, list[dict[str, Any]]] = {spec.text: [] for spec in specs}
     for round_ in range(repeats):
         shift = round_ % len(specs)
         for spec in specs[shift:] + specs[:shift]:
             say(f"bench: {spec.text} (round {round_ + 1}/{repeats}, load {os.getloadavg()[0]:.2f})")
-            if backbone is None:
-                raw = _measure_in_subprocess(spec, setup)
-            else:
-                raw = measure_method(backbone, kind, spec, setup, isolated=False)
-                if setup.device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-            raws[spec.text].append(raw)
+            if isolate == "process":
+                raws[spec.text].append(_measure_in_subprocess(spec, setup))
+                continue
+            if backbone is None or _fingerprint(backbone) != state:  # a method changed it: start afresh
+                backbone = None
+                _free(setup.device)
+                backbone = load_backbone(setup)
+                kind, state = model_kind(backbone), _fingerprint(backbone)
+            raws[spec.text].append(measure_method(backbone, kind, spec, setup, isolated=False))
+            _free(setup.device)
     weights = "random" if is_random(setup.model) else "pretrained"
     return [summarise(raws[spec.text], setup, weights, isolate) for spec in specs]
 

@@ -19,7 +19,7 @@ from lamp.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"method", "trainable_params", "step_ms", "tokens_per_s", "peak_mem_mb", "infer_ms"}
 TINY = {"batch_size": 2, "seq_len": 12, "steps": 2, "warmup": 1, "isolate": "none"}
-METHODS = ["none", "pt:length=6", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6", "lora:r=4"]
+METHODS = ["none", "pt:length=6", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6", "peft-lora:r=4", "lora:rank=4"]
 
 
 def _bench_json(capsys, tmp_path, model: str, methods: list[str], *extra: str) -> list[dict]:
@@ -57,24 +57,31 @@ def test_every_method_on_a_causal_lm_with_the_parameter_formulas(capsys, tmp_pat
     assert by["peft-pt:length=6"]["trainable_params"] == 6 * d
     # LoRA on q (d -> d) and v (d -> kv heads * head_dim) in each of 2 layers: r * (in + out) each.
     v_out = kv * d // heads
-    assert by["lora:r=4"]["trainable_params"] == 2 * (4 * (d + d) + 4 * (d + v_out))
+    assert by["peft-lora:r=4"]["trainable_params"] == 2 * (4 * (d + d) + 4 * (d + v_out))
+    assert by["lora:rank=4"]["trainable_params"] == by["peft-lora:r=4"]["trainable_params"]
     assert {p.name for p in tmp_path.iterdir()} == {"bench.json", "bench.txt", "bench.png"}
     assert json.loads((tmp_path / "bench.json").read_text())[0]["method"] == "none"
 
 
 def test_every_method_on_a_seq2seq_lm(capsys, tmp_path):
-    methods = ["none", "lamp:length=8,rank=2,pool=2", "peft-pt:length=4", "lora:r=2"]
+    methods = ["none", "lamp:length=8,rank=2,pool=2", "peft-pt:length=4", "peft-lora:r=2", "lora:rank=2"]
     rows = _bench_json(capsys, tmp_path, "random:tiny-t5", methods)
     _check_rows(rows, methods)
     d = ARCHITECTURES["tiny-t5"]["d_model"]
     assert rows[1]["trainable_params"] == 8 * 2 + 2 + 2 * d and rows[1]["n_virtual"] == 4
 
 
-def test_backbone_is_given_back_unchanged_after_lora(tmp_path):
-    """In-process rows share one backbone: a LoRA row before a PT row must not leave LoRA layers in it."""
-    rows = run_bench("random:tiny-llama", ["lora:r=4", "pt:length=6", "lora:r=4"], **TINY)
-    assert rows[1]["trainable_params"] == 6 * ARCHITECTURES["tiny-llama"]["hidden_size"]
-    assert rows[0]["trainable_params"] == rows[2]["trainable_params"]
+def test_methods_that_change_the_backbone_leave_later_rows_alone():
+    """In-process rows share one backbone: LoRA layers (PEFT's or lamp's) and full fine-tuning's unfrozen weights
+    must not leak into the next row."""
+    methods = ["peft-lora:r=4", "pt:length=6", "lora:rank=4", "dpt:length=6,rank=2", "full", "dept:length=4,rank=2"]
+    rows = run_bench("random:tiny-llama", methods, **TINY)
+    d = ARCHITECTURES["tiny-llama"]["hidden_size"]
+    by = {r["method"]: r["trainable_params"] for r in rows}
+    assert by["pt:length=6"] == 6 * d and by["dpt:length=6,rank=2"] == 6 * 2 + 2 * d
+    assert by["lora:rank=4"] == by["peft-lora:r=4"]
+    assert by["full"] == 22688  # every weight of tiny-llama (embeddings tied)
+    assert by["dept:length=4,rank=2"] == 4 * d + 256 * 2 + 2 * d  # m*d + s*r + r*d, s = max_length (256)
 
 
 def test_peft_logits_needed_matches_the_full_logits_loss():
@@ -134,8 +141,9 @@ def test_architectures_have_their_published_sizes(name):
         ("lamp:length=10,pool=4", "does not divide"),
         ("pt:length", "key=value"),
         ("none:length=3", "takes no options"),
-        ("lora:r=0", "r must be a positive integer"),
-        ("lora:rank=8", "has no option rank"),
+        ("peft-lora:r=0", "r must be a positive integer"),
+        ("peft-lora:rank=8", "has no option rank"),
+        ("lora:r=8", "has no option r"),
         ("peft-pt:length=5,logits=some", "logits='some'"),
     ],
 )

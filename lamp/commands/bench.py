@@ -8,10 +8,13 @@ import sys
 from typing import Any
 
 EPILOG = """\
-methods: none | pt:length=N | lamp:length=N,rank=R,pool=K | peft-pt:length=N[,logits=needed] | lora:r=R[,alpha=A]
-(any method of lamp's registry takes its config options). models: smollm2-135m (offline weights), a folder or hub
-id, or random:ARCH for random weights of a published architecture (valid for time and memory, not quality):
-random:t5-small random:t5-base random:t5-large random:t5-3b random:t5-11b random:llama2-7b random:smollm2-135m.
+methods: none (no prompt: the floor), any method of lamp's registry with its config options (pt:length=N,
+lamp:length=N,rank=R,pool=K, lora:rank=R, dept:..., dpt:..., full), and stock PEFT through get_peft_model:
+peft-pt:length=N[,init=vocab|random] and peft-lora:r=R[,alpha=A], both with logits=all (PEFT's forward, the
+default) or logits=needed (logits only where the loss needs them, as lamp).
+models: smollm2-135m (offline weights), a folder or hub id, or random:ARCH for random weights of a published
+architecture (valid for time and memory, not for quality): random:t5-small random:t5-base random:t5-large
+random:t5-3b random:t5-11b random:llama2-7b random:smollm2-135m (and random:tiny-t5, random:tiny-llama for smoke tests).
 """
 
 
