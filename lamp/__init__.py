@@ -4,10 +4,13 @@ Hugging Face seq2seq or causal language model."""
 from lamp.adapter import load_adapter, save_adapter
 from lamp.backbones import load_model, load_tokenizer
 from lamp.errors import AdapterError, ConfigError, DataError, LampError
+from lamp.export import export_peft, from_peft_prompt, read_prompt
+from lamp.inspection import effective_rank, inspect_adapters, prompt_summary
 from lamp.methods import METHODS, PromptConfig, PromptModule, config_from_dict, make_config
 from lamp.methods.lamp import LampConfig
 from lamp.methods.pt import PromptTuningConfig
 from lamp.model import PromptedModel, wrap
+from lamp.predict import load_task_adapters, predict_rows
 
 __version__ = "0.1.0"
 
@@ -23,10 +26,18 @@ __all__ = [
     "PromptTuningConfig",
     "PromptedModel",
     "config_from_dict",
+    "effective_rank",
+    "export_peft",
+    "from_peft_prompt",
+    "inspect_adapters",
     "load_adapter",
+    "load_task_adapters",
     "load_model",
     "load_tokenizer",
     "make_config",
+    "predict_rows",
+    "prompt_summary",
+    "read_prompt",
     "save_adapter",
     "wrap",
 ]

@@ -28,44 +28,94 @@ def label_token_ids(tokenizer: Any, kind: str, label_words: tuple[str, ...]) -> 
     return [target_ids(tokenizer, kind, word) for word in label_words]
 
 
-def _forward(model: Any, batch: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
+    """Generation budget: the longest label word's tokens plus two (regression tasks: room for a number)."""
+    return 2 + max((len(target_ids(tokenizer, kind, w)) for w in task.label_words or ("0.0",)), default=4)
+
+
+def _rows(prompt: torch.Tensor | None, prompt_mask: torch.Tensor | None, rows: list[int], batch: int) -> dict[str, Any]:
+    """The prompt arguments for a subset of the batch's rows (a per-row prompt is (batch, n, d))."""
+    if prompt is None or prompt.dim() == 2 or len(rows) == batch:
+        return {"prompt": prompt, "prompt_mask": prompt_mask}
+    return {"prompt": prompt[rows], "prompt_mask": None if prompt_mask is None else prompt_mask[rows]}
+
+
+def _forward(
+    model: Any, batch: dict[str, Any], device: torch.device, prompts: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
     labels = batch["labels"].to(device)
     inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items() if k != "labels"}
+    inputs.update({k: v.to(device) for k, v in prompts.items() if v is not None})
     logits = model(**inputs).logits if model.kind == "causal" else model(**inputs, labels=labels).logits
     return model.align(logits, labels)
 
 
 @torch.no_grad()
-def rank_scores(model: Any, sources: list[list[int]], labels: list[list[int]], pad: int) -> torch.Tensor:
-    """(batch, n_labels) log-probabilities of each label given each source."""
+def rank_scores(
+    model: Any,
+    sources: list[list[int]],
+    labels: list[list[int]] | list[list[list[int]]],
+    pad: int,
+    prompt: torch.Tensor | None = None,
+    prompt_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(batch, n_labels) log-probabilities of each label given each source.
+
+    `labels` is one list of label token ids for every row, or one such list per row (a batch mixing tasks); a row
+    with fewer labels than the widest gets -inf in the missing columns. A row whose labels start with different
+    tokens is scored on that first token (one forward pass, logits at one position), any other row on its labels'
+    whole token sequences, so each row scores as it would in a batch of its own task. `prompt` / `prompt_mask` are
+    passed to the model (per-row prompts: (batch, n, d) and (batch, n)).
+    """
     device = next(model.parameters()).device
-    firsts = [ids[0] for ids in labels]
-    if len(set(firsts)) == len(firsts):
-        batch = collate_train([Encoded(s, [firsts[0]]) for s in sources], pad, model.kind)
-        logits, _ = _forward(model, batch, device)
-        return torch.log_softmax(logits[:, 0].float(), dim=-1)[:, firsts]
-    columns = []
-    for ids in labels:
-        batch = collate_train([Encoded(s, ids) for s in sources], pad, model.kind)
-        logits, targets = _forward(model, batch, device)
+    per_row = bool(labels) and isinstance(labels[0][0], list)
+    rows: list[list[list[int]]] = labels if per_row else [labels] * len(sources)  # type: ignore[assignment]
+    scores = torch.full((len(sources), max(len(r) for r in rows)), -torch.inf, device=device)
+    firsts = [[ids[0] for ids in r] for r in rows]
+    fast = [row for row, f in enumerate(firsts) if len(set(f)) == len(f)]
+    if fast:
+        batch = collate_train([Encoded(sources[row], [firsts[row][0]]) for row in fast], pad, model.kind)
+        logits, _ = _forward(model, batch, device, _rows(prompt, prompt_mask, fast, len(sources)))
+        logprobs = torch.log_softmax(logits[:, 0].float(), dim=-1)
+        for i, row in enumerate(fast):
+            scores[row, : len(firsts[row])] = logprobs[i, firsts[row]]
+    slow = [row for row in range(len(sources)) if row not in set(fast)]
+    for column in range(max((len(rows[row]) for row in slow), default=0)):  # one pass per label position
+        members = [row for row in slow if column < len(rows[row])]
+        batch = collate_train([Encoded(sources[row], rows[row][column]) for row in members], pad, model.kind)
+        logits, targets = _forward(model, batch, device, _rows(prompt, prompt_mask, members, len(sources)))
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         valid = targets != IGNORE_INDEX
         picked = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-        columns.append((picked * valid).sum(-1))
-    return torch.stack(columns, dim=-1)
+        scores[members, column] = (picked * valid).sum(-1)
+    return scores
 
 
 @torch.no_grad()
-def generate_texts(model: Any, sources: list[list[int]], tokenizer: Any, max_new_tokens: int) -> list[str]:
+def generate_texts(
+    model: Any,
+    sources: list[list[int]],
+    tokenizer: Any,
+    max_new_tokens: int | list[int],
+    prompt: torch.Tensor | None = None,
+    prompt_mask: torch.Tensor | None = None,
+) -> list[str]:
+    """Greedy continuations. `max_new_tokens` may differ per row (a batch mixing tasks): the batch decodes up to
+    the largest, and each row keeps only its own budget, so it reads as it would in a batch of its own task."""
     device = next(model.parameters()).device
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(sources)
     batch = collate_sources(sources, pad_id(tokenizer), left=model.kind == "causal")
+    extra = {k: v.to(device) for k, v in (("prompt", prompt), ("prompt_mask", prompt_mask)) if v is not None}
     out = model.generate(
         **{k: v.to(device) for k, v in batch.items()},
-        max_new_tokens=max_new_tokens,
+        **extra,
+        max_new_tokens=max(budgets),
         do_sample=False,
         pad_token_id=pad_id(tokenizer),
     )
-    return [text.strip() for text in tokenizer.batch_decode(out, skip_special_tokens=True)]
+    start = 1 if model.kind == "seq2seq" else 0  # seq2seq output begins with the decoder start token
+    rows = [row[: start + budget] for row, budget in zip(out, budgets, strict=True)]
+    return [text.strip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]
 
 
 def predict(
@@ -74,7 +124,7 @@ def predict(
     """Predictions for `encoded` examples as the task's metrics take them (label values, or None if invalid)."""
     predictions: list[int | float | None] = []
     labels = label_token_ids(tokenizer, model.kind, task.label_words) if scorer == "rank" else None
-    max_new = 2 + max((len(target_ids(tokenizer, model.kind, w)) for w in task.label_words or ("0.0",)), default=4)
+    max_new = max_new_tokens(tokenizer, model.kind, task)
     for start in range(0, len(encoded), batch_size):
         sources = [e.source for e in encoded[start : start + batch_size]]
         if scorer == "rank":

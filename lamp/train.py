@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from lamp.adapter import atomic_write, load_adapter
+from lamp.adapter import atomic_write, load_adapter, save_adapter
 from lamp.errors import ConfigError
 from lamp.scoring import SCORERS, predict, resolve_scorer
 
@@ -98,6 +98,8 @@ class TrainConfig:
     """auto (bf16 on a GPU that supports it, else fp32), no, bf16 or fp16."""
     zero_shot: bool = True
     """Also score the untrained prompt on test."""
+    init_from: str | None = None
+    """Start the prompt from a saved one (a PEFT prompt-tuning or lamp adapter folder), decomposed like any init."""
 
     def __post_init__(self) -> None:
         for name in ("lr", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batch_size", "max_length"):
@@ -217,7 +219,14 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     splits = load_splits(config.task, config.data_dir, config.seed)
     tokenizer = load_tokenizer(config.model)
     backbone = load_model(config.model)
-    model = wrap(backbone, prompt_config, tokenizer).to(accelerator.device)
+    if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
+        from lamp.export import wrap_saved_prompt
+
+        model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.prompt_options())
+        prompt_config = model.config
+    else:
+        model = wrap(backbone, prompt_config, tokenizer)
+    model = model.to(accelerator.device)
     model.backbone_name = config.model
     kind = model.kind
     scorer = resolve_scorer(config.scorer, kind, task)
@@ -327,7 +336,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
                 if metrics["score"] > state["best_score"]:
                     state["best_score"], state["best_step"] = metrics["score"], step
                     if is_main:
-                        model.save_adapter(out / ADAPTER)
+                        save_adapter(model, out / ADAPTER, extra={"task": task.name})
                 save_checkpoint()
             if callback is not None:
                 callback(step, state)

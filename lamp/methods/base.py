@@ -39,6 +39,10 @@ class PromptConfig:
         """
         raise NotImplementedError
 
+    def from_prompt(self, initial: torch.Tensor) -> PromptModule:
+        """Build the module starting from a given (length x d) prompt instead of an init (import, --init-from)."""
+        raise ConfigError(f"method {self.method!r} cannot start from a given prompt: use method 'lamp'")
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **dataclasses.asdict(self)}
 
@@ -50,6 +54,10 @@ class PromptModule(nn.Module):
 
     def forward(self) -> torch.Tensor:
         raise NotImplementedError
+
+    def unpooled(self) -> torch.Tensor:
+        """The prompt rows before any shortening (pooling); the same as forward() for methods that do not shorten."""
+        return self.forward()
 
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
         """AdamW parameter groups; a method with several learning rates (DePT) returns one group per rate."""

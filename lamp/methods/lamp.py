@@ -50,6 +50,14 @@ class LampConfig(PromptConfig):
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
         return LampPrompt(self, initial)
 
+    def from_prompt(self, initial: torch.Tensor) -> LampPrompt:
+        if initial.dim() != 2 or initial.shape[0] != self.length:
+            raise ConfigError(
+                f"the given prompt has shape {tuple(initial.shape)}, length is {self.length}: "
+                f"pass length={len(initial)}"
+            )
+        return LampPrompt(self, initial)
+
 
 class LampPrompt(PromptModule):
     def __init__(self, config: LampConfig, initial: torch.Tensor) -> None:
@@ -67,6 +75,8 @@ class LampPrompt(PromptModule):
         self.pool = config.pool
         self.n_virtual = length // config.pool
 
+    def unpooled(self) -> torch.Tensor:
+        return (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
+
     def forward(self) -> torch.Tensor:
-        prompt = (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
-        return prompt.view(self.n_virtual, self.pool, -1).mean(dim=1)
+        return self.unpooled().view(self.n_virtual, self.pool, -1).mean(dim=1)

@@ -1,0 +1,82 @@
+"""`lamp predict`: predictions for rows of several tasks with one backbone, each row under its task's adapter.
+
+Input: JSON lines, each naming its task: {"task": "rte", "source": "rte sentence1: ... sentence2: ..."} (text as the
+task formats it) or a raw row in the task's fields, {"task": "rte", "sentence1": "...", "sentence2": "..."}.
+An "id" is copied to the output; rows that carry a "label" (raw rows) are also scored per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lamp.errors import DataError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict rows of several tasks in shared batches, one adapter per task",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        required=True,
+        metavar="[TASK=]DIR",
+        help="adapter folder, once per task; its task is the one lamp train recorded, or TASK= names it",
+    )
+    parser.add_argument("--input", required=True, help="JSON-lines file of rows ('-' reads standard input)")
+    parser.add_argument("--output", help="JSON-lines file for the predictions (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per batch, tasks mixed (default: 32)")
+    parser.add_argument("--scorer", default="auto", choices=["auto", "rank", "generate"])
+    parser.add_argument("--max-length", type=int, default=256, help="maximum source tokens (default: 256)")
+    parser.add_argument("--model", help="backbone (default: the one the adapters name)")
+    parser.set_defaults(func=run)
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    if path != "-" and not Path(path).is_file():
+        raise DataError(f"input file {path} does not exist: pass a JSON-lines file of rows")
+    lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text().splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            raise DataError(f"{path} line {number} is not JSON: write one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise DataError(f'{path} line {number} is not a JSON object: write {{"task": ..., "source": ...}}')
+        rows.append(row)
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from lamp.backbones import load_tokenizer
+    from lamp.predict import load_task_adapters, predict_rows, score_rows
+
+    if args.batch_size < 1:
+        raise DataError(f"--batch-size must be positive, got {args.batch_size}")
+    rows = read_rows(args.input)
+    adapters = load_task_adapters(args.adapter, backbone=args.model)
+    name = args.model or next(iter(adapters.values())).backbone_name
+    tokenizer = load_tokenizer(name)
+    started = time.perf_counter()
+    results = predict_rows(adapters, rows, tokenizer, args.batch_size, args.scorer, args.max_length)
+    elapsed = time.perf_counter() - started
+    text = "".join(json.dumps(result) + "\n" for result in results)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    print(f"{len(rows)} rows, {len(adapters)} tasks, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
+    for task, metrics in score_rows(rows, results).items():
+        print(f"  {task}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), file=sys.stderr)
+    return 0

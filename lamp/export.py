@@ -1,0 +1,172 @@
+"""Prompts in and out of lamp: export to a stock PEFT prompt-tuning adapter, and start a prompt from a saved one.
+
+Export writes the materialised prompt (for LAMP: U_r diag(q) V_r, pooled) with PEFT's own save machinery, so
+unmodified `peft.PeftModel.from_pretrained(backbone, out)` runs it. Import reads a PEFT prompt-tuning adapter (with
+PEFT's own loaders) or a lamp adapter, and hands the (l x d) prompt to a method's `from_prompt`: for LAMP, the same
+truncated SVD that decomposes any other initial prompt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lamp.adapter import CONFIG, load_adapter
+from lamp.errors import AdapterError, ConfigError
+from lamp.methods import PromptConfig, PromptModule, make_config
+from lamp.methods.lamp import LampConfig
+from lamp.model import PromptedModel, model_kind, wrap
+
+PEFT_CONFIG = "adapter_config.json"
+TASK_TYPES = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
+
+
+def impurity(model: PromptedModel) -> str | None:
+    """Why the method's effect is more than its prompt rows (None when it is purely a prompt): it overrides
+    `embed_inputs`, or its parameters live inside the backbone (LoRA, full fine-tuning)."""
+    module = model.prompt_encoder
+    if type(module).embed_inputs is not PromptModule.embed_inputs:
+        return "also changes the input embeddings (it overrides embed_inputs)"
+    inside = {id(p) for p in model.backbone.parameters()}
+    if any(id(p) in inside for p in module.parameters()):
+        return "changes the backbone's own layers"
+    return None
+
+
+def require_pure_prompt(model: PromptedModel, why: str) -> None:
+    reason = impurity(model)
+    if reason is not None:
+        raise AdapterError(
+            f"method {model.config.method!r} {reason}, so {why}: only methods whose effect is purely a prompt can"
+        )
+
+
+def _materialised(model: PromptedModel) -> torch.Tensor:
+    with torch.no_grad():
+        return model.prompt_encoder().detach().float().cpu().contiguous()
+
+
+def export_peft(
+    source: PromptedModel | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    backbone: nn.Module | str | None = None,
+) -> Path:
+    """Write `source` (a PromptedModel or a lamp adapter folder) as a stock PEFT prompt-tuning adapter.
+
+    `backbone` (a model or a name) is used to load an adapter folder; by default the backbone its adapter.json
+    names. The PEFT config has num_virtual_tokens = n_virtual, token_dim = d and one transformer submodule: like
+    lamp, PEFT's prompt tuning then prepends the prompt to the encoder only for seq2seq models.
+    """
+    from peft import PromptTuningConfig, get_peft_model
+
+    model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
+    require_pure_prompt(model, "it cannot be exported as a PEFT prompt-tuning adapter")
+    prompt = _materialised(model)
+    config = PromptTuningConfig(
+        task_type=TASK_TYPES[model.kind],
+        num_virtual_tokens=prompt.shape[0],
+        token_dim=prompt.shape[1],
+        num_transformer_submodules=1,
+    )
+    # PEFT needs a model to hang its prompt encoder on; a weightless copy on the meta device is enough for saving
+    # and leaves the caller's backbone untouched.
+    with torch.device("meta"):
+        skeleton = type(model.backbone)._from_config(model.backbone.config)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(skeleton, config)
+    peft_model.prompt_encoder["default"].embedding.weight = nn.Parameter(prompt)
+    # get_peft_model takes the name from the (nameless) skeleton, so set the backbone's name afterwards.
+    peft_model.peft_config["default"].base_model_name_or_path = model.backbone_name or None
+    out = Path(out_dir)
+    # save_embedding_layers=False: a prompt never changes the vocabulary, and "auto" would look the name up online.
+    peft_model.save_pretrained(out, save_embedding_layers=False)
+    return out
+
+
+def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
+    """The (l x d) float32 prompt that a PEFT prompt-tuning adapter or a lamp adapter puts before the input."""
+    path = Path(source)
+    width = backbone.get_input_embeddings().weight.shape[1]
+    if (path / PEFT_CONFIG).is_file():
+        from peft import PeftConfig, PeftType
+        from peft.utils import load_peft_weights
+
+        config = PeftConfig.from_pretrained(str(path))
+        if config.peft_type != PeftType.PROMPT_TUNING:
+            raise AdapterError(
+                f"{path} is a PEFT {config.peft_type.value} adapter: "
+                "only PROMPT_TUNING adapters hold a prompt lamp can import"
+            )
+        kind = model_kind(backbone)
+        if config.task_type and config.task_type != TASK_TYPES[kind]:
+            raise AdapterError(f"{path} is a PEFT {config.task_type} adapter, the backbone is {kind}: use its backbone")
+        weights = load_peft_weights(str(path), device="cpu")
+        if "prompt_embeddings" not in weights:
+            raise AdapterError(f"{path} holds no prompt_embeddings: it is not a complete PEFT prompt-tuning adapter")
+        # With two transformer submodules (PEFT's seq2seq default) the encoder's rows come first, and they are the
+        # only ones PEFT's prompt tuning uses.
+        prompt = weights["prompt_embeddings"][: config.num_virtual_tokens].float()
+    elif (path / CONFIG).is_file():
+        with torch.random.fork_rng():  # loading builds a throwaway init first; keep the caller's seeded stream
+            model = load_adapter(backbone, path)
+        require_pure_prompt(model, "its prompt alone does not reproduce it and cannot be imported")
+        prompt = _materialised(model)
+    else:
+        raise AdapterError(
+            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {CONFIG} (lamp adapter)"
+        )
+    if prompt.shape[1] != width:
+        raise AdapterError(
+            f"the prompt in {path} has width {prompt.shape[1]}, the backbone's embeddings {width}: "
+            "use the backbone the prompt was trained for"
+        )
+    return prompt
+
+
+def wrap_prompt(
+    backbone: nn.Module, config: PromptConfig, initial: torch.Tensor, tokenizer: Any = None
+) -> PromptedModel:
+    """Wrap `backbone` with `config`'s method, its module built from the given (l x d) prompt (`from_prompt`)."""
+    module = config.from_prompt(initial)
+    # The wrapper builds a throwaway module first: give it the cheapest init, and keep the caller's seeded
+    # generator where it was, so a seeded run with an imported prompt stays reproducible.
+    skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
+    with torch.random.fork_rng():
+        model = wrap(backbone, skeleton, tokenizer)
+    model.config = config
+    model.prompt_encoder = module.to(backbone.get_input_embeddings().weight.device)
+    return model
+
+
+def wrap_saved_prompt(
+    backbone: nn.Module, source: str | os.PathLike, method: str = "lamp", tokenizer: Any = None, **options: Any
+) -> PromptedModel:
+    """`method` started from the prompt saved in `source` (PEFT or lamp adapter); its length is that prompt's."""
+    initial = read_prompt(source, backbone)
+    length = options.pop("length", None)
+    if length is not None and length != len(initial):
+        raise ConfigError(
+            f"length {length} differs from the {len(initial)} rows of the prompt in {source}: leave the length unset"
+        )
+    return wrap_prompt(backbone, make_config(method, length=len(initial), **options), initial, tokenizer)
+
+
+def from_peft_prompt(
+    backbone: nn.Module, source: str | os.PathLike, rank: int | None = None, pool: int = 1, **options: Any
+) -> PromptedModel:
+    """A LAMP prompt initialised from a PEFT prompt-tuning adapter or a lamp adapter, through the truncated SVD.
+
+    `rank` defaults to LAMP's default capped at min(l, d); with rank = min(l, d) and pool = 1 the LAMP prompt
+    equals the imported one (up to float error). Other LampConfig options pass through.
+    """
+    initial = read_prompt(source, backbone)
+    if rank is None:
+        rank = min(LampConfig.rank, *initial.shape)
+    return wrap_prompt(backbone, LampConfig(length=len(initial), rank=rank, pool=pool, **options), initial)

@@ -1,0 +1,222 @@
+"""Many tasks on one frozen backbone: rows of different tasks share a batch, each row with its own task's prompt.
+
+Each adapter is loaded onto the same backbone object, so the backbone's weights are held once. A batch stacks the
+rows' prompts into (batch, n, d), shorter prompts left-padded inside the prompt block with prompt_mask 0, and runs
+one forward pass (or one `generate`); predictions equal those of each adapter run alone (up to float error).
+
+Input rows are JSON objects naming their task: either ``{"task": "rte", "source": "rte sentence1: ..."}`` (text
+already formatted the way the task formats it) or a raw row in the task's own fields, e.g.
+``{"task": "rte", "sentence1": "...", "sentence2": "..."}``, which the task formats. An optional ``id`` is copied
+to the output; a ``label`` (raw rows) lets the caller score the predictions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lamp.adapter import load_adapter, read_adapter_config
+from lamp.errors import AdapterError, DataError
+from lamp.export import require_pure_prompt
+from lamp.model import PromptedModel
+from lamp.scoring import generate_texts, label_token_ids, max_new_tokens, rank_scores, resolve_scorer
+
+
+def parse_adapter_spec(spec: str | os.PathLike) -> tuple[str | None, Path]:
+    """``DIR`` (the task named in DIR/adapter.json) or ``TASK=DIR`` (name or override the task)."""
+    text = str(spec)
+    task, sep, path = text.partition("=")
+    if sep and task and not Path(text).exists():
+        return task, Path(path)
+    return None, Path(text)
+
+
+def load_task_adapters(
+    specs: Sequence[str | os.PathLike], backbone: nn.Module | str | None = None
+) -> dict[str, PromptedModel]:
+    """task name -> adapter, all on one backbone (`backbone`: a model, a name, or None for the adapters' own).
+
+    Each spec is ``DIR`` or ``TASK=DIR``; the task comes from ``TASK=`` or else the ``task`` that `lamp train`
+    records in adapter.json. Adapters must agree on the backbone and be pure prompts (they share batches).
+    """
+    if not specs:
+        raise AdapterError("no adapters given: pass at least one adapter folder")
+    named: list[tuple[str, Path, dict[str, Any]]] = []
+    for spec in specs:
+        task, path = parse_adapter_spec(spec)
+        data = read_adapter_config(path)
+        task = task or data.get("task")
+        if not task:
+            raise AdapterError(f"adapter {path} names no task (adapter.json has no 'task'): pass it as TASK={path}")
+        if task in {name for name, _, _ in named}:
+            raise AdapterError(f"two adapters for task {task!r}: pass one adapter per task")
+        named.append((task, path, data))
+    names = sorted({data["backbone"]["name"] for *_, data in named})
+    if backbone is None and len(names) > 1:
+        raise AdapterError(
+            f"the adapters name different backbones ({', '.join(names)}): tasks share batches only on one backbone; "
+            "pass the backbone explicitly if these names are the same model"
+        )
+    if backbone is None or isinstance(backbone, str):
+        from lamp.backbones import load_model
+
+        backbone = load_model(backbone or named[0][2]["backbone"]["name"])
+    adapters = {}
+    for task, path, _ in named:
+        adapters[task] = load_adapter(backbone, path)
+        require_pure_prompt(adapters[task], f"adapter {path} cannot share a batch with other tasks (use lamp eval)")
+    return adapters
+
+
+def _source_text(task: Any, row: Mapping[str, Any]) -> str:
+    if "source" in row:
+        return str(row["source"])
+    return f"{task.name} {task.formatter(row)}"  # as Task.example formats a row, without needing its label
+
+
+@dataclass
+class _Prepared:
+    task: Any
+    scorer: str
+    prompt: torch.Tensor
+    labels: list[list[int]] | None
+    max_new: int
+
+
+def predict_rows(
+    adapters: Mapping[str, PromptedModel],
+    rows: Sequence[Mapping[str, Any]],
+    tokenizer: Any,
+    batch_size: int = 32,
+    scorer: str = "auto",
+    max_length: int = 256,
+) -> list[dict[str, Any]]:
+    """One prediction per row, in order: ``{"task", "prediction", ...}`` plus ``scores`` (label word ->
+    log-probability) for rank classification or ``text`` for generation, and the row's ``id`` if it has one.
+
+    Rows are batched in input order whatever their tasks; `scorer` is resolved per task (see `resolve_scorer`).
+    """
+    from lamp.tasks import get_task
+
+    if not adapters:
+        raise AdapterError("no adapters given: pass at least one adapter")
+    runner = next(iter(adapters.values()))  # any of them: they share the backbone and add nothing but a prompt
+    kind = runner.kind
+    prepared: dict[str, _Prepared] = {}
+    for name, model in adapters.items():
+        if model.backbone is not runner.backbone:
+            raise AdapterError(
+                f"adapter for {name!r} sits on another backbone object: load all with load_task_adapters"
+            )
+        require_pure_prompt(model, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
+        task = get_task(name)
+        chosen = resolve_scorer(scorer, kind, task)
+        if chosen == "rank" and not task.label_words:
+            raise DataError(f"task {name} has no label words for rank classification: use scorer 'generate'")
+        labels = label_token_ids(tokenizer, kind, task.label_words) if chosen == "rank" else None
+        prompt = model.eval().prompt().detach()
+        prepared[name] = _Prepared(task, chosen, prompt, labels, max_new_tokens(tokenizer, kind, task))
+
+    sources: list[list[int]] = []
+    for index, row in enumerate(rows):
+        name = row.get("task") if isinstance(row, Mapping) else None
+        if name not in prepared:
+            raise DataError(
+                f"row {index + 1} names task {name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
+            )
+        try:
+            text = _source_text(prepared[name].task, row)
+        except KeyError as error:
+            raise DataError(
+                f"row {index + 1} ({name}) lacks field {error}: give a 'source' text or the task's fields"
+            ) from None
+        ids = tokenizer(text, add_special_tokens=kind == "seq2seq")["input_ids"]
+        sources.append(ids[:max_length])
+
+    results: list[dict[str, Any]] = [{} for _ in rows]
+    order = list(range(len(rows)))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for mode in ("rank", "generate"):
+            members = [i for i in chunk if prepared[rows[i]["task"]].scorer == mode]
+            if members:
+                _run_batch(
+                    runner,
+                    [prepared[rows[i]["task"]] for i in members],
+                    [sources[i] for i in members],
+                    tokenizer,
+                    mode,
+                    [results[i] for i in members],
+                )
+    for row, result in zip(rows, results, strict=True):
+        if "id" in row:
+            result["id"] = row["id"]
+    return results
+
+
+def stack_prompts(prompts: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, n_max, d) prompts and (batch, n_max) mask: shorter prompts left-padded inside the prompt block."""
+    width = max(p.shape[0] for p in prompts)
+    stacked = prompts[0].new_zeros(len(prompts), width, prompts[0].shape[1])
+    mask = torch.zeros(len(prompts), width, dtype=torch.long, device=prompts[0].device)
+    for row, prompt in enumerate(prompts):
+        stacked[row, width - prompt.shape[0] :] = prompt
+        mask[row, width - prompt.shape[0] :] = 1
+    return stacked, mask
+
+
+def _run_batch(
+    runner: PromptedModel,
+    tasks: list[_Prepared],
+    sources: list[list[int]],
+    tokenizer: Any,
+    mode: str,
+    out: list[dict[str, Any]],
+) -> None:
+    from lamp.data import pad_id
+
+    prompt, prompt_mask = stack_prompts([t.prompt for t in tasks])
+    if mode == "rank":
+        scores = rank_scores(runner, sources, [t.labels for t in tasks], pad_id(tokenizer), prompt, prompt_mask)
+        best_indices = scores.argmax(-1).tolist()  # missing columns are -inf, so never chosen
+        for t, row_scores, best, result in zip(tasks, scores.tolist(), best_indices, out, strict=True):
+            words = t.task.label_words
+            value = t.task.label_value(best)
+            result.update(task=t.task.name, prediction=value if t.task.is_regression else words[best], value=value)
+            result["scores"] = dict(zip(words, row_scores[: len(words)], strict=True))
+        return
+    texts = generate_texts(runner, sources, tokenizer, [t.max_new for t in tasks], prompt, prompt_mask)
+    for t, text, result in zip(tasks, texts, out, strict=True):
+        value = t.task.parse(text)
+        words = t.task.label_words
+        shown = words[value] if value is not None and words and not t.task.is_regression else value
+        result.update(task=t.task.name, prediction=shown, value=value, text=text)
+
+
+def score_rows(rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Task metrics (0-100) for each task whose rows all carry a ``label``; other tasks are left out."""
+    from lamp.tasks import Example, get_task
+
+    by_task: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
+    for row, result in zip(rows, results, strict=True):
+        by_task.setdefault(row["task"], []).append((row, result))
+    metrics = {}
+    for name, pairs in by_task.items():
+        if not all("label" in row for row, _ in pairs):
+            continue
+        task = get_task(name)
+        try:
+            examples = [
+                Example("", "", task.label_of(row["label"]), task.group(row) if task.group else None)
+                for row, _ in pairs
+            ]
+        except (KeyError, ValueError) as error:
+            raise DataError(f"cannot score task {name}: a row's label or fields are unusable ({error})") from None
+        metrics[name] = task.compute_metrics([result["value"] for _, result in pairs], examples)
+    return metrics

@@ -1,0 +1,209 @@
+"""Many tasks on one backbone: rows of different tasks in one batch get their own prompts, and every prediction and
+score equals that of its adapter run alone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import lamp
+import lamp.tasks
+from lamp import metrics
+from lamp.adapter import save_adapter
+from lamp.cli import main
+from lamp.data import Encoded, pad_id
+from lamp.errors import AdapterError, DataError
+from lamp.predict import load_task_adapters, predict_rows, stack_prompts
+from lamp.scoring import label_token_ids, predict, rank_scores
+from lamp.tasks.base import Task, fields
+
+from .conftest import make_llama, make_t5, make_tokenizer
+
+SENTENCES = [
+    "the movie was good",
+    "this film is very bad and boring",
+    "i review it",
+    "a great fun film",
+    "that was not terrible",
+    "it is",
+]
+# Label words that share their first token ("very"), so rank classification scores whole label sequences.
+TOY = Task(
+    name="toy", label_words=("very good", "very bad", "very boring"), formatter=fields("text"), metric=metrics.accuracy
+)
+
+
+@pytest.fixture(autouse=True)
+def toy_task(monkeypatch):
+    monkeypatch.setitem(lamp.tasks.TASKS, "toy", TOY)
+
+
+def adapters_on(backbone, seed: int = 0) -> dict[str, lamp.PromptedModel]:
+    """Three tasks with prompts of different lengths (4, 2 and 3 rows), moved off their init."""
+    torch.manual_seed(seed)
+    configs = {
+        "polarity": lamp.LampConfig(length=8, rank=2, pool=2),
+        "rte": lamp.PromptTuningConfig(length=2),
+        "toy": lamp.PromptTuningConfig(length=3),
+    }
+    adapters = {}
+    for task, config in configs.items():
+        model = lamp.wrap(backbone, config)
+        with torch.no_grad():
+            for p in model.prompt_encoder.parameters():
+                p.add_(torch.randn_like(p) * 0.5)
+        adapters[task] = model.eval()
+    return adapters
+
+
+def mixed_rows() -> list[dict]:
+    rows = []
+    for i, sentence in enumerate(SENTENCES):
+        rows.append({"task": "polarity", "sentence": sentence, "id": f"p{i}"})
+        rows.append({"task": "rte", "sentence1": sentence, "sentence2": SENTENCES[-1 - i], "id": f"r{i}"})
+        rows.append({"task": "toy", "source": f"toy text: {sentence}", "id": f"t{i}"})
+    return rows
+
+
+def alone(adapters, rows, tokenizer, **options) -> list[dict]:
+    """Each task's rows through its adapter alone, one row per batch, put back in the input order."""
+    out: list[dict | None] = [None] * len(rows)
+    for task, model in adapters.items():
+        indices = [i for i, row in enumerate(rows) if row["task"] == task]
+        results = predict_rows({task: model}, [rows[i] for i in indices], tokenizer, batch_size=1, **options)
+        for i, result in zip(indices, results, strict=True):
+            out[i] = result
+    return out
+
+
+def assert_same(mixed: list[dict], single: list[dict]) -> None:
+    for m, s in zip(mixed, single, strict=True):
+        assert (m["id"], m["task"], m["prediction"]) == (s["id"], s["task"], s["prediction"])
+        if "scores" in s:
+            assert m["scores"].keys() == s["scores"].keys()
+            torch.testing.assert_close(
+                torch.tensor(list(m["scores"].values())), torch.tensor(list(s["scores"].values())), atol=1e-4, rtol=0
+            )
+        else:
+            assert m["text"] == s["text"]
+
+
+@pytest.mark.parametrize("batch_size", [18, 4])
+def test_mixed_rank_batches_equal_single_task_runs(llama, tokenizer, batch_size):
+    adapters = adapters_on(llama)
+    rows = mixed_rows()
+    mixed = predict_rows(adapters, rows, tokenizer, batch_size=batch_size)
+    assert [r["id"] for r in mixed] == [row["id"] for row in rows]
+    assert all("scores" in r for r in mixed)  # causal LM + label words: rank classification
+    assert len(mixed[2]["scores"]) == 3 and len(mixed[0]["scores"]) == 2
+    assert_same(mixed, alone(adapters, rows, tokenizer))
+    assert len({r["prediction"] for r in mixed if r["task"] == "polarity"}) == 2, "untrained prompts still disagree"
+
+
+def test_mixed_predictions_equal_the_one_task_scorer(llama, tokenizer):
+    """The established one-task path (`lamp.scoring.predict`, what `lamp eval` runs) gives the same labels."""
+    adapters = adapters_on(llama)
+    rows = mixed_rows()
+    mixed = predict_rows(adapters, rows, tokenizer, batch_size=18)
+    for task, model in adapters.items():
+        spec = lamp.tasks.get_task(task)
+        mine = [(row, r) for row, r in zip(rows, mixed, strict=True) if row["task"] == task]
+        texts = [row.get("source") or f"{task} {spec.formatter(row)}" for row, _ in mine]
+        encoded = [Encoded(tokenizer(t, add_special_tokens=False)["input_ids"], []) for t in texts]
+        expected = predict(model, encoded, spec, tokenizer, "rank", batch_size=5)
+        assert [r["value"] for _, r in mine] == expected
+
+
+@pytest.mark.parametrize("arch", ["t5", "llama"])
+def test_mixed_generation_equals_single_task_runs(arch):
+    # A tiny random T5 mostly decodes padding; this one (vocabulary = the tokenizer's) decodes words.
+    backbone = make_t5(vocab_size=40, seed=1) if arch == "t5" else make_llama()
+    tokenizer = make_tokenizer("right" if arch == "t5" else "left")
+    adapters = adapters_on(backbone, seed=1)
+    rows = mixed_rows()
+    mixed = predict_rows(adapters, rows, tokenizer, batch_size=18, scorer="generate")
+    assert all("text" in r for r in mixed)
+    assert_same(mixed, alone(adapters, rows, tokenizer, scorer="generate"))
+    assert len({r["text"] for r in mixed}) > 1
+
+
+def test_rank_scores_take_per_row_prompts_and_labels(llama, tokenizer):
+    adapters = adapters_on(llama)
+    pad = pad_id(tokenizer)
+    sources = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in SENTENCES[:2]]
+    labels = [
+        label_token_ids(tokenizer, "causal", TOY.label_words),
+        label_token_ids(tokenizer, "causal", ("bad", "good")),
+    ]
+    prompt, mask = stack_prompts([adapters["toy"].prompt(), adapters["rte"].prompt()])
+    assert mask.tolist() == [[1, 1, 1], [0, 1, 1]]
+    scores = rank_scores(adapters["toy"], sources, labels, pad, prompt, mask)
+    assert scores.shape == (2, 3) and scores[1, 2] == -torch.inf
+    first = rank_scores(adapters["toy"], sources[:1], labels[0], pad)
+    second = rank_scores(adapters["rte"], sources[1:], labels[1], pad)
+    torch.testing.assert_close(scores[0], first[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(scores[1, :2], second[0], atol=1e-4, rtol=0)
+
+
+def test_raw_rows_and_source_rows_agree(llama, tokenizer):
+    adapters = adapters_on(llama)
+    raw = {"task": "rte", "sentence1": "the movie was good", "sentence2": "it is"}
+    formatted = {"task": "rte", "source": "rte sentence1: the movie was good sentence2: it is"}
+    a, b = predict_rows(adapters, [raw, formatted], tokenizer)
+    assert a == b
+
+
+def test_bad_rows_and_adapters_are_refused(llama, tokenizer, tmp_path):
+    adapters = adapters_on(llama)
+    with pytest.raises(DataError, match="row 2 names task 'cola', which no adapter serves"):
+        predict_rows(adapters, [{"task": "rte", "source": "x"}, {"task": "cola", "source": "x"}], tokenizer)
+    with pytest.raises(DataError, match="row 1 .rte. lacks field 'sentence2'"):
+        predict_rows(adapters, [{"task": "rte", "sentence1": "x"}], tokenizer)
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=2))
+    model.save_adapter(tmp_path / "nameless")
+    with pytest.raises(AdapterError, match="names no task .* pass it as TASK="):
+        load_task_adapters([tmp_path / "nameless"], backbone=llama)
+    with pytest.raises(AdapterError, match="two adapters for task 'rte'"):
+        load_task_adapters([f"rte={tmp_path / 'nameless'}", f"rte={tmp_path / 'nameless'}"], backbone=llama)
+    from .test_export import HookConfig
+
+    hooked = lamp.wrap(llama, HookConfig())
+    with pytest.raises(AdapterError, match="overrides embed_inputs.*cannot share a batch"):
+        predict_rows({"rte": hooked}, [{"task": "rte", "source": "x"}], tokenizer)
+
+
+def test_adapters_load_onto_one_backbone(llama, tokenizer, tmp_path):
+    adapters = adapters_on(llama)
+    for task, model in adapters.items():
+        save_adapter(model, tmp_path / task, extra={"task": task} if task != "toy" else None)
+    loaded = load_task_adapters([tmp_path / "polarity", tmp_path / "rte", f"toy={tmp_path / 'toy'}"], backbone=llama)
+    assert list(loaded) == ["polarity", "rte", "toy"]
+    assert all(m.backbone is llama for m in loaded.values())
+    rows = mixed_rows()
+    assert_same(predict_rows(loaded, rows, tokenizer), predict_rows(adapters, rows, tokenizer))
+
+
+def test_cli_predict(tmp_path, capsys):
+    model_dir = tmp_path / "tiny-llama"
+    make_llama().save_pretrained(model_dir)
+    make_tokenizer().save_pretrained(model_dir)
+    adapters = adapters_on(make_llama())
+    specs = []
+    for task, model in adapters.items():
+        model.backbone_name = str(model_dir)
+        save_adapter(model, tmp_path / task, extra={"task": task})
+        specs += ["--adapter", str(tmp_path / task)]
+    rows = [{**row, "label": i % 2} for i, row in enumerate(mixed_rows()) if row["task"] != "toy"]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    command = ["predict", *specs, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")]
+    assert main([*command, "--batch-size", "5"]) == 0
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in out] == [row["id"] for row in rows]
+    assert_same(out, predict_rows(adapters, rows, make_tokenizer()))
+    err = capsys.readouterr().err
+    assert "12 rows, 3 tasks" in err and "polarity: accuracy" in err and "rte: accuracy" in err
+    (tmp_path / "bad.jsonl").write_text('{"task": "rte"\n')
+    assert main(["predict", *specs, "--input", str(tmp_path / "bad.jsonl")]) == 2
+    assert "line 1 is not JSON" in capsys.readouterr().err
