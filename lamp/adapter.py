@@ -96,7 +96,8 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
     if width != saved["embedding_width"]:
         raise AdapterError(
             f"adapter {directory} was trained for embedding width {saved['embedding_width']} "
-            f"({saved['name']}), this backbone has {width}: load it on the backbone it was trained for"
+            f"({saved['name'] or 'an unnamed backbone'}), this backbone has {width}: load it on the backbone it was "
+            "trained for"
         )
     if model_kind(model) != saved["kind"]:
         raise AdapterError(

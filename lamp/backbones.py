@@ -65,13 +65,20 @@ def resolve(name: str) -> str:
     """A name lamp knows, a local folder, or a hub id (passed through)."""
     if name == SMOLLM2:
         return str(smollm2_dir())
-    return name
+    if Path(name).expanduser().is_dir():
+        return name
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an owner/model hub id
+        raise ConfigError(f"cannot load model {name!r}: no such folder; pass {SMOLLM2!r}, a model folder or a hub id")
+    return name  # owner/model: a hub id
 
 
 def load_tokenizer(name: str, **kwargs: Any) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+    try:
+        return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot load a tokenizer for {name!r}: {' '.join(str(error).split())[:300]}") from None
 
 
 def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
@@ -81,7 +88,7 @@ def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
     path = resolve(name)
     try:
         config = AutoConfig.from_pretrained(path)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         raise ConfigError(
             f"cannot load model {name!r}: not {SMOLLM2!r}, a local folder, or a reachable hub id ({error})".replace(
                 "\n", " "

