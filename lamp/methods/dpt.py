@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.errors import ConfigError
 from lamp.methods.base import PromptConfig, PromptModule, check_positive
 
 
@@ -33,11 +32,6 @@ class DptConfig(PromptConfig):
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> DptPrompt:
         weight = backbone.get_input_embeddings().weight.detach()
-        if self.rank > min(self.length, weight.shape[1]):
-            raise ConfigError(
-                f"rank {self.rank} exceeds min(length, embedding width) = {min(self.length, weight.shape[1])}: "
-                "pass a smaller rank"
-            )
         return DptPrompt(self.length, self.rank, weight.shape[1], weight.float().std().item(), weight.device)
 
 

@@ -1,0 +1,213 @@
+"""The baselines: DePT, DPT, LoRA (peft) and full fine-tuning behind the prompt-module interface."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import lamp
+from lamp.errors import ConfigError
+from lamp.methods import make_config
+
+from .conftest import make_llama, make_t5
+
+SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
+
+
+def width(model) -> int:
+    return model.get_input_embeddings().weight.shape[1]
+
+
+def batch_for(model, tokenizer, sentences=SENTENCES):
+    tokenizer.padding_side = "left" if model.kind == "causal" else "right"
+    batch = dict(tokenizer(sentences, return_tensors="pt", padding=True))
+    if model.kind == "seq2seq":
+        batch["labels"] = tokenizer(["positive"] * len(sentences), return_tensors="pt")["input_ids"]
+    else:
+        labels = torch.full_like(batch["input_ids"], -100)
+        labels[:, -1] = batch["input_ids"][:, -1]
+        batch["labels"] = labels
+    return batch
+
+
+def one_step(model, tokenizer, lr: float = 0.1) -> None:
+    model.train()
+    optimizer = torch.optim.AdamW(model.prompt_encoder.optimizer_groups(lr), lr=lr)
+    model(**batch_for(model, tokenizer)).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+# ---- parameter counts -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("length,rank,max_length", [(60, 30, 256), (4, 2, 8), (1, 1, 1)])
+def test_dept_parameter_count(backbone, length, rank, max_length):
+    d = width(backbone)
+    model = lamp.wrap(backbone, make_config("dept", length=length, rank=rank, max_length=max_length))
+    assert model.num_trainable_parameters() == length * d + max_length * rank + rank * d
+    assert model.prompt().shape == (length, d) and model.n_virtual == length
+
+
+@pytest.mark.parametrize("length,rank", [(100, 8), (5, 3), (2, 1)])
+def test_dpt_parameter_count(backbone, length, rank):
+    d = width(backbone)
+    model = lamp.wrap(backbone, make_config("dpt", length=length, rank=rank))
+    assert model.num_trainable_parameters() == length * rank + rank * d
+    assert model.prompt().shape == (length, d)
+
+
+def test_dpt_prompt_starts_on_the_embedding_scale(llama):
+    model = lamp.wrap(llama, make_config("dpt", length=200, rank=4))
+    target = llama.get_input_embeddings().weight.std().item()
+    assert model.prompt().std().item() == pytest.approx(target, rel=0.25)
+    assert torch.linalg.matrix_rank(model.prompt()).item() == 4
+
+
+# ---- gradients and frozen backbone ------------------------------------------------------------------------------
+@pytest.mark.parametrize("method,options", [("dept", dict(length=3, rank=2, max_length=6)), ("dpt", dict(length=4))])
+def test_only_the_method_tensors_train_and_the_backbone_stays_bit_identical(backbone, tokenizer, method, options):
+    before = copy.deepcopy(backbone.state_dict())
+    model = lamp.wrap(backbone, make_config(method, **options))
+    model.train()
+    model(**batch_for(model, tokenizer)).loss.backward()
+    own = dict(model.prompt_encoder.named_parameters())
+    for name, parameter in own.items():
+        assert parameter.grad is not None, name
+    assert own["b" if method == "dept" else "a"].grad.abs().sum() > 0
+    for name, parameter in backbone.named_parameters():
+        assert parameter.grad is None and not parameter.requires_grad, name
+    one_step(model, tokenizer)
+    for name, tensor in backbone.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_dept_offset_starts_at_zero_and_moves_after_a_step(llama, tokenizer):
+    model = lamp.wrap(llama, make_config("dept", length=3, rank=2, max_length=6))
+    encoder = model.prompt_encoder
+    batch = batch_for(model, tokenizer)
+    embeds = llama.get_input_embeddings()(batch["input_ids"])
+    assert torch.equal(encoder.offset(), torch.zeros(6, width(llama)))
+    assert torch.equal(encoder.embed_inputs(embeds, batch["attention_mask"]), embeds)
+    one_step(model, tokenizer)
+    assert encoder.offset().abs().sum() > 0
+    moved = encoder.embed_inputs(embeds, batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    assert not torch.allclose(moved[real], embeds[real])
+    assert torch.equal(moved[~real], embeds[~real]), "pad positions get no offset"
+
+
+def test_dept_offset_stops_after_max_length(llama):
+    model = lamp.wrap(llama, make_config("dept", length=2, rank=2, max_length=3))
+    torch.nn.init.normal_(model.prompt_encoder.b)
+    embeds = torch.zeros(1, 5, width(llama))
+    moved = model.prompt_encoder.embed_inputs(embeds, torch.ones(1, 5, dtype=torch.long))
+    torch.testing.assert_close(moved[0, :3], model.prompt_encoder.offset())
+    assert torch.equal(moved[0, 3:], torch.zeros(2, width(llama)))
+
+
+def test_dept_two_learning_rates_reach_the_optimizer(llama):
+    from transformers import get_linear_schedule_with_warmup
+
+    model = lamp.wrap(llama, make_config("dept", length=3, rank=2, max_length=6, offset_lr=1e-3))
+    encoder = model.prompt_encoder
+    optimizer = torch.optim.AdamW(encoder.optimizer_groups(0.3), lr=0.3, weight_decay=1e-5)  # as lamp.train builds it
+    groups = {tuple(id(p) for p in g["params"]): g["lr"] for g in optimizer.param_groups}
+    assert groups == {(id(encoder.weight),): 0.3, (id(encoder.a), id(encoder.b)): 1e-3}
+    scheduler = get_linear_schedule_with_warmup(optimizer, 2, 10)
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    prompt_lr, offset_lr = (g["lr"] for g in optimizer.param_groups)
+    assert prompt_lr / offset_lr == pytest.approx(300)
+
+
+def test_left_padded_dept_batch_scores_like_each_row_alone(llama, tokenizer):
+    model = lamp.wrap(llama, make_config("dept", length=3, rank=2, max_length=8)).eval()
+    torch.nn.init.normal_(model.prompt_encoder.b)  # a non-zero offset, as after training
+    tokenizer.padding_side = "left"
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must actually be padded"
+    together = model(**batch, logits_to_keep=1).logits[:, -1]
+    for i, sentence in enumerate(SENTENCES):
+        alone = model(**tokenizer([sentence], return_tensors="pt"), logits_to_keep=1).logits[:, -1]
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_right_padded_seq2seq_dept_batch_scores_like_each_row_alone(t5, tokenizer):
+    model = lamp.wrap(t5, make_config("dept", length=3, rank=2, max_length=8)).eval()
+    torch.nn.init.normal_(model.prompt_encoder.b)
+    tokenizer.padding_side = "right"
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    labels = tokenizer(["positive"] * 3, return_tensors="pt")["input_ids"]
+    together = model(**batch, labels=labels).logits
+    for i, sentence in enumerate(SENTENCES):
+        alone = model(**tokenizer([sentence], return_tensors="pt"), labels=labels[:1]).logits
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+
+
+# ---- LoRA and full fine-tuning ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_backbone_methods_add_no_prompt_and_round_trip(method, tokenizer, tmp_path):
+    for make in (make_llama, make_t5):
+        model = lamp.wrap(make(), make_config(method))
+        assert model.n_virtual == 0 and model.prompt().shape == (0, width(model.backbone))
+        one_step(model, tokenizer, lr=0.05)  # LoRA's B starts at zero: a step makes the update non-trivial
+        model.eval()
+        model.save_adapter(tmp_path / make.__name__)
+        loaded = lamp.load_adapter(make(), tmp_path / make.__name__).eval()
+        batch = batch_for(model, tokenizer)
+        with torch.no_grad():
+            expected, got = model(**batch).logits, loaded(**batch).logits
+            plain = make()(**{k: v for k, v in batch.items() if k != "labels" or model.kind == "seq2seq"}).logits
+        assert torch.equal(expected, got)
+        assert not torch.allclose(expected, plain[:, -expected.shape[1] :]), "the step must have changed the model"
+
+
+def test_full_fine_tuning_trains_every_backbone_parameter(llama):
+    model = lamp.wrap(llama, make_config("full"))
+    assert model.num_trainable_parameters() == sum(p.numel() for p in llama.parameters())
+    assert all(p.requires_grad for p in llama.parameters())
+
+
+@pytest.mark.parametrize("options", [{}, {"rank": 4, "alpha": 16, "target_modules": ["q_proj", "k_proj", "o_proj"]}])
+def test_lora_trainable_count_equals_peft(options):
+    import peft
+
+    model = lamp.wrap(make_llama(), make_config("lora", **options))
+    reference = peft.get_peft_model(
+        make_llama(),
+        peft.LoraConfig(
+            r=options.get("rank", 8), lora_alpha=options.get("alpha", 8), target_modules=options.get("target_modules")
+        ),
+    )
+    assert model.num_trainable_parameters() == reference.get_nb_trainable_parameters()[0]
+    names = [name for name, _ in model.prompt_encoder.named_parameters()]
+    assert names and all(".lora_A." in n or ".lora_B." in n for n in names), "the adapter holds only LoRA weights"
+    assert sum(p.numel() for p in model.prompt_encoder.parameters()) == model.num_trainable_parameters()
+
+
+def test_lora_defaults_to_query_and_value_on_t5(t5):
+    model = lamp.wrap(t5, make_config("lora"))
+    targets = {key.rsplit("-", 1)[-1] for key in model.prompt_encoder.layers}
+    assert targets == {"q", "v"}
+
+
+@pytest.mark.parametrize(
+    "method,options,fragment",
+    [
+        ("dept", {"offset_lr": -1.0}, "offset_lr"),
+        ("dept", {"rank": 0}, "rank"),
+        ("dpt", {"length": 0}, "length"),
+        ("lora", {"dropout": 1.5}, "dropout"),
+        ("lora", {"target_modules": []}, "target_modules"),
+    ],
+)
+def test_bad_options_are_refused(method, options, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        make_config(method, **options)
+
+
+def test_lora_on_missing_modules_is_refused(llama):
+    with pytest.raises(ConfigError, match="target_modules"):
+        lamp.wrap(llama, make_config("lora", target_modules=["nope"]))
