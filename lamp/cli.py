@@ -13,7 +13,7 @@ import sys
 from lamp.errors import LampError
 
 # Subcommand modules, in the order `lamp --help` lists them.
-COMMANDS = ["train", "eval", "data", "bench", "predict", "export", "inspect"]
+COMMANDS = ["train", "eval", "data", "bench", "predict", "export", "inspect", "compare"]
 
 
 class Parser(argparse.ArgumentParser):

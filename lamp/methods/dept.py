@@ -29,7 +29,7 @@ class DeptConfig(PromptConfig):
 
     length: prompt tokens (m). rank: rank of the offset (r). max_length: positions that get an offset (s).
     alpha: offset scale numerator (scale = alpha / sqrt(rank)). offset_lr: learning rate of A and B (the prompt
-    uses the run's lr); 5e-4 is one value of the authors' published grid {5e-3, 3e-1, 5e-4}.
+    uses the run's lr); default 5e-3, a value of the authors' published grid {5e-4, 5e-3, 3e-1}.
     init: prompt init, `vocab`, `text` (embeddings of init_text) or `random`.
     """
 
@@ -38,7 +38,7 @@ class DeptConfig(PromptConfig):
     rank: int = 30
     max_length: int = 256
     alpha: float = 8.0
-    offset_lr: float = 5e-4
+    offset_lr: float = 5e-3
     init: str = "vocab"
     init_text: str | None = None
 

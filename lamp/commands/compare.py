@@ -1,0 +1,89 @@
+"""`lamp compare`: train every method of a grid under one harness and write the paper-style comparison table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lamp.commands.train import _option
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare methods on tasks over seeds and learning rates (table, JSON, chart)",
+        description=(
+            "Run a grid of `lamp train` cells (task x method x lr x seed), select each method's learning rate per "
+            "task on mean validation score, and report the test score at that rate as mean +- std over seeds in "
+            "OUT/comparison.md, OUT/comparison.json and OUT/comparison.png. Rerunning the same command resumes: "
+            "finished cells are read back, interrupted ones continue from their checkpoint. Flags override the "
+            "--config recipe (see benchmarks/quality.yaml)."
+        ),
+    )
+    parser.add_argument("--config", help="recipe YAML (keys: model, tasks, methods, seeds, max_steps, lrs, train, ...)")
+    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks, e.g. sst2 rte (default: polarity)")
+    parser.add_argument(
+        "--methods", nargs="+", metavar="METHOD", help="registered methods or recipe labels (default: lamp pt)"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: 0)")
+    parser.add_argument(
+        "--sweep-seeds",
+        type=int,
+        metavar="N",
+        help="run the learning-rate sweep on the first N seeds only; the other seeds run the selected rate "
+        "(default: all seeds)",
+    )
+    parser.add_argument("--model", help="backbone for every cell (default: smollm2-135m)")
+    parser.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps of every cell (default: 150)")
+    parser.add_argument(
+        "--lrs",
+        nargs="+",
+        metavar="METHOD=LR[,LR...]",
+        help="learning-rate sweep per method, e.g. lamp=0.01,0.03 lora=3e-4,1e-3 (default: 0.03)",
+    )
+    parser.add_argument("--data-dir", help="folder with the official task files, e.g. ../shared/data")
+    parser.add_argument(
+        "--train",
+        type=_option,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a `lamp train` option shared by every cell, e.g. --train batch_size=8 (repeatable)",
+    )
+    parser.add_argument("--out", help="output folder (default: the recipe's out, else runs/compare)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, "
+        "at most 20 steps and 64 validation examples)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lamp.compare import compare, load_recipe, make_grid, parse_lrs
+
+    recipe = load_recipe(args.config) if args.config else {}
+    grid = make_grid(
+        recipe,
+        quick=args.quick,
+        tasks=args.tasks,
+        methods=args.methods,
+        seeds=args.seeds,
+        sweep_seeds=args.sweep_seeds,
+        model=args.model,
+        max_steps=args.max_steps,
+        lrs=parse_lrs(args.lrs or []),
+        data_dir=args.data_dir,
+        train=dict(args.train or []),
+        out=args.out,
+    )
+    sweep = f"lrs swept on seed{'s' * (len(grid.sweep) > 1)} {', '.join(map(str, grid.sweep))}"
+    print(
+        f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
+        f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"
+    )
+    records, paths = compare(grid)
+    print()
+    print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
+    print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
+    return 0

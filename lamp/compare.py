@@ -1,0 +1,552 @@
+"""Method comparison under one harness: a grid of `lamp.train.train` runs (task x method x learning rate x seed).
+
+Every cell shares data, scorer, schedule and evaluation; only the method and its learning rate change. Each
+method's learning rate is selected per task on the mean validation score over seeds (never on test), and the
+report gives the test score at that learning rate as mean +- std over seeds, like the paper's table.
+
+Cells live in `OUT/cells/<task>-<method>-lr<lr>-s<seed>`. A grid resumes where it stopped: a cell with
+`results.json` is read back, not rerun; a cell that was interrupted continues from its checkpoint; a cell whose
+loss diverged (NaN or inf) is recorded in `failed.json` and reported, not retried.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gc
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamp.adapter import atomic_write
+from lamp.errors import ConfigError, TrainingError
+
+RECIPE_KEYS = (
+    "model",
+    "tasks",
+    "methods",
+    "seeds",
+    "sweep_seeds",
+    "max_steps",
+    "lrs",
+    "train",
+    "data_dir",
+    "out",
+    "quick",
+)
+GRID_FIELDS = ("task", "model", "method", "method_options", "lr", "seed", "max_steps", "out", "resume", "overwrite")
+"""TrainConfig fields the grid sets itself; every other field may be shared through `train:`."""
+QUICK_STEPS, QUICK_EVAL = 20, 64
+"""The built-in --quick shrink (for recipes without a `quick:` entry): one seed, each method's first learning
+rate, at most this many steps and validation examples."""
+REPORT, TABLE, CHART = "comparison.json", "comparison.md", "comparison.png"
+
+
+@dataclass
+class MethodSpec:
+    """One row of the comparison: a label (the table's name), a registered method, its options, its lr sweep."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    lrs: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Grid:
+    """A comparison to run: every task x method x seed, all with the same training options.
+
+    The learning-rate sweep runs on the first `sweep_seeds` seeds (all of them when None); the other seeds run
+    only at the rate selected on those, which saves (lrs - 1) runs per extra seed.
+    """
+
+    tasks: list[str]
+    methods: list[MethodSpec]
+    seeds: list[int]
+    model: str = "smollm2-135m"
+    max_steps: int = 150
+    train: dict[str, Any] = field(default_factory=dict)
+    out: str = "runs/compare"
+    sweep_seeds: int | None = None
+
+    @property
+    def sweep(self) -> list[int]:
+        """The seeds that run every learning rate (and on which the rate is selected)."""
+        return self.seeds[: self.sweep_seeds] if self.sweep_seeds else list(self.seeds)
+
+    def sweep_cells(self) -> list[tuple[str, MethodSpec, float, int]]:
+        """(task, method, lr, seed) in run order: seed by seed, so an interrupted grid has whole seeds first."""
+        return [(t, m, lr, s) for s in self.sweep for t in self.tasks for m in self.methods for lr in m.lrs]
+
+    def n_cells(self) -> int:
+        rest = len(self.seeds) - len(self.sweep)
+        return len(self.sweep_cells()) + rest * len(self.tasks) * len(self.methods)
+
+
+def cell_name(task: str, label: str, lr: float, seed: int) -> str:
+    return f"{task}-{label}-lr{lr:g}-s{seed}"
+
+
+# ---- building a grid: recipe, --quick, command-line overrides ---------------------------------------------------
+def load_recipe(path: str | os.PathLike) -> dict[str, Any]:
+    """A recipe YAML as a dict with known keys only; a relative `quick:` path is resolved next to the recipe."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe {path} does not exist: pass the path of a YAML file, e.g. benchmarks/quality.yaml")
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value (keys: {', '.join(RECIPE_KEYS)})")
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; known keys are {', '.join(RECIPE_KEYS)}")
+    if isinstance(recipe.get("quick"), str):
+        recipe["quick"] = str(path.parent / recipe["quick"])
+    return recipe
+
+
+def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The smoke-sized version of a recipe: its `quick:` recipe (a path or a mapping of overrides) if it names one,
+    else the built-in shrink (first seed, first learning rate per method, capped steps and validation)."""
+    quick = recipe.get("quick")
+    if isinstance(quick, str):
+        return load_recipe(quick)
+    if isinstance(quick, dict):
+        merged = {**recipe, **quick}
+        merged.pop("quick")
+        return merged
+    if quick is not None:
+        raise ConfigError(f"recipe key quick must be a path or a mapping, got {quick!r}")
+    shrunk = copy.deepcopy(recipe)
+    if shrunk.get("seeds"):
+        shrunk["seeds"] = list(shrunk["seeds"])[:1]
+    shrunk["lrs"] = {label: list(lrs)[:1] for label, lrs in (shrunk.get("lrs") or {}).items()}
+    shrunk["max_steps"] = min(int(shrunk.get("max_steps") or QUICK_STEPS), QUICK_STEPS)
+    train = dict(shrunk.get("train") or {})
+    train["max_eval_examples"] = min(train.get("max_eval_examples") or QUICK_EVAL, QUICK_EVAL)
+    shrunk["train"] = train
+    shrunk["out"] = str(shrunk.get("out") or "runs/compare") + "-quick"
+    return shrunk
+
+
+def parse_lrs(items: list[str]) -> dict[str, list[float]]:
+    """["lamp=0.01,0.03", "lora=1e-3"] -> {"lamp": [0.01, 0.03], "lora": [0.001]}."""
+    sweeps: dict[str, list[float]] = {}
+    for item in items:
+        label, sep, values = item.partition("=")
+        try:
+            sweeps[label] = [float(v) for v in values.split(",")] if sep and label else []
+        except ValueError:
+            sweeps[label] = []
+        if not sweeps[label]:
+            raise ConfigError(f"--lrs {item!r} is malformed: write METHOD=LR[,LR...], e.g. lamp=0.01,0.03")
+    return sweeps
+
+
+def _number_list(key: str, values: Any, kind: type) -> list:
+    if not isinstance(values, list | tuple) or not values:
+        raise ConfigError(f"{key} must be a non-empty list, got {values!r}")
+    try:
+        converted = [kind(v) for v in values]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must hold numbers, got {values!r}") from None
+    if kind is int and any(isinstance(v, bool) or v != c for v, c in zip(values, converted, strict=True)):
+        raise ConfigError(f"{key} must hold integers, got {values!r}")
+    if kind is float and not all(v > 0 and math.isfinite(v) for v in converted):
+        raise ConfigError(f"{key} must hold positive learning rates, got {values!r}")
+    if len(set(converted)) != len(converted):
+        raise ConfigError(f"{key} lists a value twice: {values!r}")
+    return converted
+
+
+def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> Grid:
+    """A validated grid from a recipe dict (see `load_recipe`), optionally shrunk by --quick, with overrides on top.
+
+    overrides: tasks, methods (labels), seeds, model, max_steps, lrs ({label: [lr, ...]}), out, data_dir,
+    train ({TrainConfig field: value}); None leaves the recipe's value.
+    """
+    from lamp.methods import METHODS, make_config
+    from lamp.tasks import get_task
+    from lamp.train import TrainConfig
+
+    recipe = dict(recipe or {})
+    if quick:
+        recipe = quick_recipe(recipe)
+    train_overrides = overrides.pop("train", None) or {}
+    lr_overrides = overrides.pop("lrs", None) or {}
+    chosen = overrides.pop("methods", None)
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    recipe_methods = recipe.get("methods") or ["lamp", "pt"]
+    if isinstance(recipe_methods, list):
+        recipe_methods = {label: {} for label in recipe_methods}
+    if not isinstance(recipe_methods, dict):
+        raise ConfigError(f"methods must be a list of names or a mapping name: options, got {recipe_methods!r}")
+    chosen = list(chosen or recipe_methods)
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"methods lists a name twice: {chosen}")
+    sweeps = {**(recipe.get("lrs") or {}), **lr_overrides}
+    unknown = sorted(set(sweeps) - set(chosen) - set(recipe_methods))
+    if unknown:
+        raise ConfigError(f"learning rates given for {', '.join(unknown)}, which is not a method of this grid")
+    default_lr = TrainConfig.lr
+    specs = []
+    for label in chosen:
+        options = dict(recipe_methods.get(label) or {})
+        method = options.pop("method", label)
+        if method not in METHODS:
+            raise ConfigError(
+                f"unknown method {label!r}: use a registered method ({', '.join(METHODS)}) or define {label} "
+                "under methods: in the recipe with `method: <registered name>`"
+            )
+        make_config(method, **options)  # fail before any training on a bad option
+        lrs = _number_list(f"lrs of {label}", sweeps.get(label, [default_lr]), float)
+        specs.append(MethodSpec(label, method, options, lrs))
+    tasks = recipe.get("tasks") or ["polarity"]
+    if not isinstance(tasks, list | tuple) or len(set(tasks)) != len(tasks):
+        raise ConfigError(f"tasks must be a list of distinct task names, got {tasks!r}")
+    tasks = [str(task) for task in tasks]
+    for task in tasks:
+        get_task(task)
+    seeds = _number_list("seeds", recipe.get("seeds") or [0], int)
+    train = {**(recipe.get("train") or {}), **train_overrides}
+    if recipe.get("data_dir") is not None:
+        train["data_dir"] = str(recipe["data_dir"])
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    bad = sorted(set(train) - (fields - set(GRID_FIELDS)))
+    if bad:
+        raise ConfigError(
+            f"train options {', '.join(bad)} cannot be shared by a grid: the grid sets {', '.join(GRID_FIELDS)} "
+            f"itself; the others are {', '.join(sorted(fields - set(GRID_FIELDS)))}"
+        )
+    max_steps = recipe.get("max_steps") or TrainConfig.max_steps
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+    sweep_seeds = recipe.get("sweep_seeds")
+    if sweep_seeds is not None and (
+        isinstance(sweep_seeds, bool) or not isinstance(sweep_seeds, int) or sweep_seeds < 1
+    ):
+        raise ConfigError(f"sweep_seeds must be a positive integer (or left out for all seeds), got {sweep_seeds!r}")
+    grid = Grid(tasks, specs, seeds, str(recipe.get("model") or "smollm2-135m"), max_steps, train)
+    grid.sweep_seeds = sweep_seeds
+    grid.out = str(recipe.get("out") or grid.out)
+    grid_config(grid, tasks[0], specs[0], specs[0].lrs[0], seeds[0], resume=False)  # validates the train options
+    return grid
+
+
+def grid_config(grid: Grid, task: str, spec: MethodSpec, lr: float, seed: int, resume: bool) -> Any:
+    from lamp.train import TrainConfig
+
+    out = Path(grid.out) / "cells" / cell_name(task, spec.label, lr, seed)
+    try:
+        return TrainConfig(
+            task=task,
+            model=grid.model,
+            method=spec.method,
+            method_options=dict(spec.options),
+            lr=lr,
+            seed=seed,
+            max_steps=grid.max_steps,
+            out=str(out),
+            resume=resume,
+            **grid.train,
+        )
+    except TypeError as error:
+        raise ConfigError(f"bad train options: {error}") from None
+
+
+# ---- running ----------------------------------------------------------------------------------------------------
+def _same_settings(saved: dict[str, Any], config: Any) -> list[str]:
+    """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid."""
+    wanted = dataclasses.asdict(config)
+    return [k for k in wanted if k not in ("out", "resume", "overwrite") and saved.get(k, wanted[k]) != wanted[k]]
+
+
+def cell_record(task: str, spec: MethodSpec, lr: float, seed: int, results: dict[str, Any]) -> dict[str, Any]:
+    """One row of comparison.json from a finished run's results (or a failure's error)."""
+    predictions = results.get("test_predictions") or {}
+    return {
+        "task": task,
+        "method": spec.label,
+        "base_method": spec.method,
+        "seed": seed,
+        "lr": lr,
+        "trainable_params": results.get("trainable_params"),
+        "validation_score": (results.get("validation") or {}).get("score"),
+        "test_score": (results.get("test") or {}).get("score"),
+        "test_metrics": results.get("test"),
+        "test_predictions": predictions,
+        "collapsed": len(predictions) == 1,
+        "best_step": results.get("best_step"),
+        "steps": results.get("steps"),
+        "wall_s": results.get("wall_s"),
+        "selected": False,
+        "error": results.get("error"),
+        "cell": cell_name(task, spec.label, lr, seed),
+        "trained_now": False,
+    }
+
+
+def run_grid(grid: Grid, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Run the sweep, select learning rates on its validation scores, run the remaining seeds at the selected
+    rates; cells finished earlier are read back. Returns every cell's record with `selected` marked."""
+    total = grid.n_cells()
+    records = run_cells(grid, grid.sweep_cells(), log, 0, total)
+    chosen = choose_lrs(records)
+    rest = [
+        (task, spec, chosen[(task, spec.label)], seed)
+        for seed in grid.seeds[len(grid.sweep) :]
+        for task in grid.tasks
+        for spec in grid.methods
+        if (task, spec.label) in chosen
+    ]
+    records += run_cells(grid, rest, log, len(records), total)
+    for record in records:
+        record["selected"] = (
+            chosen.get((record["task"], record["method"])) == record["lr"] and record["validation_score"] is not None
+        )
+    return records
+
+
+def run_cells(
+    grid: Grid, cells: list[tuple[str, MethodSpec, float, int]], log: Callable[[str], None], done: int, total: int
+) -> list[dict[str, Any]]:
+    """Run (or read back) the given cells; `done` and `total` only number the progress lines."""
+    from lamp import train as training
+
+    records = []
+    for i, (task, spec, lr, seed) in enumerate(cells, done + 1):
+        tag = f"[{i}/{total}] {cell_name(task, spec.label, lr, seed)}"
+        config = grid_config(grid, task, spec, lr, seed, resume=False)
+        out = Path(config.out)
+        results_path, failed_path = out / training.RESULTS, out / "failed.json"
+        if results_path.is_file():
+            results = json.loads(results_path.read_text())
+            differing = _same_settings(results.get("config", {}), config)
+            if differing:
+                raise ConfigError(
+                    f"{out} was run with other settings ({', '.join(differing)}): choose another --out, or delete "
+                    "that cell to rerun it"
+                )
+            log(f"{tag}: finished earlier, test {results['test']['score']:.2f}")
+        elif failed_path.is_file():
+            results = json.loads(failed_path.read_text())
+            log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
+        else:
+            resume = out.is_dir() and any(out.iterdir())
+            log(f"{tag}: {'resuming' if resume else 'training'}")
+            try:
+                results = training.train(dataclasses.replace(config, resume=resume))
+            except TrainingError as error:  # a diverged run is a result; other errors stop the grid
+                results = {"error": str(error)}
+                text = json.dumps(results) + "\n"
+                atomic_write(failed_path, lambda tmp, text=text: Path(tmp).write_text(text))
+                log(f"{tag}: failed: {error}")
+            else:
+                log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
+            gc.collect()  # a cell's model and optimizer go before the next one loads
+            records.append({**cell_record(task, spec, lr, seed, results), "trained_now": True})
+            continue
+        records.append(cell_record(task, spec, lr, seed, results))
+    return records
+
+
+def choose_lrs(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """Per (task, method): the learning rate with the best mean validation score over the records' seeds.
+
+    Test scores play no part. Ties go to the rate that comes first in the records; failed cells are left out.
+    """
+    groups: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for record in records:
+        if record["validation_score"] is not None:
+            by_lr = groups.setdefault((record["task"], record["method"]), {})
+            by_lr.setdefault(record["lr"], []).append(record["validation_score"])
+    chosen = {}
+    for key, by_lr in groups.items():
+        means = {lr: statistics.fmean(scores) for lr, scores in by_lr.items()}
+        chosen[key] = max(means, key=lambda lr: means[lr])  # max keeps the first of equal values
+    return chosen
+
+
+# ---- reporting --------------------------------------------------------------------------------------------------
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method and task: the selected cells' test mean, std, seeds, collapsed seeds, lr, validation mean."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    table: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        row: dict[str, Any] = {"params": None, "tasks": {}}
+        for task in tasks:
+            chosen = [r for r in records if r["method"] == method and r["task"] == task and r["selected"]]
+            row["params"] = row["params"] or next((r["trainable_params"] for r in chosen), None)
+            if not chosen:
+                continue
+            mean, std = _mean_std([r["test_score"] for r in chosen])
+            row["tasks"][task] = {
+                "mean": mean,
+                "std": std,
+                "n": len(chosen),
+                "collapsed": sum(r["collapsed"] for r in chosen),
+                "lr": chosen[0]["lr"],
+                "validation": statistics.fmean(r["validation_score"] for r in chosen),
+                "seeds": {r["seed"]: r["test_score"] for r in chosen},
+            }
+        if tasks and all(t in row["tasks"] for t in tasks):
+            common = set.intersection(*(set(row["tasks"][t]["seeds"]) for t in tasks))
+            if common:  # the average per seed over tasks, then mean and std over seeds
+                per_seed = [statistics.fmean(row["tasks"][t]["seeds"][s] for t in tasks) for s in sorted(common)]
+                mean, std = _mean_std(per_seed)
+                row["average"] = {"mean": mean, "std": std, "n": len(per_seed)}
+        table[method] = row
+    return {"methods": methods, "tasks": tasks, "table": table}
+
+
+def _score(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "-"
+    text = f"{entry['mean']:.1f} ± {entry['std']:.1f}"
+    if entry.get("collapsed"):
+        text += f" ⚠{entry['collapsed']}/{entry['n']}"
+    return text
+
+
+def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) -> str:
+    """comparison.md: the paper-style table, the selected learning rates, every cell, failures."""
+    s = summary(records)
+    tasks, table = s["tasks"], s["table"]
+    seeds = sorted({r["seed"] for r in records})
+    sweep = sorted({r["seed"] for r in records if r["seed"] in grid.sweep})
+    lines = [
+        f"# Method comparison on {grid.model}",
+        "",
+        f"Test score (task metric, 0-100) at the learning rate selected per task on mean validation score over "
+        f"seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
+        f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
+        f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
+        "set (collapsed); their scores are included in the mean.",
+        "",
+        "| Method | Trainable params | " + " | ".join(tasks) + " | Avg |",
+        "|---|---:|" + "---:|" * (len(tasks) + 1),
+    ]
+    for method, row in table.items():
+        params = f"{row['params']:,}" if row["params"] else "-"
+        cells = [_score(row["tasks"].get(t)) for t in tasks]
+        lines.append(f"| {method} | {params} | " + " | ".join(cells) + f" | {_score(row.get('average'))} |")
+    lines += [
+        "",
+        "## Selected learning rates (mean validation score at that rate)",
+        "",
+        "| Method | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for method, row in table.items():
+        cells = [f"{e['lr']:g} ({e['validation']:.1f})" if (e := row["tasks"].get(t)) else "-" for t in tasks]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Every cell",
+        "",
+        "| Task | Method | lr | Seed | Validation | Test | Test predictions | Selected |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for r in sorted(records, key=lambda r: (r["task"], s["methods"].index(r["method"]), r["lr"], r["seed"])):
+        val = "-" if r["validation_score"] is None else f"{r['validation_score']:.2f}"
+        test = "-" if r["test_score"] is None else f"{r['test_score']:.2f}"
+        predicted = r["error"] or ", ".join(f"{k}: {v}" for k, v in r["test_predictions"].items())
+        lines.append(
+            f"| {r['task']} | {r['method']} | {r['lr']:g} | {r['seed']} | {val} | {test} | {predicted} | "
+            f"{'yes' if r['selected'] else ''} |"
+        )
+    lines += [
+        "",
+        "## Run",
+        "",
+        "- Methods: " + "; ".join(f"{m.label} = {m.method} {m.options or ''}".strip() for m in grid.methods),
+        f"- Shared training options: {json.dumps(grid.train, sort_keys=True)}",
+        f"- Wall time of this invocation: {info['wall_s'] / 60:.1f} min (cells trained now: {info['trained']}; "
+        f"sum of all cells' own wall time: {info['cells_wall_s'] / 60:.1f} min)",
+        f"- Load average (1 min) at start / end: {info['load_start']:.2f} / {info['load_end']:.2f} on "
+        f"{os.cpu_count()} CPUs",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def chart(records: list[dict[str, Any]], path: str | os.PathLike, title: str = "") -> None:
+    """Grouped bars: one group per task (and the average), one bar per method, std over seeds as error bars;
+    hatched bars contain a collapsed run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = summary(records)
+    groups = s["tasks"] + ["avg"]
+    methods = s["methods"]
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(methods)) / 3 + 3), 4))
+    width = 0.8 / max(1, len(methods))
+    for i, method in enumerate(methods):
+        row = s["table"][method]
+        entries = [row["tasks"].get(t) for t in s["tasks"]] + [row.get("average")]
+        label = method
+        for j, entry in enumerate(entries):
+            if entry is None:
+                continue
+            axis.bar(
+                j + (i - (len(methods) - 1) / 2) * width,
+                entry["mean"],
+                width,
+                yerr=entry["std"],
+                color=f"C{i}",
+                hatch="//" if entry.get("collapsed") else None,
+                edgecolor="black" if entry.get("collapsed") else None,
+                capsize=2,
+                label=label,
+            )
+            label = None  # one legend entry per method
+    axis.set_xticks(range(len(groups)), groups)
+    axis.set(ylabel="test score (selected lr)", title=title)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize="small", ncols=min(len(methods), 6), loc="lower center")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, format="png")
+    plt.close(figure)
+
+
+def write_report(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) -> dict[str, Path]:
+    """comparison.json (one row per cell), comparison.md (the tables) and comparison.png in grid.out."""
+    out = Path(grid.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / REPORT, "markdown": out / TABLE, "chart": out / CHART}
+    text = json.dumps(records, indent=2) + "\n"
+    atomic_write(paths["json"], lambda tmp: Path(tmp).write_text(text))
+    table = markdown(records, grid, info)
+    atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(table))
+    atomic_write(paths["chart"], lambda tmp: chart(records, tmp, title=f"{grid.model}, {grid.max_steps} steps"))
+    return paths
+
+
+def compare(grid: Grid, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """Run (or resume) the grid, select learning rates on validation, write the report; return records and paths."""
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    records = run_grid(grid, log)
+    info = {
+        "wall_s": time.perf_counter() - started,
+        "trained": sum(r["trained_now"] for r in records),
+        "cells_wall_s": sum(r["wall_s"] or 0 for r in records),
+        "load_start": load_start,
+        "load_end": os.getloadavg()[0],
+    }
+    return records, write_report(records, grid, info)

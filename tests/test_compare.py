@@ -1,0 +1,298 @@
+"""`lamp compare`: resume, learning-rate selection on validation, the staged sweep, the report, the recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+import lamp.train as training
+from lamp.cli import main
+from lamp.compare import choose_lrs, compare, load_recipe, make_grid
+from lamp.errors import ConfigError, LampError, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_KEYS = ("method", "task", "seed", "lr", "trainable_params", "validation_score", "test_score", "selected")
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    from .conftest import make_llama, make_tokenizer
+
+    path = tmp_path_factory.mktemp("llama")
+    make_llama().save_pretrained(path)
+    make_tokenizer(padding_side="left").save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def tiny_task(monkeypatch):
+    """`polarity` (its real spec, metric and label words) on a tiny synthetic corpus."""
+    import random
+
+    import lamp.tasks
+    from lamp.tasks import Example
+
+    def rows(n, seed):
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            label = rng.randint(0, 1)
+            words = ["the", "movie", "was", rng.choice(["good", "great"] if label else ["bad", "boring"])]
+            out.append(Example(" ".join(words), ("negative", "positive")[label], label))
+        return out
+
+    splits = {"train": rows(32, 0), "validation": rows(16, 1), "test": rows(16, 2)}
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: splits)
+    return splits
+
+
+def tiny_grid(model: str, out: Path, **recipe):
+    values = dict(
+        model=model,
+        tasks=["polarity"],
+        methods={"lamp": {"length": 4, "rank": 2, "pool": 2}, "pt": {"length": 4}, "dpt": {"length": 4, "rank": 2}},
+        lrs={"lamp": [0.3], "pt": [0.3], "dpt": [0.3]},
+        seeds=[0],
+        max_steps=4,
+        train={"batch_size": 8, "eval_every": 2, "warmup_steps": 0, "zero_shot": False},
+        out=str(out),
+    )
+    return make_grid({**values, **recipe})
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+# ---- resume with real (tiny) training ---------------------------------------------------------------------------
+def test_interrupted_grid_resumes_without_rerunning_finished_cells(tiny_task, llama_dir, tmp_path, monkeypatch):
+    real = training.train
+    calls = []
+
+    def interrupting(config, callback=None):
+        name = Path(config.out).name
+        calls.append((name, config.resume))
+        if name.startswith("polarity-pt-") and not config.resume:
+
+            def stop(step, state):
+                if step == 2:
+                    raise KeyboardInterrupt
+
+            return real(config, callback=stop)
+        return real(config, callback=callback)
+
+    monkeypatch.setattr(training, "train", interrupting)
+    grid = tiny_grid(llama_dir, tmp_path / "grid")
+    cells = tmp_path / "grid" / "cells"
+    with pytest.raises(KeyboardInterrupt):
+        compare(grid, log=quiet)
+    assert [name for name, _ in calls] == ["polarity-lamp-lr0.3-s0", "polarity-pt-lr0.3-s0"]
+    finished = cells / "polarity-lamp-lr0.3-s0" / "results.json"
+    stamp = finished.stat().st_mtime_ns
+    assert (cells / "polarity-pt-lr0.3-s0" / "checkpoint.pt").is_file()
+    assert not (cells / "polarity-pt-lr0.3-s0" / "results.json").exists()
+
+    calls.clear()
+    records, paths = compare(grid, log=quiet)
+    assert calls == [("polarity-pt-lr0.3-s0", True), ("polarity-dpt-lr0.3-s0", False)]
+    assert finished.stat().st_mtime_ns == stamp, "a finished cell is read back, not rerun"
+    resumed = json.loads((cells / "polarity-pt-lr0.3-s0" / "results.json").read_text())
+    assert resumed["steps"] == 4
+    assert [r["method"] for r in records] == ["lamp", "pt", "dpt"] and all(r["selected"] for r in records)
+    assert {r["trainable_params"] for r in records if r["method"] == "pt"} == {4 * 32}
+
+    calls.clear()
+    compare(grid, log=quiet)
+    assert calls == [], "a finished grid runs nothing"
+
+
+# ---- selection, staged sweep, report: a fake train with chosen scores ------------------------------------------
+def fake_train(scores, calls, fail=()):
+    """A stand-in for lamp.train.train that writes results.json with scores[(method, lr, seed)] = (val, test)."""
+
+    def run(config, callback=None):
+        key = (config.method, config.lr, config.seed)
+        calls.append(key)
+        if key in fail:
+            raise TrainingError("loss became nan at step 3: lower --lr")
+        validation, test = scores[key]
+        predictions = {"0": 12, "1": 12} if test > 50 else {"1": 24}
+        results = {
+            "task": config.task,
+            "method": config.method,
+            "trainable_params": {"lamp": 100, "pt": 1000}[config.method],
+            "steps": config.max_steps,
+            "best_step": config.max_steps,
+            "wall_s": 1.0,
+            "validation": {"accuracy": validation, "score": validation},
+            "test": {"accuracy": test, "score": test},
+            "test_predictions": predictions,
+            "config": dataclasses.asdict(config),
+        }
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "results.json").write_text(json.dumps(results))
+        return results
+
+    return run
+
+
+def fake_grid(out: Path, **recipe):
+    values = dict(
+        tasks=["polarity"],
+        methods=["lamp", "pt"],
+        lrs={"lamp": [0.01, 0.1], "pt": [0.01, 0.1]},
+        seeds=[0, 1],
+        max_steps=5,
+        out=str(out),
+    )
+    return make_grid({**values, **recipe})
+
+
+def test_learning_rate_is_selected_on_validation_not_test(tmp_path, monkeypatch):
+    scores = {
+        # lamp: 0.01 wins on validation (mean 80 vs 70) but loses on test (60 vs 90)
+        ("lamp", 0.01, 0): (82.0, 58.0),
+        ("lamp", 0.01, 1): (78.0, 62.0),
+        ("lamp", 0.1, 0): (70.0, 90.0),
+        ("lamp", 0.1, 1): (70.0, 90.0),
+        # pt: 0.1 wins on the mean validation score although seed 0 prefers 0.01
+        ("pt", 0.01, 0): (75.0, 70.0),
+        ("pt", 0.01, 1): (55.0, 70.0),
+        ("pt", 0.1, 0): (70.0, 40.0),
+        ("pt", 0.1, 1): (70.0, 45.0),
+    }
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
+    chosen = {(r["method"], r["lr"]) for r in records if r["selected"]}
+    assert chosen == {("lamp", 0.01), ("pt", 0.1)}
+    assert len(calls) == 8
+    table = paths["markdown"].read_text()
+    assert "| lamp | 100 | 60.0 ± 2.8 | 60.0 ± 2.8 |" in table
+    assert "| pt | 1,000 | 42.5 ± 3.5 ⚠2/2 | 42.5 ± 3.5 |" in table, "collapsed runs are marked"
+    assert "0.01 (80.0)" in table and "0.1 (70.0)" in table  # selected rates with their validation means
+
+
+def test_choose_lrs_breaks_ties_by_sweep_order_and_skips_failures():
+    def record(lr, validation):
+        return {"task": "t", "method": "m", "lr": lr, "validation_score": validation}
+
+    assert choose_lrs([record(0.1, 80.0), record(0.01, 80.0)]) == {("t", "m"): 0.1}
+    assert choose_lrs([record(0.1, None), record(0.01, 10.0)]) == {("t", "m"): 0.01}
+    assert choose_lrs([record(0.1, None)]) == {}
+
+
+def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monkeypatch):
+    scores = {
+        (m, lr, s): (90.0 if lr == 0.1 else 60.0, 70.0 + s)
+        for m in ("lamp", "pt")
+        for lr in (0.01, 0.1)
+        for s in range(3)
+    }
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    grid = fake_grid(tmp_path / "g", seeds=[0, 1, 2], sweep_seeds=1)
+    assert grid.n_cells() == 4 + 2 * 2
+    records, _ = compare(grid, log=quiet)
+    assert sorted(calls) == sorted(
+        [(m, lr, 0) for m in ("lamp", "pt") for lr in (0.01, 0.1)]
+        + [(m, 0.1, s) for m in ("lamp", "pt") for s in (1, 2)]
+    )
+    assert {(r["method"], r["seed"]) for r in records if r["selected"]} == {
+        (m, s) for m in ("lamp", "pt") for s in range(3)
+    }
+
+
+def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
+    scores = {(m, lr, s): (60.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
+    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
+    saved = json.loads(paths["json"].read_text())
+    assert saved == json.loads(json.dumps(records)) and len(saved) == 8
+    for row in saved:
+        for key in (*RECORD_KEYS, "collapsed", "test_predictions"):
+            assert key in row, key
+    table = paths["markdown"].read_text()
+    assert "| Method | Trainable params | polarity | Avg |" in table
+    assert "Load average" in table and "Every cell" in table
+    png = paths["chart"].read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):
+    scores = {(m, lr, s): (60.0 + lr, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls, fail={("lamp", 0.1, 0), ("lamp", 0.1, 1)}))
+    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
+    failed = [r for r in records if r["error"]]
+    assert len(failed) == 2 and not any(r["selected"] for r in failed)
+    assert {r["lr"] for r in records if r["selected"] and r["method"] == "lamp"} == {0.01}
+    assert "loss became nan" in paths["markdown"].read_text()
+    calls.clear()
+    compare(fake_grid(tmp_path / "g"), log=quiet)
+    assert calls == []
+
+
+def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
+    scores = {(m, lr, s): (60.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
+    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    compare(fake_grid(tmp_path / "g"), log=quiet)
+    with pytest.raises(ConfigError, match="max_steps"):
+        compare(fake_grid(tmp_path / "g", max_steps=9), log=quiet)
+
+
+# ---- grids, recipes, CLI ----------------------------------------------------------------------------------------
+def test_committed_recipes_are_valid_and_fair():
+    full = make_grid(load_recipe(ROOT / "benchmarks" / "quality.yaml"))
+    quick = make_grid(load_recipe(ROOT / "benchmarks" / "quality.yaml"), quick=True)
+    direct = make_grid(load_recipe(ROOT / "benchmarks" / "quality-quick.yaml"))
+    assert quick == direct, "--quick on the full recipe is the quick recipe"
+    for grid in (full, quick):
+        assert grid.model == "smollm2-135m"
+        assert {m.method for m in grid.methods} == {"lamp", "pt", "dept", "dpt", "lora", "full"}
+        assert "max_steps" not in grid.train, "one step budget for every method"
+    assert len(full.seeds) >= 3 and {"sst2", "rte", "mrpc", "cb", "cola"} <= set(full.tasks)
+    assert all(len(m.lrs) >= 2 for m in full.methods), "every method gets a learning-rate sweep"
+
+
+def test_quick_without_a_quick_entry_shrinks_the_grid(tmp_path):
+    grid = make_grid(
+        {"methods": ["lamp"], "lrs": {"lamp": [0.03, 0.01]}, "seeds": [3, 4, 5], "max_steps": 500, "out": "x"},
+        quick=True,
+    )
+    assert grid.seeds == [3] and grid.methods[0].lrs == [0.03] and grid.max_steps == 20
+    assert grid.train["max_eval_examples"] == 64 and grid.out == "x-quick"
+
+
+@pytest.mark.parametrize(
+    "recipe,fragment",
+    [
+        ({"methods": ["nope"]}, "unknown method"),
+        ({"methods": {"pt25": {"length": 25}}}, "unknown method"),
+        ({"methods": {"short": {"method": "pt", "lenght": 25}}}, "lenght"),
+        ({"tasks": ["nope"]}, "unknown task"),
+        ({"train": {"lr": 0.1}}, "cannot be shared"),
+        ({"lrs": {"lamp": [0.1, 0.1]}}, "twice"),
+        ({"lrs": {"lora": [0.1]}, "methods": ["lamp"]}, "not a method of this grid"),
+        ({"seeds": [0.5]}, "integers"),
+    ],
+)
+def test_bad_grids_fail_before_training(recipe, fragment):
+    with pytest.raises(LampError, match=fragment):
+        make_grid(recipe)
+
+
+def test_labelled_method_variants(tmp_path):
+    grid = make_grid({"methods": {"pt25": {"method": "pt", "length": 25}, "lamp": {}}, "lrs": {"pt25": [0.1]}})
+    assert [(m.label, m.method, m.options, m.lrs) for m in grid.methods] == [
+        ("pt25", "pt", {"length": 25}, [0.1]),
+        ("lamp", "lamp", {}, [training.TrainConfig.lr]),
+    ]
+
+
+def test_cli_rejects_a_malformed_sweep(capsys):
+    assert main(["compare", "--lrs", "lamp"]) == 2
+    assert "METHOD=LR" in capsys.readouterr().err
