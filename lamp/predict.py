@@ -96,11 +96,14 @@ def predict_rows(
     batch_size: int = 32,
     scorer: str = "auto",
     max_length: int = 256,
+    by_length: bool = True,
 ) -> list[dict[str, Any]]:
     """One prediction per row, in order: ``{"task", "prediction", ...}`` plus ``scores`` (label word ->
     log-probability) for rank classification or ``text`` for generation, and the row's ``id`` if it has one.
 
-    Rows are batched in input order whatever their tasks; `scorer` is resolved per task (see `resolve_scorer`).
+    Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
+    output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
+    `resolve_scorer`).
     """
     from lamp.tasks import get_task
 
@@ -140,7 +143,7 @@ def predict_rows(
         sources.append(ids[:max_length])
 
     results: list[dict[str, Any]] = [{} for _ in rows]
-    order = list(range(len(rows)))
+    order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         for mode in ("rank", "generate"):

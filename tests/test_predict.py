@@ -90,11 +90,11 @@ def assert_same(mixed: list[dict], single: list[dict]) -> None:
             assert m["text"] == s["text"]
 
 
-@pytest.mark.parametrize("batch_size", [18, 4])
-def test_mixed_rank_batches_equal_single_task_runs(llama, tokenizer, batch_size):
+@pytest.mark.parametrize(("batch_size", "by_length"), [(18, True), (4, True), (4, False)])
+def test_mixed_rank_batches_equal_single_task_runs(llama, tokenizer, batch_size, by_length):
     adapters = adapters_on(llama)
     rows = mixed_rows()
-    mixed = predict_rows(adapters, rows, tokenizer, batch_size=batch_size)
+    mixed = predict_rows(adapters, rows, tokenizer, batch_size=batch_size, by_length=by_length)
     assert [r["id"] for r in mixed] == [row["id"] for row in rows]
     assert all("scores" in r for r in mixed)  # causal LM + label words: rank classification
     assert len(mixed[2]["scores"]) == 3 and len(mixed[0]["scores"]) == 2
