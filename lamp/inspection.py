@@ -116,6 +116,10 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    def integer() -> MaxNLocator:  # token and singular-value indices are whole numbers (one locator per axis)
+        return MaxNLocator(integer=True)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +140,8 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
             )
             axis.set_xlabel("prompt token")
             axis.set_ylabel("prompt token")
+            axis.xaxis.set_major_locator(integer())
+            axis.yaxis.set_major_locator(integer())
     figure.colorbar(image, ax=axes.ravel().tolist(), label="cosine similarity", shrink=0.8)
     figure.suptitle("Cosine similarity between prompt tokens")
     figure.savefig(out / "cosine.png", dpi=110)
@@ -158,7 +164,10 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
                 color=color,
                 label=f"{label}, {stage} pooling (eff. rank {rank:.1f})",
             )
+    # float32 prompts: relative values below its round-off are zeros (a rank-r prompt drops there after r values).
+    axis.axhline(torch.finfo(torch.float32).eps, color="grey", ls=":", label="float32 round-off (below: zero)")
     axis.set_yscale("log")
+    axis.xaxis.set_major_locator(integer())
     axis.set_xlabel("singular value index")
     axis.set_ylabel("singular value / largest")
     axis.set_title("Singular-value spectrum of the prompt")
@@ -178,6 +187,7 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
         axis.axhline(summaries[label]["mean_vocabulary_norm"], color="grey", ls=":", label="mean vocabulary embedding")
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("prompt token (position before pooling)")
+        axis.xaxis.set_major_locator(integer())
         axis.set_ylabel("L2 norm")
         axis.set_ylim(bottom=0)
         axis.grid(alpha=0.3)

@@ -142,7 +142,7 @@ def predict_rows(
         ids = tokenizer(text, add_special_tokens=kind == "seq2seq")["input_ids"]
         sources.append(ids[:max_length])
 
-    results: list[dict[str, Any]] = [{} for _ in rows]
+    results: list[dict[str, Any]] = [({"id": row["id"]} if "id" in row else {}) for row in rows]
     order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
@@ -157,9 +157,6 @@ def predict_rows(
                     mode,
                     [results[i] for i in members],
                 )
-    for row, result in zip(rows, results, strict=True):
-        if "id" in row:
-            result["id"] = row["id"]
     return results
 
 
