@@ -227,7 +227,8 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     from lamp.plots import plot_training
     from lamp.tasks import get_task, load_splits
 
-    prompt_config = make_config(config.method, **config.prompt_options())  # fail fast on bad method options
+    # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
+    prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
     task = get_task(config.task)
     mixed = config.mixed_precision
     if mixed == "auto":

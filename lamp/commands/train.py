@@ -44,7 +44,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
     for f in dataclasses.fields(config_class):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{docs.get(f.name, '')} (default: {default})"
+        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")  # argparse formats help
         kind = hints[f.name]
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
