@@ -284,13 +284,16 @@ class BenchSetup:
     device: str = "auto"
     compile: bool = False
     seed: int = 0
+    threads: int = 0
 
     def resolve(self) -> BenchSetup:
         """Check every value and fill in `auto`; raises ConfigError with the fix."""
         for name in ("batch_size", "seq_len", "target_len", "steps"):
             check_positive(name.replace("_", "-"), getattr(self, name))
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ConfigError(f"warmup must be 0 or more, got {self.warmup!r}")
+        for name in ("warmup", "threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {value!r}")
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -399,15 +402,18 @@ class PeakMemory:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(fn: Callable[[], Any], count: int, sync: Callable[[], None]) -> list[float]:
-    times = []
+def _timed(fn: Callable[[], Any], count: int, sync: Callable[[], None]) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU times (ms) of `count` calls. On a CPU shared with other jobs, the CPU time
+    (work done by this process's threads) is far steadier than the wall clock, which also counts waiting."""
+    wall, cpu = [], []
     for _ in range(count):
         sync()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
         sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return wall, cpu
 
 
 def measure_method(
@@ -445,22 +451,20 @@ def measure_method(
         memory.reset()
         runner.module.train()
         _timed(train_step, setup.warmup, sync)
-        step_ms = _timed(train_step, setup.steps, sync)
+        times = {"step": _timed(train_step, setup.steps, sync)}
         runner.module.eval()
-        infer_ms, infer_all_ms = [], []
-        for name, times in (("needed", infer_ms), ("all", infer_all_ms)):
-            fn = infer(name == "all")
+        for name in ("infer", "infer_all"):
+            fn = infer(name == "infer_all")
             _timed(fn, min(setup.warmup, 1), sync)
-            times.extend(_timed(fn, setup.steps, sync))
+            times[name] = _timed(fn, setup.steps, sync)
         peak = memory.read_mb()
         last_loss = float(losses[-1]) if losses else float("nan")
         return {
             "method": spec.text,
             "trainable_params": runner.trainable_params(),
             "n_virtual": runner.n_virtual,
-            "step_times_ms": step_ms,
-            "infer_times_ms": infer_ms,
-            "infer_all_times_ms": infer_all_ms,
+            **{f"{name}_times_ms": wall for name, (wall, _) in times.items()},
+            **{f"{name}_cpu_times_ms": cpu for name, (_, cpu) in times.items()},
             "peak_mem_mb": peak,
             "mem_kind": memory.kind,
             "loss": last_loss,
@@ -501,6 +505,8 @@ def _worker(argv: list[str]) -> int:
     payload = json.loads(argv[0])
     setup = BenchSetup(**payload["setup"])
     spec = parse_method(payload["method"])
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
     backbone = load_backbone(setup)
     from lamp.model import model_kind
 
@@ -522,10 +528,15 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
 
 def summarise(raws: list[dict[str, Any]], setup: BenchSetup, weights: str, isolate: str) -> dict[str, Any]:
     """Pool the repeats of one method into one row: medians of every timed step, the largest peak."""
-    steps = [t for raw in raws for t in raw["step_times_ms"]]
+
+    def pooled(key: str) -> list[float]:
+        return [t for raw in raws for t in raw[key]]
+
+    steps = pooled("step_times_ms")
     step_ms = _median(steps)
     q1, q3 = _quantiles(steps)
     first = raws[0]
+    cuda = setup.device.startswith("cuda")  # host CPU time says nothing about GPU work: left out there
     return {
         "method": first["method"],
         "trainable_params": first["trainable_params"],
@@ -533,10 +544,14 @@ def summarise(raws: list[dict[str, Any]], setup: BenchSetup, weights: str, isola
         "step_ms": round(step_ms, 2),
         "step_ms_q1": round(q1, 2),
         "step_ms_q3": round(q3, 2),
+        "step_ms_min": round(min(steps), 2),
+        "step_cpu_ms": None if cuda else round(_median(pooled("step_cpu_times_ms")), 2),
         "tokens_per_s": round(setup.batch_size * setup.seq_len * 1000 / step_ms, 1),
         "peak_mem_mb": round(max(raw["peak_mem_mb"] for raw in raws), 1),
-        "infer_ms": round(_median([t for raw in raws for t in raw["infer_times_ms"]]), 2),
-        "infer_all_ms": round(_median([t for raw in raws for t in raw["infer_all_times_ms"]]), 2),
+        "infer_ms": round(_median(pooled("infer_times_ms")), 2),
+        "infer_all_ms": round(_median(pooled("infer_all_times_ms")), 2),
+        "infer_cpu_ms": None if cuda else round(_median(pooled("infer_cpu_times_ms")), 2),
+        "infer_all_cpu_ms": None if cuda else round(_median(pooled("infer_all_cpu_times_ms")), 2),
         "timed_steps": len(steps),
         "loss": round(first["loss"], 4),
         "mem_kind": first["mem_kind"],
@@ -551,7 +566,7 @@ def summarise(raws: list[dict[str, Any]], setup: BenchSetup, weights: str, isola
         "compile": setup.compile,
         "isolate": isolate,
         "load_avg": [round(raw["load_avg"], 2) for raw in raws],
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": setup.threads or torch.get_num_threads(),
     }
 
 
@@ -569,16 +584,17 @@ def run_bench(
     repeats: int = 1,
     target_len: int = 2,
     seed: int = 0,
+    threads: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Measure each method on the same batch; one row per method (see the module docstring for what is timed).
 
     `isolate`: `process` runs each method in a fresh process (the CPU default, so RSS peaks do not carry over),
     `none` runs all in this process on one backbone (the GPU default). `repeats` rounds run the methods in
-    rotated order and pool their steps, so a change in machine load lands on every method alike.
+    rotated order and pool their steps, so a change in machine load lands on every method alike. `threads` sets
+    torch's CPU threads (0: torch's default); on a CPU shared with other jobs, 1 thread avoids the
+    oversubscription that makes multi-threaded timings erratic.
     """
-    from lamp.architectures import is_random
-
     texts = list(dict.fromkeys(methods or DEFAULT_METHODS))  # a spec given twice is measured once
     specs = [parse_method(text) for text in texts]  # every spec checked before any work
     if not specs:
@@ -586,11 +602,27 @@ def run_bench(
     if isolate not in ISOLATE:
         raise ConfigError(f"unknown isolate {isolate!r}: choose one of {', '.join(ISOLATE)}")
     check_positive("repeats", repeats)
-    setup = BenchSetup(model, batch_size, seq_len, target_len, steps, warmup, dtype, device, compile, seed).resolve()
+    setup = BenchSetup(
+        model, batch_size, seq_len, target_len, steps, warmup, dtype, device, compile, seed, threads
+    ).resolve()
     if isolate == "auto":
         isolate = "none" if setup.device.startswith("cuda") else "process"
-    say = progress or (lambda message: None)
+    previous_threads = torch.get_num_threads()
+    if setup.threads:
+        torch.set_num_threads(setup.threads)
+    try:
+        raws = _measure_all(setup, specs, isolate, repeats, progress or (lambda message: None))
+    finally:
+        torch.set_num_threads(previous_threads)
+    from lamp.architectures import is_random
 
+    weights = "random" if is_random(setup.model) else "pretrained"
+    return [summarise(raws[spec.text], setup, weights, isolate) for spec in specs]
+
+
+def _measure_all(
+    setup: BenchSetup, specs: list[MethodSpec], isolate: str, repeats: int, say: Callable[[str], None]
+) -> dict[str, list[dict[str, Any]]]:
     from lamp.model import model_kind
 
     backbone, kind, state = None, "", None
@@ -609,28 +641,33 @@ def run_bench(
                 kind, state = model_kind(backbone), _fingerprint(backbone)
             raws[spec.text].append(measure_method(backbone, kind, spec, setup, isolated=False))
             _free(setup.device)
-    weights = "random" if is_random(setup.model) else "pretrained"
-    return [summarise(raws[spec.text], setup, weights, isolate) for spec in specs]
+    return raws
 
 
 # ---- output --------------------------------------------------------------------------------------------------
 def format_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table plus the setup and each row's caveat."""
+    cpu = bool(rows) and rows[0]["step_cpu_ms"] is not None
     header = ["method", "trainable", "prompt pos", "step ms (q1-q3)", "tokens/s", "peak MB", "infer ms", "all-logits"]
+    if cpu:
+        header[4:4] = ["step cpu ms"]
+        header += ["infer cpu", "all-logits cpu"]
     lines = [header]
     for r in rows:
-        lines.append(
-            [
-                r["method"],
-                f"{r['trainable_params']:,}",
-                str(r["n_virtual"]),
-                f"{r['step_ms']:.1f} ({r['step_ms_q1']:.0f}-{r['step_ms_q3']:.0f})",
-                f"{r['tokens_per_s']:,.0f}",
-                f"{r['peak_mem_mb']:,.0f}",
-                f"{r['infer_ms']:.1f}",
-                f"{r['infer_all_ms']:.1f}",
-            ]
-        )
+        line = [
+            r["method"],
+            f"{r['trainable_params']:,}",
+            str(r["n_virtual"]),
+            f"{r['step_ms']:.1f} ({r['step_ms_q1']:.0f}-{r['step_ms_q3']:.0f})",
+            f"{r['tokens_per_s']:,.0f}",
+            f"{r['peak_mem_mb']:,.0f}",
+            f"{r['infer_ms']:.1f}",
+            f"{r['infer_all_ms']:.1f}",
+        ]
+        if cpu:
+            line[4:4] = [f"{r['step_cpu_ms']:.1f}"]
+            line += [f"{r['infer_cpu_ms']:.1f}", f"{r['infer_all_cpu_ms']:.1f}"]
+        lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
         "  ".join(
@@ -649,7 +686,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             f"batch {r['batch_size']} x {r['seq_len']} tokens, {r['timed_steps']} timed steps per method, "
             f"compile {r['compile']}, {r['torch_threads']} threads",
             "step: forward + backward + AdamW step (median); infer: no-grad forward, logits at the scored position; "
-            "all-logits: the same with logits at every position; tokens/s counts input tokens, not prompt positions",
+            "all-logits: the same with logits at every position; tokens/s counts input tokens, not prompt positions"
+            + ("; cpu: this process's CPU time (steadier than wall time on a shared CPU)" if cpu else ""),
             f"peak memory: {r['mem_kind']}",
             f"1-minute load average when each method started: {loads}",
         ]

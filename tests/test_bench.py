@@ -36,6 +36,7 @@ def _check_rows(rows: list[dict], methods: list[str]) -> None:
     for r in rows:
         assert KEYS <= set(r), r
         assert r["step_ms"] > 0 and r["infer_ms"] > 0 and r["infer_all_ms"] > 0
+        assert r["step_ms_min"] <= r["step_ms"] and r["step_cpu_ms"] > 0 and r["infer_cpu_ms"] > 0
         assert r["tokens_per_s"] == pytest.approx(2 * 12 * 1000 / r["step_ms"], rel=1e-2)
         assert r["peak_mem_mb"] > 10
         assert r["trainable_params"] > 0

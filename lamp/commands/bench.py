@@ -42,6 +42,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--isolate", default="auto", choices=ISOLATE, help="process: a fresh process per method (CPU default)"
     )
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.txt, bench.png")
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         target_len=args.target_len,
         seed=args.seed,
+        threads=args.threads,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     folder = write_outputs(rows, args.out)
