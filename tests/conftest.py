@@ -67,6 +67,17 @@ def make_t5(vocab_size: int = 64, d_model: int = 32, seed: int = 0):
     return T5ForConditionalGeneration(config).eval()
 
 
+def assert_left_padded_batch_scores_like_rows_alone(model, tokenizer, sentences: list[str]) -> None:
+    """A left-padded causal batch gives each row the last-position logits it gets alone."""
+    tokenizer.padding_side = "left"
+    batch = tokenizer(sentences, return_tensors="pt", padding=True)
+    assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must actually be padded"
+    together = model(**batch, logits_to_keep=1).logits[:, -1]
+    for i, sentence in enumerate(sentences):
+        alone = model(**tokenizer([sentence], return_tensors="pt"), logits_to_keep=1).logits[:, -1]
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+
+
 @pytest.fixture
 def tokenizer():
     return make_tokenizer()

@@ -11,7 +11,7 @@ import lamp
 from lamp.errors import ConfigError
 from lamp.methods import make_config
 
-from .conftest import make_llama, make_t5
+from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama, make_t5
 
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
@@ -125,13 +125,7 @@ def test_dept_two_learning_rates_reach_the_optimizer(llama):
 def test_left_padded_dept_batch_scores_like_each_row_alone(llama, tokenizer):
     model = lamp.wrap(llama, make_config("dept", length=3, rank=2, max_length=8)).eval()
     torch.nn.init.normal_(model.prompt_encoder.b)  # a non-zero offset, as after training
-    tokenizer.padding_side = "left"
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must actually be padded"
-    together = model(**batch, logits_to_keep=1).logits[:, -1]
-    for i, sentence in enumerate(SENTENCES):
-        alone = model(**tokenizer([sentence], return_tensors="pt"), logits_to_keep=1).logits[:, -1]
-        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+    assert_left_padded_batch_scores_like_rows_alone(model, tokenizer, SENTENCES)
 
 
 def test_right_padded_seq2seq_dept_batch_scores_like_each_row_alone(t5, tokenizer):

@@ -6,6 +6,8 @@ import torch
 
 import lamp
 
+from .conftest import assert_left_padded_batch_scores_like_rows_alone
+
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
 
@@ -49,12 +51,7 @@ def test_logits_to_keep_gives_the_same_loss(llama, tokenizer):
 
 def test_left_padded_batch_scores_like_each_example_alone(llama, tokenizer):
     model = lamp.wrap(llama, lamp.LampConfig(length=6, rank=3, pool=2))
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    assert (batch["attention_mask"][:, 0] == 0).any(), "the batch must actually be padded"
-    together = model(**batch, logits_to_keep=1).logits[:, -1]
-    for i, sentence in enumerate(SENTENCES):
-        alone = model(**tokenizer([sentence], return_tensors="pt"), logits_to_keep=1).logits[:, -1]
-        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+    assert_left_padded_batch_scores_like_rows_alone(model, tokenizer, SENTENCES)
 
 
 def test_seq2seq_padded_batch_scores_like_each_example_alone(t5, tokenizer):
