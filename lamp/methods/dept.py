@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lamp.errors import ConfigError
@@ -83,5 +84,8 @@ class DeptPrompt(PromptModule):
         offset = self.offset()
         positions = attention_mask.long().cumsum(-1) - 1
         keep = (attention_mask > 0) & (positions < offset.shape[0])
-        rows = offset[positions.clamp(0, offset.shape[0] - 1)]  # (batch, seq, d)
-        return inputs_embeds + (rows * keep.unsqueeze(-1)).to(inputs_embeds.dtype)
+        # Row lookup as a one-hot product: its backward is a matmul, deterministic, where indexing's backward
+        # accumulates with atomics on CPU and gave runs that differed in the 7th digit after two steps.
+        select = F.one_hot(positions.clamp(0, offset.shape[0] - 1), offset.shape[0]).to(offset.dtype)
+        rows = (select * keep.unsqueeze(-1)) @ offset  # (batch, seq, d); zero at pads and beyond max_length
+        return inputs_embeds + rows.to(inputs_embeds.dtype)
