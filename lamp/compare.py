@@ -33,6 +33,7 @@ RECIPE_KEYS = (
     "methods",
     "seeds",
     "sweep_seeds",
+    "sweep_tasks",
     "max_steps",
     "lrs",
     "train",
@@ -63,7 +64,9 @@ class Grid:
     """A comparison to run: every task x method x seed, all with the same training options.
 
     The learning-rate sweep runs on the first `sweep_seeds` seeds (all of them when None); the other seeds run
-    only at the rate selected on those, which saves (lrs - 1) runs per extra seed.
+    only at the rate selected on those, which saves (lrs - 1) runs per extra seed. With `sweep_tasks` the sweep
+    runs on those tasks only and each method's rate is selected on their mean validation score, then used on every
+    task (per-task selection otherwise).
     """
 
     tasks: list[str]
@@ -74,19 +77,28 @@ class Grid:
     train: dict[str, Any] = field(default_factory=dict)
     out: str = "runs/compare"
     sweep_seeds: int | None = None
+    sweep_tasks: list[str] | None = None
 
     @property
     def sweep(self) -> list[int]:
         """The seeds that run every learning rate (and on which the rate is selected)."""
         return self.seeds[: self.sweep_seeds] if self.sweep_seeds else list(self.seeds)
 
+    @property
+    def swept_tasks(self) -> list[str]:
+        """The tasks that run every learning rate."""
+        return list(self.sweep_tasks) if self.sweep_tasks else list(self.tasks)
+
     def sweep_cells(self) -> list[tuple[str, MethodSpec, float, int]]:
         """(task, method, lr, seed) in run order: seed by seed, so an interrupted grid has whole seeds first."""
-        return [(t, m, lr, s) for s in self.sweep for t in self.tasks for m in self.methods for lr in m.lrs]
+        return [(t, m, lr, s) for s in self.sweep for t in self.swept_tasks for m in self.methods for lr in m.lrs]
+
+    def is_swept(self, task: str, seed: int) -> bool:
+        return seed in self.sweep and task in self.swept_tasks
 
     def n_cells(self) -> int:
-        rest = len(self.seeds) - len(self.sweep)
-        return len(self.sweep_cells()) + rest * len(self.tasks) * len(self.methods)
+        rest = sum(not self.is_swept(t, s) for s in self.seeds for t in self.tasks) * len(self.methods)
+        return len(self.sweep_cells()) + rest
 
 
 def cell_name(task: str, label: str, lr: float, seed: int) -> str:
@@ -236,8 +248,16 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
         isinstance(sweep_seeds, bool) or not isinstance(sweep_seeds, int) or sweep_seeds < 1
     ):
         raise ConfigError(f"sweep_seeds must be a positive integer (or left out for all seeds), got {sweep_seeds!r}")
+    sweep_tasks = recipe.get("sweep_tasks")
+    if sweep_tasks is not None and (
+        not isinstance(sweep_tasks, list | tuple) or not sweep_tasks or not set(sweep_tasks) <= set(tasks)
+    ):
+        raise ConfigError(
+            f"sweep_tasks must be a non-empty list of the grid's tasks ({', '.join(tasks)}), got {sweep_tasks!r}"
+        )
     grid = Grid(tasks, specs, seeds, str(recipe.get("model") or "smollm2-135m"), max_steps, train)
     grid.sweep_seeds = sweep_seeds
+    grid.sweep_tasks = [str(t) for t in sweep_tasks] if sweep_tasks else None
     grid.out = str(recipe.get("out") or grid.out)
     grid_config(grid, tasks[0], specs[0], specs[0].lrs[0], seeds[0], resume=False)  # validates the train options
     return grid
@@ -302,12 +322,15 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> list[dict[str, A
     total = grid.n_cells()
     records = run_cells(grid, grid.sweep_cells(), log, 0, total)
     chosen = choose_lrs(records)
+    if grid.sweep_tasks:  # one rate per method, selected on the swept tasks, for every task
+        per_method = choose_lrs([{**r, "task": "*"} for r in _task_means(records)])
+        chosen = {(task, label): lr for (_, label), lr in per_method.items() for task in grid.tasks}
     rest = [
         (task, spec, chosen[(task, spec.label)], seed)
-        for seed in grid.seeds[len(grid.sweep) :]
+        for seed in grid.seeds
         for task in grid.tasks
         for spec in grid.methods
-        if (task, spec.label) in chosen
+        if (task, spec.label) in chosen and not grid.is_swept(task, seed)
     ]
     records += run_cells(grid, rest, log, len(records), total)
     for record in records:
@@ -353,11 +376,26 @@ def run_cells(
                 log(f"{tag}: failed: {error}")
             else:
                 log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
+                # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights
+                # plus optimizer state, ~2 GB) is dead weight; the adapter stays.
+                (out / training.CHECKPOINT).unlink(missing_ok=True)
             gc.collect()  # a cell's model and optimizer go before the next one loads
             records.append({**cell_record(task, spec, lr, seed, results), "trained_now": True})
             continue
         records.append(cell_record(task, spec, lr, seed, results))
     return records
+
+
+def _task_means(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (task, method, lr) holding the mean validation score over its seeds, so that a selection
+    over several tasks weighs each task once."""
+    groups: dict[tuple[str, str, float], list[float]] = {}
+    for r in records:
+        if r["validation_score"] is not None:
+            groups.setdefault((r["task"], r["method"], r["lr"]), []).append(r["validation_score"])
+    return [
+        {"task": t, "method": m, "lr": lr, "validation_score": statistics.fmean(v)} for (t, m, lr), v in groups.items()
+    ]
 
 
 def choose_lrs(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
@@ -432,8 +470,9 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
     lines = [
         f"# Method comparison on {grid.model}",
         "",
-        f"Test score (task metric, 0-100) at the learning rate selected per task on mean validation score over "
-        f"seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
+        "Test score (task metric, 0-100) at the learning rate selected "
+        + (f"per method on {', '.join(grid.sweep_tasks)}'s" if grid.sweep_tasks else "per task on")
+        + f" mean validation score over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
         "set (collapsed); their scores are included in the mean.",

@@ -121,15 +121,24 @@ def generate_texts(
 def predict(
     model: Any, encoded: list[Encoded], task: Any, tokenizer: Any, scorer: str, batch_size: int
 ) -> list[int | float | None]:
-    """Predictions for `encoded` examples as the task's metrics take them (label values, or None if invalid)."""
-    predictions: list[int | float | None] = []
+    """Predictions for `encoded` examples as the task's metrics take them (label values, or None if invalid).
+
+    Batches are formed from examples of similar length (longest first) and the predictions are put back in the
+    given order: a row scores the same in any batch (left padding, positions count real tokens), so this only
+    removes padding work.
+    """
+    predictions: list[int | float | None] = [None] * len(encoded)
     labels = label_token_ids(tokenizer, model.kind, task.label_words) if scorer == "rank" else None
     max_new = max_new_tokens(tokenizer, model.kind, task)
-    for start in range(0, len(encoded), batch_size):
-        sources = [e.source for e in encoded[start : start + batch_size]]
+    order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].source))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        sources = [encoded[i].source for i in rows]
         if scorer == "rank":
             best = rank_scores(model, sources, labels, pad_id(tokenizer)).argmax(-1).tolist()
-            predictions.extend(task.label_value(i) for i in best)
+            values = [task.label_value(i) for i in best]
         else:
-            predictions.extend(task.parse(t) for t in generate_texts(model, sources, tokenizer, max_new))
+            values = [task.parse(t) for t in generate_texts(model, sources, tokenizer, max_new)]
+        for i, value in zip(rows, values, strict=True):
+            predictions[i] = value
     return predictions

@@ -101,6 +101,8 @@ def test_interrupted_grid_resumes_without_rerunning_finished_cells(tiny_task, ll
     assert finished.stat().st_mtime_ns == stamp, "a finished cell is read back, not rerun"
     resumed = json.loads((cells / "polarity-pt-lr0.3-s0" / "results.json").read_text())
     assert resumed["steps"] == 4
+    for cell in cells.iterdir():  # finished cells keep their adapter, not the resume checkpoint
+        assert (cell / "adapter").is_dir() and not (cell / "checkpoint.pt").exists(), cell.name
     assert [r["method"] for r in records] == ["lamp", "pt", "dpt"] and all(r["selected"] for r in records)
     assert {r["trainable_params"] for r in records if r["method"] == "pt"} == {4 * 32}
 
@@ -118,7 +120,7 @@ def fake_train(scores, calls, fail=()):
         calls.append(key)
         if key in fail:
             raise TrainingError("loss became nan at step 3: lower --lr")
-        validation, test = scores[key]
+        validation, test = scores.get((config.task, *key)) or scores[key]
         predictions = {"0": 12, "1": 12} if test > 50 else {"1": 24}
         results = {
             "task": config.task,
@@ -204,6 +206,25 @@ def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monke
     assert {(r["method"], r["seed"]) for r in records if r["selected"]} == {
         (m, s) for m in ("lamp", "pt") for s in range(3)
     }
+
+
+def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, monkeypatch):
+    # On polarity lamp prefers 0.1 and pt 0.01 (validation); rte is never swept, so it gets those rates.
+    scores = {(m, lr, s): (50.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in range(2)}
+    scores |= {("polarity", "lamp", 0.1, 0): (90.0, 70.0), ("polarity", "pt", 0.01, 0): (90.0, 70.0)}
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    grid = fake_grid(tmp_path / "g", tasks=["polarity", "rte"], sweep_tasks=["polarity"], sweep_seeds=1)
+    assert grid.n_cells() == 4 + 3 * 2
+    records, paths = compare(grid, log=quiet)
+    assert len(calls) == 10
+    assert {(r["task"], r["method"], r["lr"], r["seed"]) for r in records if r["trained_now"]} >= {
+        (t, m, lr, s) for t in ("polarity", "rte") for m, lr in (("lamp", 0.1), ("pt", 0.01)) for s in (0, 1)
+    }
+    assert all(r["selected"] == ((r["method"], r["lr"]) in {("lamp", 0.1), ("pt", 0.01)}) for r in records)
+    assert "selected per method on polarity's mean validation" in paths["markdown"].read_text()
+    with pytest.raises(ConfigError, match="sweep_tasks must be a non-empty list of the grid's tasks"):
+        fake_grid(tmp_path / "h", sweep_tasks=["cola"])
 
 
 def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):

@@ -98,6 +98,24 @@ def test_lamp_trainable_tensors_are_the_three_factors(llama):
     assert shapes == {"u": (20, 4), "q": (4,), "v": (4, width(llama))}
 
 
+@pytest.mark.parametrize("scale_lr", [True, False])
+def test_lamp_factor_learning_rates(llama, scale_lr):
+    """scale_lr: each factor's rate is lr x its RMS / the prompt's RMS, so one Adam step (which moves every entry by
+    about its rate) changes each factor by the same fraction of its size; without it every factor gets lr."""
+    torch.manual_seed(0)
+    prompt = lamp.wrap(llama, lamp.LampConfig(length=20, rank=4, pool=5, scale_lr=scale_lr)).prompt_encoder
+    groups = prompt.optimizer_groups(0.5)
+    assert [len(g["params"]) for g in groups] == [1, 1, 1]
+    rms = {name: p.detach().pow(2).mean().sqrt().item() for name, p in prompt.named_parameters()}
+    reference = prompt.unpooled().detach().pow(2).mean().sqrt().item()
+    for (name, _), group in zip(prompt.named_parameters(), groups, strict=True):
+        expected = 0.5 * rms[name] / reference if scale_lr else 0.5
+        assert group["lr"] == pytest.approx(expected, rel=1e-5), name
+        assert group["params"][0] is getattr(prompt, name)
+    if scale_lr:  # the singular values are far larger than the orthonormal factors' entries
+        assert groups[1]["lr"] > 10 * groups[0]["lr"] and groups[1]["lr"] > 10 * groups[2]["lr"]
+
+
 def test_text_init_uses_phrase_embeddings(llama, tokenizer):
     model = lamp.wrap(llama, lamp.PromptTuningConfig(length=5, init="text", init_text="good movie"), tokenizer)
     ids = tokenizer("good movie good movie good", add_special_tokens=False)["input_ids"]
@@ -123,6 +141,7 @@ def test_random_init_matches_embedding_scale(llama):
         (lambda: lamp.PromptTuningConfig(length=-1), "length must be a positive integer"),
         (lambda: lamp.make_config("lora2"), "unknown method 'lora2'"),
         (lambda: lamp.make_config("lamp", ranks=3), "has no option ranks"),
+        (lambda: lamp.LampConfig(scale_lr="false"), "scale_lr must be true or false, got 'false'"),
     ],
 )
 def test_bad_configs_fail_on_construction_with_one_line(make, message):

@@ -207,3 +207,14 @@ def test_cli_predict(tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text('{"task": "rte"\n')
     assert main(["predict", *specs, "--input", str(tmp_path / "bad.jsonl")]) == 2
     assert "line 1 is not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scorer", ["rank", "generate"])
+def test_one_task_predictions_keep_the_input_order(llama, tokenizer, scorer):
+    """`predict` batches rows of similar length together; each prediction still lands at its own row's index."""
+    model = adapters_on(llama)["polarity"]
+    spec = lamp.tasks.get_task("polarity")
+    encoded = [Encoded(tokenizer(s, add_special_tokens=False)["input_ids"], []) for s in SENTENCES * 2]
+    one_by_one = [predict(model, [e], spec, tokenizer, scorer, batch_size=1)[0] for e in encoded]
+    assert predict(model, encoded, spec, tokenizer, scorer, batch_size=4) == one_by_one
+    assert len(set(one_by_one)) > 1 or scorer == "generate"

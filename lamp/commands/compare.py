@@ -33,6 +33,13 @@ def add_parser(subparsers: Any) -> None:
         help="run the learning-rate sweep on the first N seeds only; the other seeds run the selected rate "
         "(default: all seeds)",
     )
+    parser.add_argument(
+        "--sweep-tasks",
+        nargs="+",
+        metavar="TASK",
+        help="run the learning-rate sweep on these tasks only and use each method's selected rate on every task "
+        "(default: select per task)",
+    )
     parser.add_argument("--model", help="backbone for every cell (default: smollm2-135m)")
     parser.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps of every cell (default: 150)")
     parser.add_argument(
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         methods=args.methods,
         seeds=args.seeds,
         sweep_seeds=args.sweep_seeds,
+        sweep_tasks=args.sweep_tasks,
         model=args.model,
         max_steps=args.max_steps,
         lrs=parse_lrs(args.lrs or []),
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
     )
     sweep = f"lrs swept on seed{'s' * (len(grid.sweep) > 1)} {', '.join(map(str, grid.sweep))}"
+    sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
     print(
         f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
         f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"

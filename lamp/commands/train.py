@@ -31,6 +31,8 @@ def _option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    if value.lower() in ("true", "false"):  # YAML and shell habits: true/false as well as True/False
+        return key, value.lower() == "true"
     try:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):

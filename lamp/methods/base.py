@@ -26,6 +26,9 @@ class PromptConfig:
     method: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # a flag's "false" must not pass as a truthy string
+            if f.type in (bool, "bool") and not isinstance(getattr(self, f.name), bool):
+                raise ConfigError(f"{f.name} must be true or false, got {getattr(self, f.name)!r}")
         self.validate()
 
     def validate(self) -> None:

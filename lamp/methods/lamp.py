@@ -25,6 +25,10 @@ class LampConfig(PromptConfig):
     length: virtual tokens of the prompt before pooling (l). rank: SVD components kept (r).
     pool: average-pooling kernel and stride along the token axis (k); must divide length.
     init: `vocab` (sampled vocabulary rows), `text` (embeddings of init_text) or `random`.
+    scale_lr: give each factor the learning rate times its initial RMS over the prompt's initial RMS, so one Adam
+    step moves every factor by the same fraction of its size, as vanilla PT's step moves the prompt. Without it a
+    step of lr changes V (entries ~ 1/sqrt(d), multiplied by q ~ the singular values) several times more than a
+    PT step and q (entries ~ the singular values) almost not at all (docs/quality.md has the measurement).
     """
 
     method = "lamp"
@@ -33,6 +37,7 @@ class LampConfig(PromptConfig):
     pool: int = 4
     init: str = "vocab"
     init_text: str | None = None
+    scale_lr: bool = False
 
     def validate(self) -> None:
         check_positive("length", self.length)
@@ -74,6 +79,17 @@ class LampPrompt(PromptModule):
         self.v = nn.Parameter(vh[: config.rank].contiguous())
         self.pool = config.pool
         self.n_virtual = length // config.pool
+        # Fixed at construction (from the init), so a resumed run gets the same learning rates.
+        reference = self.unpooled().detach().pow(2).mean().sqrt().clamp_min(1e-12)
+        self.lr_scales = {
+            name: (p.detach().pow(2).mean().sqrt() / reference).item() if config.scale_lr else 1.0
+            for name, p in self.named_parameters()
+        }
+
+    def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
+        return [
+            {"params": [p], "lr": lr * self.lr_scales[name]} for name, p in self.named_parameters() if p.requires_grad
+        ]
 
     def unpooled(self) -> torch.Tensor:
         return (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
