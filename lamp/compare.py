@@ -316,11 +316,12 @@ def cell_record(task: str, spec: MethodSpec, lr: float, seed: int, results: dict
     }
 
 
-def run_grid(grid: Grid, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+def run_grid(grid: Grid, log: Callable[[str], None] = print, report_only: bool = False) -> list[dict[str, Any]]:
     """Run the sweep, select learning rates on its validation scores, run the remaining seeds at the selected
-    rates; cells finished earlier are read back. Returns every cell's record with `selected` marked."""
+    rates; cells finished earlier are read back. Returns every cell's record with `selected` marked.
+    `report_only`: train nothing, only read back the cells finished so far (a partial grid's report)."""
     total = grid.n_cells()
-    records = run_cells(grid, grid.sweep_cells(), log, 0, total)
+    records = run_cells(grid, grid.sweep_cells(), log, 0, total, report_only)
     chosen = choose_lrs(records)
     if grid.sweep_tasks:  # one rate per method, selected on the swept tasks, for every task
         per_method = choose_lrs([{**r, "task": "*"} for r in _task_means(records)])
@@ -332,7 +333,7 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> list[dict[str, A
         for spec in grid.methods
         if (task, spec.label) in chosen and not grid.is_swept(task, seed)
     ]
-    records += run_cells(grid, rest, log, len(records), total)
+    records += run_cells(grid, rest, log, len(grid.sweep_cells()), total, report_only)
     for record in records:
         record["selected"] = (
             chosen.get((record["task"], record["method"])) == record["lr"] and record["validation_score"] is not None
@@ -341,7 +342,12 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print) -> list[dict[str, A
 
 
 def run_cells(
-    grid: Grid, cells: list[tuple[str, MethodSpec, float, int]], log: Callable[[str], None], done: int, total: int
+    grid: Grid,
+    cells: list[tuple[str, MethodSpec, float, int]],
+    log: Callable[[str], None],
+    done: int,
+    total: int,
+    report_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Run (or read back) the given cells; `done` and `total` only number the progress lines."""
     from lamp import train as training
@@ -364,6 +370,9 @@ def run_cells(
         elif failed_path.is_file():
             results = json.loads(failed_path.read_text())
             log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
+        elif report_only:
+            log(f"{tag}: not finished yet")
+            continue
         else:
             resume = out.is_dir() and any(out.iterdir())
             log(f"{tag}: {'resuming' if resume else 'training'}")
@@ -476,6 +485,11 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
         "set (collapsed); their scores are included in the mean.",
+        *(
+            ["", f"**Partial grid: {len(records)} of {info['cells_total']} cells finished.**"]
+            if len(records) < info.get("cells_total", len(records))
+            else []
+        ),
         "",
         "| Method | Trainable params | " + " | ".join(tasks) + " | Avg |",
         "|---|---:|" + "---:|" * (len(tasks) + 1),
@@ -577,11 +591,17 @@ def write_report(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]
     return paths
 
 
-def compare(grid: Grid, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, Path]]:
-    """Run (or resume) the grid, select learning rates on validation, write the report; return records and paths."""
+def compare(
+    grid: Grid, log: Callable[[str], None] = print, report_only: bool = False
+) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """Run (or resume) the grid, select learning rates on validation, write the report; return records and paths.
+    `report_only` trains nothing and reports the cells finished so far."""
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    records = run_grid(grid, log)
+    records = run_grid(grid, log, report_only)
+    if not records:
+        raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
     info = {
+        "cells_total": grid.n_cells(),
         "wall_s": time.perf_counter() - started,
         "trained": sum(r["trained_now"] for r in records),
         "cells_wall_s": sum(r["wall_s"] or 0 for r in records),

@@ -227,6 +227,21 @@ def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, m
         fake_grid(tmp_path / "h", sweep_tasks=["cola"])
 
 
+def test_report_only_reads_finished_cells_and_trains_nothing(tmp_path, monkeypatch):
+    scores = {(m, lr, s): (60.0 + 10 * lr, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    with pytest.raises(ConfigError, match="no finished cells in .* yet: run the grid without --report-only"):
+        compare(fake_grid(tmp_path / "g"), log=quiet, report_only=True)
+    compare(fake_grid(tmp_path / "g", seeds=[0]), log=quiet)  # seed 0 only: 4 of the 2-seed grid's 8 cells
+    calls.clear()
+    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet, report_only=True)
+    assert calls == [] and len(records) == 4
+    assert "**Partial grid: 4 of 8 cells finished.**" in paths["markdown"].read_text()
+    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
+    assert len(calls) == 4 and "Partial grid" not in paths["markdown"].read_text()
+
+
 def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
     scores = {(m, lr, s): (60.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
     monkeypatch.setattr(training, "train", fake_train(scores, []))

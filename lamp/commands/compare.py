@@ -63,6 +63,11 @@ def add_parser(subparsers: Any) -> None:
         help="the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, "
         "at most 20 steps and 64 validation examples)",
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: write the report from the cells finished so far (a running or stopped grid)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -91,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
         f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"
     )
-    records, paths = compare(grid)
+    records, paths = compare(grid, report_only=args.report_only)
     print()
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
     print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
