@@ -221,7 +221,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     from transformers import get_linear_schedule_with_warmup
 
     from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import collate_train, encode, pad_id
+    from lamp.data import LazyEncoded, collate_train, encode, pad_id
     from lamp.methods import make_config
     from lamp.model import wrap
     from lamp.plots import plot_training
@@ -257,7 +257,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     scorer = resolve_scorer(config.scorer, kind, task)
     if scorer == "rank" and not task.label_words:
         raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
-    train_encoded = encode(splits["train"], tokenizer, kind, config.max_length)
+    train_encoded = LazyEncoded(splits["train"], tokenizer, kind, config.max_length)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
     val_encoded = encode(validation, tokenizer, kind, config.max_length)
     test_encoded = encode(splits["test"], tokenizer, kind, config.max_length)

@@ -170,6 +170,18 @@ def test_scorers_agree_after_training(tiny_task, tmp_path):
     assert all(g == r for g, r in zip(generated, ranked, strict=True) if g is not None)
 
 
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_lazy_training_rows_equal_the_batch_encoding(tiny_task, kind):
+    from lamp.data import LazyEncoded, encode
+
+    tokenizer = make_tokenizer()
+    rows = tiny_task["train"]
+    lazy = LazyEncoded(rows, tokenizer, kind, 6)  # short enough to truncate some rows
+    assert len(lazy) == len(rows) and not lazy.cache
+    assert [lazy[i] for i in reversed(range(len(rows)))] == encode(rows, tokenizer, kind, 6)[::-1]
+    assert len(lazy.cache) == len(rows)
+
+
 def test_generation_junk_is_invalid_and_scored_wrong():
     task = get_task("polarity")
     assert task.parse("the movie") is None
