@@ -464,7 +464,8 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 def _score(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "-"
-    text = f"{entry['mean']:.1f} ± {entry['std']:.1f}"
+    # one seed has no spread to show; "± 0.0" would claim one
+    text = f"{entry['mean']:.1f} ± {entry['std']:.1f}" if entry["n"] > 1 else f"{entry['mean']:.1f} (1 seed)"
     if entry.get("collapsed"):
         text += f" ⚠{entry['collapsed']}/{entry['n']}"
     return text
@@ -480,8 +481,12 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         f"# Method comparison on {grid.model}",
         "",
         "Test score (task metric, 0-100) at the learning rate selected "
-        + (f"per method on {', '.join(grid.sweep_tasks)}'s" if grid.sweep_tasks else "per task on")
-        + f" mean validation score over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
+        + (
+            f"per method on the mean validation score of {', '.join(grid.sweep_tasks)}"
+            if grid.sweep_tasks
+            else "per task on the mean validation score"
+        )
+        + f" over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
         "set (collapsed); their scores are included in the mean.",

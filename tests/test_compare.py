@@ -222,7 +222,7 @@ def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, m
         (t, m, lr, s) for t in ("polarity", "rte") for m, lr in (("lamp", 0.1), ("pt", 0.01)) for s in (0, 1)
     }
     assert all(r["selected"] == ((r["method"], r["lr"]) in {("lamp", 0.1), ("pt", 0.01)}) for r in records)
-    assert "selected per method on polarity's mean validation" in paths["markdown"].read_text()
+    assert "selected per method on the mean validation score of polarity over seed 0" in paths["markdown"].read_text()
     with pytest.raises(ConfigError, match="sweep_tasks must be a non-empty list of the grid's tasks"):
         fake_grid(tmp_path / "h", sweep_tasks=["cola"])
 
