@@ -322,10 +322,11 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print, report_only: bool =
     `report_only`: train nothing, only read back the cells finished so far (a partial grid's report)."""
     total = grid.n_cells()
     records = run_cells(grid, grid.sweep_cells(), log, 0, total, report_only)
-    chosen = choose_lrs(records)
     if grid.sweep_tasks:  # one rate per method, selected on the swept tasks, for every task
         per_method = choose_lrs([{**r, "task": "*"} for r in _task_means(records)])
         chosen = {(task, label): lr for (_, label), lr in per_method.items() for task in grid.tasks}
+    else:
+        chosen = choose_lrs(records)
     rest = [
         (task, spec, chosen[(task, spec.label)], seed)
         for seed in grid.seeds

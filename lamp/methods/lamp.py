@@ -80,11 +80,10 @@ class LampPrompt(PromptModule):
         self.pool = config.pool
         self.n_virtual = length // config.pool
         # Fixed at construction (from the init), so a resumed run gets the same learning rates.
-        reference = self.unpooled().detach().pow(2).mean().sqrt().clamp_min(1e-12)
-        self.lr_scales = {
-            name: (p.detach().pow(2).mean().sqrt() / reference).item() if config.scale_lr else 1.0
-            for name, p in self.named_parameters()
-        }
+        self.lr_scales = {name: 1.0 for name, _ in self.named_parameters()}
+        if config.scale_lr:
+            reference = _rms(self.unpooled()).clamp_min(1e-12)
+            self.lr_scales = {name: (_rms(p) / reference).item() for name, p in self.named_parameters()}
 
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
         return [
@@ -96,3 +95,7 @@ class LampPrompt(PromptModule):
 
     def forward(self) -> torch.Tensor:
         return self.unpooled().view(self.n_virtual, self.pool, -1).mean(dim=1)
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().pow(2).mean().sqrt()
