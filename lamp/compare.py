@@ -462,6 +462,50 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"methods": methods, "tasks": tasks, "table": table}
 
 
+def paired_differences(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The grid's first method against each other one, on the selected cells they share (same task and seed).
+
+    Per method: the number of pairs, the mean and std of the first method's test score minus the other's, a paired
+    t-test's two-sided p over those pairs (None when every difference is equal), and on how many tasks the first
+    method's mean is higher. Pairing removes the task (and seed) effect that the averages' std still carries.
+    """
+    from scipy.stats import ttest_rel
+
+    s = summary(records)
+    if len(s["methods"]) < 2:
+        return []
+    reference, *others = s["methods"]
+    first = s["table"][reference]["tasks"]
+    rows = []
+    for method in others:
+        other = s["table"][method]["tasks"]
+        tasks = [t for t in s["tasks"] if t in first and t in other]
+        pairs = [
+            (first[t]["seeds"][k], other[t]["seeds"][k])
+            for t in tasks
+            for k in first[t]["seeds"]
+            if k in other[t]["seeds"]
+        ]
+        if len(pairs) < 2:
+            continue
+        diffs = [a - b for a, b in pairs]
+        mean, std = _mean_std(diffs)
+        p = float(ttest_rel(*zip(*pairs, strict=True)).pvalue) if std > 0 else None
+        wins = sum(first[t]["mean"] > other[t]["mean"] for t in tasks)
+        rows.append(
+            {
+                "method": method,
+                "pairs": len(pairs),
+                "mean": mean,
+                "std": std,
+                "p": p,
+                "tasks_higher": wins,
+                "tasks": len(tasks),
+            }
+        )
+    return rows
+
+
 def _score(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "-"
@@ -514,6 +558,25 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
     for method, row in table.items():
         cells = [f"{e['lr']:g} ({e['validation']:.1f})" if (e := row["tasks"].get(t)) else "-" for t in tasks]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    differences = paired_differences(records)
+    if differences:
+        reference = s["methods"][0]
+        lines += [
+            "",
+            f"## {reference} against each method (paired on task and seed)",
+            "",
+            f"Difference = {reference}'s test score minus the method's, over the (task, seed) cells both finished; "
+            "p: paired t-test, two-sided. A p above 0.05 means the difference does not exceed the seed-to-seed noise.",
+            "",
+            f"| Method | Pairs | Mean difference | Std | p | Tasks where {reference} is higher |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for d in differences:
+            p = "-" if d["p"] is None else f"{d['p']:.3f}"
+            lines.append(
+                f"| {d['method']} | {d['pairs']} | {d['mean']:+.1f} | {d['std']:.1f} | {p} | "
+                f"{d['tasks_higher']} of {d['tasks']} |"
+            )
     lines += [
         "",
         "## Every cell",

@@ -10,7 +10,7 @@ import pytest
 
 import lamp.train as training
 from lamp.cli import main
-from lamp.compare import choose_lrs, compare, load_recipe, make_grid
+from lamp.compare import choose_lrs, compare, load_recipe, make_grid, paired_differences
 from lamp.errors import ConfigError, LampError, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,6 +176,8 @@ def test_learning_rate_is_selected_on_validation_not_test(tmp_path, monkeypatch)
     assert "| lamp | 100 | 60.0 ± 2.8 | 60.0 ± 2.8 |" in table
     assert "| pt | 1,000 | 42.5 ± 3.5 ⚠2/2 | 42.5 ± 3.5 |" in table, "collapsed runs are marked"
     assert "0.01 (80.0)" in table and "0.1 (70.0)" in table  # selected rates with their validation means
+    assert "## lamp against each method (paired on task and seed)" in table
+    assert "| pt | 2 | +17.5 | 0.7 | 0.018 | 1 of 1 |" in table  # (58 - 40, 62 - 45); t = 35, df = 1
 
 
 def test_choose_lrs_breaks_ties_by_sweep_order_and_skips_failures():
@@ -185,6 +187,39 @@ def test_choose_lrs_breaks_ties_by_sweep_order_and_skips_failures():
     assert choose_lrs([record(0.1, 80.0), record(0.01, 80.0)]) == {("t", "m"): 0.1}
     assert choose_lrs([record(0.1, None), record(0.01, 10.0)]) == {("t", "m"): 0.01}
     assert choose_lrs([record(0.1, None)]) == {}
+
+
+def test_paired_differences_pair_cells_on_task_and_seed():
+    from scipy.stats import t as student
+
+    def record(method, task, seed, test, selected=True):
+        return {
+            "method": method,
+            "task": task,
+            "seed": seed,
+            "lr": 0.1,
+            "test_score": test,
+            "selected": selected,
+            "validation_score": 50.0,
+            "trainable_params": 1,
+            "collapsed": False,
+        }
+
+    lamp_scores = {("a", 0): 70.0, ("a", 1): 72.0, ("b", 0): 60.0, ("b", 1): 64.0}
+    pt_scores = {("a", 0): 65.0, ("a", 1): 66.0, ("b", 0): 61.0, ("b", 1): 60.0}
+    records = [record("lamp", t, k, v) for (t, k), v in lamp_scores.items()]
+    records += [record("pt", t, k, v) for (t, k), v in pt_scores.items()]
+    records += [record("same", t, k, v) for (t, k), v in lamp_scores.items()]
+    records.append(record("pt", "a", 2, 0.0, selected=False))  # not selected: left out
+    records.append(record("pt", "b", 2, 99.0))  # lamp has no seed 2 on b: unpaired, left out
+    pt, same = paired_differences(records)
+    diffs = [5.0, 6.0, -1.0, 4.0]
+    mean, std = sum(diffs) / 4, (sum((d - 3.5) ** 2 for d in diffs) / 3) ** 0.5
+    assert (pt["method"], pt["pairs"], pt["tasks_higher"], pt["tasks"]) == ("pt", 4, 1, 2)  # b: 62.0 vs 73.3
+    assert pt["mean"] == pytest.approx(mean) and pt["std"] == pytest.approx(std)
+    assert pt["p"] == pytest.approx(2 * student.sf(mean / (std / 2), df=3))
+    assert (same["mean"], same["std"], same["p"], same["tasks_higher"]) == (0.0, 0.0, None, 0)
+    assert paired_differences([r for r in records if r["method"] == "lamp"]) == []
 
 
 def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monkeypatch):
