@@ -327,6 +327,9 @@ def test_committed_recipes_are_valid_and_fair():
         assert "max_steps" not in grid.train, "one step budget for every method"
     assert len(full.seeds) >= 3 and {"sst2", "rte", "mrpc", "cb", "cola"} <= set(full.tasks)
     assert all(len(m.lrs) >= 2 for m in full.methods), "every method gets a learning-rate sweep"
+    for path in sorted((ROOT / "benchmarks").glob("quality*.yaml")):  # every committed recipe parses
+        grid = make_grid(load_recipe(path))
+        assert grid.model == "smollm2-135m" and "max_steps" not in grid.train, path.name
 
 
 def test_quick_without_a_quick_entry_shrinks_the_grid(tmp_path):
