@@ -121,3 +121,55 @@ def test_per_row_prompts_with_mask_equal_single_prompt_runs(llama, tokenizer):
     second = model(**tokenizer(SENTENCES[1:2], return_tensors="pt"), prompt=other, logits_to_keep=1).logits
     torch.testing.assert_close(mixed[0], first[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(mixed[1], second[0], atol=1e-5, rtol=1e-4)
+
+
+def _tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=128, pad_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
+def test_evaluation_reads_the_prompt_from_a_prefix_cache_with_the_same_scores(llama, tokenizer):
+    for backbone, config in (
+        (llama, lamp.LampConfig(length=8, rank=2, pool=2)),
+        (llama, lamp.make_config("dept", length=4, rank=2, max_length=16)),
+        (_tiny_gpt2(), lamp.PromptTuningConfig(length=5)),
+    ):
+        model = lamp.wrap(backbone, config).eval()
+        seen: list[int] = []
+        hook = backbone.register_forward_pre_hook(
+            lambda _, args, kw, seen=seen: seen.append(kw["inputs_embeds"].shape[1]), with_kwargs=True
+        )
+        batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+        width = batch["input_ids"].shape[1]
+        with torch.no_grad():
+            cached = model(**batch, logits_to_keep=3).logits
+            assert seen == [model.n_virtual, width]  # the prompt once, then the inputs alone
+            full = model(**batch, prompt=model.prompt(), logits_to_keep=3).logits  # an explicit prompt: no cache
+            assert seen[-1] == model.n_virtual + width
+            torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
+            model(**batch, logits_to_keep=3)
+            assert seen[-1] == width and seen.count(model.n_virtual) == 1  # reused, not recomputed
+            next(model.prompt_encoder.parameters()).mul_(2.0)  # a changed prompt invalidates the cache
+            torch.testing.assert_close(
+                model(**batch, logits_to_keep=3).logits,
+                model(**batch, prompt=model.prompt(), logits_to_keep=3).logits,
+                atol=1e-5,
+                rtol=1e-4,
+            )
+            assert seen.count(model.n_virtual) == 2
+        hook.remove()
+
+
+def test_training_and_full_logits_do_not_use_the_prefix_cache(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4))
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    model.eval()
+    with torch.no_grad():
+        assert model(**batch).logits.shape[1] == 4 + batch["input_ids"].shape[1]  # logits_to_keep=0: every position
+    model.train()
+    model(**batch, logits_to_keep=2).logits.sum().backward()  # gradients reach the prompt through the full pass
+    assert model.prompt_encoder.weight.grad is not None
+    assert model._prefix_key is None
