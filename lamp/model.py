@@ -56,7 +56,8 @@ class PromptedModel(nn.Module):
         self._accepts_position_ids = "position_ids" in accepted
         # transformers 5 names the key/value cache argument `cache`; earlier releases `past_key_values`
         self._cache_argument = next((n for n in ("cache", "past_key_values") if n in accepted), None)
-        self._reuses_prefix = self.kind == "causal" and self._cache_argument is not None
+        # Public switch: False runs the prompt through the backbone with every evaluation batch (see forward).
+        self.reuse_prompt_cache = self.kind == "causal" and self._cache_argument is not None
         self._cached_prompt: torch.Tensor | None = None
         self._cache_key: tuple | None = None
         self._prefix_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -84,7 +85,9 @@ class PromptedModel(nn.Module):
         """
         from transformers import DynamicCache
 
-        key = (dtype, *((p.data_ptr(), p._version) for p in self.parameters()))
+        device = self.backbone.get_input_embeddings().weight.device
+        autocast = torch.is_autocast_enabled(device.type)  # keys and values made under autocast have its dtype
+        key = (dtype, autocast, *((p.data_ptr(), p._version) for p in self.parameters()))
         if key != self._prefix_key:
             prompt = self.prompt().to(dtype).unsqueeze(0)
             ones = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
@@ -95,7 +98,7 @@ class PromptedModel(nn.Module):
             cache = outputs.get(self._cache_argument)
             layers = getattr(cache, "layers", None)
             if not isinstance(cache, DynamicCache) or not layers or not all(hasattr(x, "keys") for x in layers):
-                self._reuses_prefix = False  # an unusual cache (state-space, hybrid): score the prompt every time
+                self.reuse_prompt_cache = False  # an unusual cache (state-space, hybrid): run the prompt every time
                 return None
             self._prefix_layers = [(layer.keys, layer.values) for layer in layers]
             self._prefix_key = key
@@ -174,7 +177,7 @@ class PromptedModel(nn.Module):
             return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
         position_ids = self._position_ids(mask)
         shared_prefix = (
-            self._reuses_prefix
+            self.reuse_prompt_cache
             and prompt is None
             and self.n_virtual > 0
             and not (self.training or torch.is_grad_enabled())
