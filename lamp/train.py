@@ -281,8 +281,11 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         state = saved["state"]
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
+    # A resumed run's wall_s counts the earlier invocations up to their last checkpoint (work lost after it is not).
+    earlier_s = state.get("elapsed_s", 0.0)
 
     def save_checkpoint() -> None:
+        state["elapsed_s"] = earlier_s + time.perf_counter() - started
         if is_main:
             payload = {
                 "prompt": model.prompt_encoder.state_dict(),
@@ -397,7 +400,7 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         "n_virtual": model.n_virtual,
         "steps": state["step"],
         "best_step": state["best_step"],
-        "wall_s": round(time.perf_counter() - started, 2),
+        "wall_s": round(earlier_s + time.perf_counter() - started, 2),
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
         "validation": evaluations[state["best_step"]],
         "test": test,

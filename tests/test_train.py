@@ -124,8 +124,12 @@ def test_resume_after_interrupt_is_bit_identical(tiny_task, model_dir, tmp_path)
 
     with pytest.raises(KeyboardInterrupt):
         train(config(model_dir, tmp_path / "parts", method="lamp", length=8, rank=2, pool=2), callback=interrupt)
-    assert torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["state"]["step"] == 5
-    train(config(model_dir, tmp_path / "parts", method="lamp", length=8, rank=2, pool=2, resume=True))
+    saved = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)
+    assert saved["state"]["step"] == 5 and saved["state"]["elapsed_s"] > 0
+    saved["state"]["elapsed_s"] = 1000.0  # as if the first invocation had run for 1,000 s
+    torch.save(saved, tmp_path / "parts" / "checkpoint.pt")
+    resumed = train(config(model_dir, tmp_path / "parts", method="lamp", length=8, rank=2, pool=2, resume=True))
+    assert 1000.0 < resumed["wall_s"] < 1000.0 + 600  # the earlier invocation's time counts in the total
     parts = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=False)["prompt"]
     assert whole.keys() == parts.keys()
     for name in whole:
