@@ -76,6 +76,13 @@ class PromptedModel(nn.Module):
             self._cache_key = key
         return self._cached_prompt
 
+    def _shared_prompt_cache(self, prompt: torch.Tensor | None, embeds: torch.Tensor) -> Any:
+        """The prompt's key/value cache for this batch when evaluating a causal LM with the module's own prompt."""
+        evaluating = not (self.training or torch.is_grad_enabled())
+        if not (self.reuse_prompt_cache and evaluating and prompt is None and self.n_virtual > 0):
+            return None
+        return self._prefix_cache(embeds.shape[0], embeds.dtype)
+
     def _prefix_cache(self, batch: int, dtype: torch.dtype) -> Any:
         """The backbone's keys and values over the shared prompt, for `batch` rows, or None if it cannot give them.
 
@@ -176,15 +183,8 @@ class PromptedModel(nn.Module):
         if self.kind == "seq2seq":
             return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
         position_ids = self._position_ids(mask)
-        shared_prefix = (
-            self.reuse_prompt_cache
-            and prompt is None
-            and self.n_virtual > 0
-            and not (self.training or torch.is_grad_enabled())
-            and 0 < logits_to_keep <= input_ids.shape[1]  # the output is then the same with or without the cache
-            and self._cache_argument not in kwargs
-        )
-        cache = self._prefix_cache(embeds.shape[0], embeds.dtype) if shared_prefix else None
+        same_output = 0 < logits_to_keep <= input_ids.shape[1] and self._cache_argument not in kwargs
+        cache = self._shared_prompt_cache(prompt, embeds) if same_output else None
         if cache is not None:  # the prompt's rows come from the cache: feed only the input's
             kwargs[self._cache_argument] = cache
             embeds = embeds[:, self.n_virtual :]
@@ -221,8 +221,12 @@ class PromptedModel(nn.Module):
         **kwargs: Any,
     ) -> torch.Tensor:
         """Generate with the prompt. Causal inputs must be left-padded; returns only the new tokens for causal
-        LMs (transformers' behaviour with `inputs_embeds`) and the decoder's tokens for seq2seq."""
+        LMs (transformers' behaviour with `inputs_embeds`) and the decoder's tokens for seq2seq. A causal LM
+        reads the module's own prompt from its key/value cache (see `forward`)."""
         embeds, mask = self._embed(input_ids, attention_mask, prompt, prompt_mask)
+        cache = None if self._cache_argument in kwargs else self._shared_prompt_cache(prompt, embeds)
+        if cache is not None:  # generate feeds the backbone only the embeddings past the cached prompt
+            kwargs[self._cache_argument] = cache
         return self.backbone.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
 
 

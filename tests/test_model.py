@@ -6,7 +6,7 @@ import torch
 
 import lamp
 
-from .conftest import assert_left_padded_batch_scores_like_rows_alone
+from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama
 
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
@@ -173,3 +173,24 @@ def test_training_and_full_logits_do_not_use_the_prefix_cache(llama, tokenizer):
     model(**batch, logits_to_keep=2).logits.sum().backward()  # gradients reach the prompt through the full pass
     assert model.prompt_encoder.weight.grad is not None
     assert model._prefix_key is None
+
+
+def test_generation_with_the_prefix_cache_equals_generation_without(tokenizer):
+    for backbone in (make_llama(), _tiny_gpt2()):
+        model = lamp.wrap(backbone, lamp.PromptTuningConfig(length=5)).eval()
+        with torch.no_grad():
+            model.prompt_encoder.weight.mul_(20.0)  # a prompt strong enough to steer the tiny model
+        batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+        options = {"max_new_tokens": 4, "do_sample": False, "pad_token_id": 0}
+        widths: list[int] = []
+        hook = backbone.register_forward_pre_hook(
+            lambda _, args, kw, widths=widths: (
+                widths.append(kw["inputs_embeds"].shape[1]) if kw.get("inputs_embeds") is not None else None
+            ),
+            with_kwargs=True,
+        )
+        cached = model.generate(**batch, **options)
+        hook.remove()
+        assert widths == [5, batch["input_ids"].shape[1]]  # the prompt once, then only the inputs
+        full = model.generate(**batch, prompt=model.prompt(), **options)  # an explicit prompt: no cache
+        assert torch.equal(cached, full)
