@@ -104,7 +104,11 @@ class PromptedModel(nn.Module):
             )
             cache = outputs.get(self._cache_argument)
             layers = getattr(cache, "layers", None)
-            if not isinstance(cache, DynamicCache) or not layers or not all(hasattr(x, "keys") for x in layers):
+            if (
+                not isinstance(cache, DynamicCache)
+                or not layers
+                or any(getattr(x, "keys", None) is None for x in layers)
+            ):
                 self.reuse_prompt_cache = False  # an unusual cache (state-space, hybrid): run the prompt every time
                 return None
             self._prefix_layers = [(layer.keys, layer.values) for layer in layers]

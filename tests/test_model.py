@@ -194,3 +194,24 @@ def test_generation_with_the_prefix_cache_equals_generation_without(tokenizer):
         assert widths == [5, batch["input_ids"].shape[1]]  # the prompt once, then only the inputs
         full = model.generate(**batch, prompt=model.prompt(), **options)  # an explicit prompt: no cache
         assert torch.equal(cached, full)
+
+
+def test_a_backbone_without_a_usable_cache_scores_with_the_full_pass(llama, tokenizer):
+    import functools
+
+    original = llama.forward
+
+    @functools.wraps(original)
+    def forward_without_cache(*args, **kwargs):  # as a state-space or hybrid model's cache would look to us
+        outputs = original(*args, **kwargs)
+        outputs["cache"] = (("not", "a", "DynamicCache"),)
+        return outputs
+
+    llama.forward = forward_without_cache
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4)).eval()
+    assert model.reuse_prompt_cache  # the signature offers a cache; only its value shows it is unusable
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        scored = model(**batch, logits_to_keep=2).logits
+        torch.testing.assert_close(scored, model(**batch, prompt=model.prompt(), logits_to_keep=2).logits)
+    assert model.reuse_prompt_cache is False
