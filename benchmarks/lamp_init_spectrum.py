@@ -7,6 +7,7 @@ and to each other.
 
     python benchmarks/lamp_init_spectrum.py                      # from the repository root
     python benchmarks/lamp_init_spectrum.py --rank 16 --pool 2
+    python benchmarks/lamp_init_spectrum.py --init random      # or --init text --init-text "a phrase"
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import lamp
-from lamp.backbones import load_model
+from lamp.backbones import load_model, load_tokenizer
 
 
 def describe(name: str, rows: torch.Tensor, mean: torch.Tensor) -> None:
@@ -37,6 +38,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--pool", type=int, default=4)
+    parser.add_argument("--init", choices=("vocab", "text", "random"), default="vocab")
+    parser.add_argument("--init-text", default=None, help="the phrase for --init text")
     args = parser.parse_args()
 
     backbone = load_model(args.model)
@@ -46,15 +49,19 @@ def main() -> None:
         f"vocabulary: {len(vocabulary)} rows, mean row norm {vocabulary.norm(dim=1).mean():.2f}, "
         f"norm of the mean row {mean.norm():.2f}"
     )
+    tokenizer = load_tokenizer(args.model)
+    init = {"init": args.init, "init_text": args.init_text}
     torch.manual_seed(0)
-    pt = lamp.wrap(backbone, lamp.PromptTuningConfig(length=args.length)).prompt_encoder().detach()
-    torch.manual_seed(0)  # the same vocabulary rows
-    module = lamp.wrap(backbone, lamp.LampConfig(length=args.length, rank=args.rank, pool=args.pool)).prompt_encoder
+    pt = lamp.wrap(backbone, lamp.PromptTuningConfig(length=args.length, **init), tokenizer=tokenizer)
+    pt = pt.prompt_encoder().detach()
+    torch.manual_seed(0)  # the same initial rows
+    config = lamp.LampConfig(length=args.length, rank=args.rank, pool=args.pool, **init)
+    module = lamp.wrap(backbone, config, tokenizer=tokenizer).prompt_encoder
     energy = torch.linalg.svdvals(pt).pow(2)
     kept = energy[: args.rank].sum() / energy.sum()
     print(f"rank {args.rank} keeps {kept:.1%} of the initial prompt's energy")
     print("q (the kept singular values):", [round(v, 2) for v in module.q.detach().tolist()])
-    describe("PT (vocabulary rows)", pt, mean)
+    describe(f"PT ({args.init} init)", pt, mean)
     describe(f"LAMP rank {args.rank}, before pooling", module.unpooled().detach(), mean)
     describe(f"LAMP rank {args.rank}, pool {args.pool}", module().detach(), mean)
 
