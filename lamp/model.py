@@ -40,6 +40,11 @@ def model_kind(model: nn.Module) -> str:
     )
 
 
+def parameter_versions(module: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Each parameter's storage and in-place version: changes whenever a parameter is replaced or updated."""
+    return tuple((p.data_ptr(), p._version) for p in module.parameters())
+
+
 class PromptedModel(nn.Module):
     """A frozen backbone plus a trainable prompt module. Only the prompt's parameters require gradients."""
 
@@ -69,7 +74,7 @@ class PromptedModel(nn.Module):
         """The materialised prompt (n_virtual x d). Without autograd it is cached until a parameter changes."""
         if torch.is_grad_enabled() and self.training:
             return self.prompt_encoder()
-        key = tuple((p.data_ptr(), p._version) for p in self.prompt_encoder.parameters())
+        key = parameter_versions(self.prompt_encoder)
         if self._cached_prompt is None or key != self._cache_key:
             with torch.no_grad():
                 self._cached_prompt = self.prompt_encoder()
@@ -94,7 +99,7 @@ class PromptedModel(nn.Module):
 
         device = self.backbone.get_input_embeddings().weight.device
         autocast = torch.is_autocast_enabled(device.type)  # keys and values made under autocast have its dtype
-        key = (dtype, autocast, *((p.data_ptr(), p._version) for p in self.parameters()))
+        key = (dtype, autocast, *parameter_versions(self))
         if key != self._prefix_key:
             prompt = self.prompt().to(dtype).unsqueeze(0)
             ones = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
