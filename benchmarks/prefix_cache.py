@@ -19,23 +19,19 @@ import torch
 
 import lamp
 from lamp.backbones import load_model, load_tokenizer
+from lamp.compare import load_recipe, make_grid
 from lamp.data import encode
+from lamp.errors import ConfigError
 from lamp.scoring import predict
 from lamp.tasks import get_task, load_splits
 
-# The quality recipe's options for each prompt method (benchmarks/quality.yaml).
-OPTIONS = {
-    "pt": {"length": 100},
-    "lamp": {"length": 100, "rank": 8, "pool": 4},
-    "dept": {"length": 60, "rank": 27, "max_length": 256},
-    "dpt": {"length": 100, "rank": 8},
-}
+RECIPE = "benchmarks/quality.yaml"  # each method runs with this recipe's options
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="sst2")
-    parser.add_argument("--method", default="pt", choices=sorted(OPTIONS))
+    parser.add_argument("--method", default="pt", help=f"a method label of {RECIPE}: pt, lamp, dept or dpt")
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--data-dir", default="../shared/data")
@@ -45,7 +41,11 @@ def main() -> None:
     task = get_task(args.task)
     test = load_splits(args.task, args.data_dir, 0)["test"][: args.examples]
     tokenizer = load_tokenizer(args.model)
-    model = lamp.wrap(load_model(args.model), lamp.make_config(args.method, **OPTIONS[args.method]), tokenizer).eval()
+    try:
+        (spec,) = make_grid(load_recipe(RECIPE), methods=[args.method]).methods
+    except ConfigError as error:
+        parser.error(str(error))
+    model = lamp.wrap(load_model(args.model), lamp.make_config(spec.method, **spec.options), tokenizer).eval()
     with torch.no_grad():  # move the prompt off its initialisation, as training would
         for parameter in model.prompt_encoder.parameters():
             parameter.add_(torch.randn_like(parameter) * parameter.std() * 0.5)
