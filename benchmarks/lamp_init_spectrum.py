@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 import lamp
 from lamp.backbones import load_model, load_tokenizer
+from lamp.methods.base import embedding_rows
 
 
 def describe(name: str, rows: torch.Tensor, mean: torch.Tensor) -> None:
@@ -43,7 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     backbone = load_model(args.model)
-    vocabulary = backbone.get_input_embeddings().weight.detach().float()
+    # What the embedding layer returns (the prompt lives there), not its raw weight.
+    vocabulary = embedding_rows(backbone, torch.arange(backbone.get_input_embeddings().weight.shape[0]))
     mean = vocabulary.mean(0)
     print(
         f"vocabulary: {len(vocabulary)} rows, mean row norm {vocabulary.norm(dim=1).mean():.2f}, "

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.errors import AdapterError
+from lamp.methods.base import embedding_rows
 from lamp.model import PromptedModel
 
 FILES = ("cosine.png", "spectrum.png", "norms.png")
@@ -73,7 +74,14 @@ def prompt_summary(model: PromptedModel, spectra: tuple[torch.Tensor, torch.Tens
     `spectra`: the singular values before and after pooling, when already computed."""
     before, after = prompt_rows(model)
     spectra = spectra or (singular_values(before), singular_values(after))
-    vocabulary = model.backbone.get_input_embeddings().weight.detach().float()
+    vocab_size = model.backbone.get_input_embeddings().weight.shape[0]
+    # Norms of the rows the embedding layer returns (Gemma scales them in forward), in chunks of the vocabulary.
+    vocabulary_norms = torch.cat(
+        [
+            embedding_rows(model.backbone, torch.arange(start, min(start + 8192, vocab_size))).norm(dim=-1)
+            for start in range(0, vocab_size, 8192)
+        ]
+    )
     return {
         "method": model.config.method,
         "backbone": model.backbone_name,
@@ -87,7 +95,7 @@ def prompt_summary(model: PromptedModel, spectra: tuple[torch.Tensor, torch.Tens
         "mean_cosine_after_pooling": mean_pairwise_cosine(after),
         "mean_norm_before_pooling": float(before.norm(dim=-1).mean()),
         "mean_norm_after_pooling": float(after.norm(dim=-1).mean()),
-        "mean_vocabulary_norm": float(vocabulary.norm(dim=-1).mean()),
+        "mean_vocabulary_norm": float(vocabulary_norms.mean()),
     }
 
 

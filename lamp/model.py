@@ -3,6 +3,11 @@
 Encoder-decoders (T5) get the prompt in front of the encoder's input embeddings; decoder-only LMs (Llama, GPT-2,
 Gemma, Qwen...) in front of the decoder's. The wrapper only knows the `PromptModule` interface: it never asks
 which method it holds.
+
+Every row sees exactly what the backbone would see for ``[prompt; its tokens]`` alone: a left-padded row's pads are
+moved in front of the prompt (the prompt touches the row's first token, which it then predicts), positions count
+real rows only, labels on pads are ignored, and per-token inputs (`token_type_ids`, `position_ids`) are extended over
+the prompt as PEFT does (type 0; positions 0..n-1 with the input's shifted by n).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from lamp.errors import ConfigError
 from lamp.methods import PromptConfig, PromptModule
 
 IGNORE_INDEX = -100
+# Per-token inputs the wrapper extends over the prompt; any other (batch, tokens) integer input is refused.
+PER_TOKEN_INPUTS = ("token_type_ids", "position_ids")
+# generate() options that run the batch several times (beams, returned sequences) or rewrite the key/value cache.
+_CACHE_REWRITING_GENERATE_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "penalty_alpha")
 
 
 def model_kind(model: nn.Module) -> str:
@@ -45,20 +54,44 @@ def parameter_versions(module: nn.Module) -> tuple[tuple[int, int], ...]:
     return tuple((p.data_ptr(), p._version) for p in module.parameters())
 
 
+def max_positions(model: nn.Module) -> int | None:
+    """The backbone's context window (`max_position_embeddings`, GPT-2's `n_positions`), or None if it declares
+    none (T5's relative positions)."""
+    config = model.config
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(text_config, "max_position_embeddings", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _shape(value: Any) -> str:
+    return f"shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+
+
+def leading_pads(mask: torch.Tensor) -> torch.Tensor:
+    """(batch,) number of masked columns before each row's first real token (the whole row if it has none)."""
+    return (mask.cumsum(-1) == 0).sum(-1)
+
+
 class PromptedModel(nn.Module):
     """A frozen backbone plus a trainable prompt module. Only the prompt's parameters require gradients."""
 
     def __init__(self, backbone: nn.Module, config: PromptConfig, tokenizer: Any = None) -> None:
         super().__init__()
         self.kind = model_kind(backbone)
+        accepted = inspect.signature(backbone.forward).parameters
+        if "inputs_embeds" not in accepted:  # checked before the backbone is frozen or changed
+            raise ConfigError(
+                f"{type(backbone).__name__}.forward takes no inputs_embeds, so no prompt can be put in front of its "
+                "input: use a model whose forward accepts inputs_embeds (every transformers LM does)"
+            )
         self.backbone = backbone
         self.config = config
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
         device = backbone.get_input_embeddings().weight.device
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
-        accepted = inspect.signature(backbone.forward).parameters
         self._accepts_position_ids = "position_ids" in accepted
+        self._accepted_inputs = set(accepted)
         # transformers 5 names the key/value cache argument `cache`; earlier releases `past_key_values`
         self._cache_argument = next((n for n in ("cache", "past_key_values") if n in accepted), None)
         # Public switch: False runs the prompt through the backbone with every evaluation batch (see forward).
@@ -71,22 +104,15 @@ class PromptedModel(nn.Module):
 
     # ---- the prompt -------------------------------------------------------------------------------------------
     def prompt(self) -> torch.Tensor:
-        """The materialised prompt (n_virtual x d). Without autograd it is cached until a parameter changes."""
-        if torch.is_grad_enabled() and self.training:
+        """The materialised prompt (n_virtual x d). With autograd on it is computed afresh (so gradients reach the
+        prompt's parameters in train and eval mode alike); without, it is cached until a parameter changes."""
+        if torch.is_grad_enabled():
             return self.prompt_encoder()
         key = parameter_versions(self.prompt_encoder)
         if self._cached_prompt is None or key != self._cache_key:
-            with torch.no_grad():
-                self._cached_prompt = self.prompt_encoder()
+            self._cached_prompt = self.prompt_encoder()
             self._cache_key = key
         return self._cached_prompt
-
-    def _shared_prompt_cache(self, prompt: torch.Tensor | None, embeds: torch.Tensor) -> Any:
-        """The prompt's key/value cache for this batch when evaluating a causal LM with the module's own prompt."""
-        evaluating = not (self.training or torch.is_grad_enabled())
-        if not (self.reuse_prompt_cache and evaluating and prompt is None and self.n_virtual > 0):
-            return None
-        return self._prefix_cache(embeds.shape[0], embeds.dtype)
 
     def _prefix_cache(self, batch: int, dtype: torch.dtype) -> Any:
         """The backbone's keys and values over the shared prompt, for `batch` rows, or None if it cannot give them.
@@ -121,8 +147,31 @@ class PromptedModel(nn.Module):
         expanded = [(k.expand(batch, *k.shape[1:]), v.expand(batch, *v.shape[1:])) for k, v in self._prefix_layers]
         return DynamicCache(expanded, config=self.backbone.config)
 
+    def _may_reuse_prompt_cache(self, own_prompt: bool, per_token: dict[str, torch.Tensor], kwargs: dict) -> bool:
+        """Evaluation of a causal LM with the module's own prompt and nothing that changes the prompt's rows."""
+        evaluating = not (self.training or torch.is_grad_enabled())
+        return (
+            self.reuse_prompt_cache
+            and evaluating
+            and own_prompt
+            and self.n_virtual > 0
+            and not per_token  # e.g. token type ids add their own embedding to the prompt's rows
+            and self._cache_argument not in kwargs
+        )
+
     def num_trainable_parameters(self) -> int:
+        """Every trainable entry: the nominal count papers report (LAMP: l*r + r + r*d; LoRA and full fine-tuning:
+        the backbone entries they train). See `num_effective_parameters` for what the output depends on."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def num_effective_parameters(self) -> int:
+        """Trainable entries the output depends on: LAMP's l/k*r + r + r*d (only U's pooled block means reach the
+        prompt); the nominal count for every other method."""
+        return (
+            self.num_trainable_parameters()
+            - sum(p.numel() for p in self.prompt_encoder.parameters() if p.requires_grad)
+            + self.prompt_encoder.effective_parameters()
+        )
 
     def save_adapter(self, directory: str | os.PathLike) -> Path:
         """Save the trainable prompt tensors (safetensors) and config (JSON); see `lamp.load_adapter`."""
@@ -134,73 +183,160 @@ class PromptedModel(nn.Module):
     def n_virtual(self) -> int:
         return self.prompt_encoder.n_virtual
 
+    def max_input_tokens(self) -> int | None:
+        """Input tokens that fit beside the prompt in the backbone's context window (None: no limit declared).
+        A causal LM's generated tokens count too."""
+        limit = max_positions(self.backbone)
+        return None if limit is None else limit - self.n_virtual
+
     # ---- inputs -----------------------------------------------------------------------------------------------
-    def _embed(
+    def _inputs(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
-        prompt: torch.Tensor | None = None,
-        prompt_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input embeddings with the prompt in front, and the attention mask extended over it.
+        prompt: torch.Tensor | None,
+        prompt_mask: torch.Tensor | None,
+        kwargs: dict[str, Any],
+        extra_tokens: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        """The input's embeddings (batch, T, d) and mask (batch, T), the batch's prompt (batch, n, d) and mask, and
+        the per-token inputs popped from `kwargs`; refuses what cannot be put behind the prompt.
 
         `prompt` overrides the module's prompt: (n, d) for the whole batch or (batch, n, d) for one prompt per
         row, with `prompt_mask` (batch, n) marking the real prompt rows where rows' prompts differ in length.
         """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ConfigError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.backbone.get_input_embeddings()(input_ids)
+        batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        embeds = self.backbone.get_input_embeddings()(input_ids)
-        embeds = self.prompt_encoder.embed_inputs(embeds, attention_mask)
+            attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
+        if attention_mask.shape != (batch, length):
+            raise ConfigError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, the input {(batch, length)}: pass one mask "
+                "value per input token"
+            )
+        per_token = {name: kwargs.pop(name) for name in PER_TOKEN_INPUTS if kwargs.get(name) is not None}
+        for name, value in per_token.items():
+            if not torch.is_tensor(value) or value.shape[-1] != length or value.dim() != 2:
+                raise ConfigError(f"{name} must be a (batch, {length}) tensor like the input, got {_shape(value)}")
+        for name, value in kwargs.items():  # other per-token inputs would leave the prompt's rows uncovered
+            if name.startswith("decoder_") or not torch.is_tensor(value) or value.is_floating_point():
+                continue
+            if tuple(value.shape) == (batch, length):
+                raise ConfigError(
+                    f"{name} is a per-token input the prompt cannot be put in front of: drop it, or feed the "
+                    f"backbone yourself (lamp extends {', '.join(PER_TOKEN_INPUTS)} only)"
+                )
+        embeds = self.prompt_encoder.embed_inputs(inputs_embeds, attention_mask)
         if prompt is None:
             prompt = self.prompt()
-        batch = input_ids.shape[0]
         if prompt.dim() == 2:
             prompt = prompt.unsqueeze(0).expand(batch, -1, -1)
         if prompt_mask is None:
             prompt_mask = torch.ones(prompt.shape[:2], dtype=attention_mask.dtype, device=attention_mask.device)
-        embeds = torch.cat([prompt.to(embeds.dtype), embeds], dim=1)
-        mask = torch.cat([prompt_mask.to(attention_mask.dtype), attention_mask], dim=1)
-        return embeds, mask
+        limit = max_positions(self.backbone)
+        needed = prompt.shape[1] + length + extra_tokens
+        if limit is not None and needed > limit:
+            raise ConfigError(
+                f"the prompt's {prompt.shape[1]} rows, {length} input tokens"
+                + (f" and {extra_tokens} new tokens" if extra_tokens else "")
+                + f" exceed the backbone's {limit} positions: cut inputs to {limit - prompt.shape[1] - extra_tokens} "
+                "tokens (lamp train/eval/predict do this themselves)"
+            )
+        return {
+            "embeds": embeds,
+            "mask": attention_mask,
+            "prompt": prompt.to(embeds.dtype),
+            "prompt_mask": prompt_mask.to(attention_mask.dtype),
+            "per_token": per_token,
+        }
 
-    def _position_ids(self, mask: torch.Tensor) -> torch.Tensor | None:
+    def _full_sequence(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Backbone inputs for ``[prompt; input]``, each row's leading pads moved in front of the prompt.
+
+        Moving the pads keeps the prompt next to the row's first real token, as when the row is fed alone: its last
+        row predicts that token, and relative-position encoders (T5) see the same distances whatever the padding.
+        """
+        prompt, embeds, n = inputs["prompt"], inputs["embeds"], inputs["prompt"].shape[1]
+        mask = torch.cat([inputs["prompt_mask"], inputs["mask"]], dim=1)
+        columns = {"inputs_embeds": torch.cat([prompt, embeds], dim=1), "attention_mask": mask}
+        for name, value in inputs["per_token"].items():
+            value = value.expand(embeds.shape[0], -1)
+            if name == "position_ids":  # the prompt takes positions 0..n-1 and the input's move up by n
+                front = torch.arange(n, device=value.device).expand(value.shape[0], -1)
+                columns[name] = torch.cat([front, value + n], dim=1)
+            else:  # token type 0 over the prompt, as PEFT does
+                columns[name] = torch.cat([value.new_zeros(value.shape[0], n), value], dim=1)
+        first_token = n + leading_pads(inputs["mask"])
+        index = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+        in_front = (mask == 0) & (index < first_token.unsqueeze(1))
+        order = torch.sort((~in_front).long(), dim=1, stable=True).indices  # pads before the first token go first
+        for name, value in columns.items():
+            gather = order.unsqueeze(-1).expand(-1, -1, value.shape[-1]) if value.dim() == 3 else order
+            columns[name] = value.gather(1, gather)
+        if self.kind == "causal" and self._accepts_position_ids and "position_ids" not in columns:
+            columns["position_ids"] = self._position_ids(columns["attention_mask"])
+        return columns
+
+    def _cached_sequence(self, inputs: dict[str, Any], cache: Any) -> dict[str, torch.Tensor]:
+        """Backbone inputs past the prompt, whose keys and values come from `cache` (layout ``[prompt; input]``)."""
+        n = inputs["prompt"].shape[1]
+        mask = torch.cat([inputs["prompt_mask"], inputs["mask"]], dim=1)
+        columns = {"inputs_embeds": inputs["embeds"], "attention_mask": mask, self._cache_argument: cache}
+        if self._accepts_position_ids:
+            columns["position_ids"] = self._position_ids(mask)[:, n:]
+        return columns
+
+    def _position_ids(self, mask: torch.Tensor) -> torch.Tensor:
         # Positions count real tokens only, so a left-padded row scores as it would alone (generate does the same).
-        if not self._accepts_position_ids:
-            return None
         return (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
 
     # ---- forward ----------------------------------------------------------------------------------------------
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         logits_to_keep: int = 0,
         prompt: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Forward through the backbone with the prompt prepended.
+        """Forward through the backbone with the prompt prepended; takes `input_ids` or `inputs_embeds`.
 
         Seq2seq: `labels` (and any decoder inputs) go to the decoder unchanged. Causal: `labels` align with
-        `input_ids` (-100 where no loss) and get -100 over the prompt; `logits_to_keep` (as in transformers:
-        0 keeps all) computes the vocabulary projection only for the last positions, and the loss is computed
-        on those, so it must cover every labelled position (the collator in `lamp.data` computes it). Evaluating
-        (no autograd, eval mode) with `logits_to_keep` set, a causal LM reads the prompt's keys and values from a
-        cache computed once (`_prefix_cache`): same outputs, up to float rounding, in less time.
+        the input tokens (-100 where no loss; labels on padding are ignored) and get -100 over the prompt;
+        `logits_to_keep` (as in transformers: 0 keeps all) computes the vocabulary projection only for the last
+        positions, and the loss is computed on those, so it must cover every labelled position (the collator in
+        `lamp.data` computes it). Evaluating (no autograd, eval mode) with `logits_to_keep` set, a causal LM reads
+        the prompt's keys and values from a cache computed once (`_prefix_cache`): same outputs, up to float
+        rounding, in less time. Raises ConfigError (one line) for inputs that do not fit the backbone's positions
+        and for per-token inputs it cannot extend over the prompt.
         """
-        embeds, mask = self._embed(input_ids, attention_mask, prompt, prompt_mask)
+        own_prompt = prompt is None
+        inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs)
         if self.kind == "seq2seq":
-            return self.backbone(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
-        position_ids = self._position_ids(mask)
-        same_output = 0 < logits_to_keep <= input_ids.shape[1] and self._cache_argument not in kwargs
-        cache = self._shared_prompt_cache(prompt, embeds) if same_output else None
-        if cache is not None:  # the prompt's rows come from the cache: feed only the input's
-            kwargs[self._cache_argument] = cache
-            embeds = embeds[:, self.n_virtual :]
-            position_ids = None if position_ids is None else position_ids[:, self.n_virtual :]
-        if position_ids is not None:
-            kwargs["position_ids"] = position_ids
-        outputs = self.backbone(inputs_embeds=embeds, attention_mask=mask, logits_to_keep=logits_to_keep, **kwargs)
+            return self.backbone(**self._full_sequence(inputs), labels=labels, **kwargs)
+        if labels is not None:
+            if labels.shape != inputs["mask"].shape:
+                raise ConfigError(
+                    f"labels have shape {tuple(labels.shape)}, the input {tuple(inputs['mask'].shape)}: a causal LM "
+                    "takes one label per input token (-100 where no loss)"
+                )
+            labels = labels.masked_fill(inputs["mask"] == 0, IGNORE_INDEX)  # a label on padding means nothing
+        length = inputs["mask"].shape[1]
+        # The cache holds the prompt in front of every row's pads, so it serves only when no kept logit belongs to
+        # the column before a padded row's first token (that logit is the prompt's own last row in the full pass).
+        cache = None
+        if 0 < logits_to_keep <= length and self._may_reuse_prompt_cache(own_prompt, inputs["per_token"], kwargs):
+            if not (leading_pads(inputs["mask"]) > length - logits_to_keep).any():
+                cache = self._prefix_cache(inputs["embeds"].shape[0], inputs["embeds"].dtype)
+        sequence = self._full_sequence(inputs) if cache is None else self._cached_sequence(inputs, cache)
+        outputs = self.backbone(**sequence, logits_to_keep=logits_to_keep, **kwargs)
         if labels is None:
             return outputs
         logits, targets = self.align(outputs.logits, labels)
@@ -220,29 +356,59 @@ class PromptedModel(nn.Module):
         targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
         return logits[:, -targets.shape[1] - 1 : -1], targets
 
+    def _expands_batch(self, kwargs: dict[str, Any]) -> bool:
+        """Whether generate() will run rows several times (beams, returned sequences) or rewrite the cache."""
+        config = kwargs.get("generation_config") or self.backbone.generation_config
+        beams = kwargs.get("num_beams", getattr(config, "num_beams", None)) or 1
+        returned = kwargs.get("num_return_sequences", getattr(config, "num_return_sequences", None)) or 1
+        rewriting = any(
+            kwargs.get(name) is not None or getattr(config, name, None) is not None
+            for name in _CACHE_REWRITING_GENERATE_OPTIONS
+        )
+        return beams > 1 or returned > 1 or rewriting or kwargs.get("use_cache") is False
+
     @torch.no_grad()
     def generate(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         prompt: torch.Tensor | None = None,
         prompt_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """Generate with the prompt. Causal inputs must be left-padded; returns only the new tokens for causal
-        LMs (transformers' behaviour with `inputs_embeds`) and the decoder's tokens for seq2seq. A causal LM
-        reads the module's own prompt from its key/value cache (see `forward`)."""
-        embeds, mask = self._embed(input_ids, attention_mask, prompt, prompt_mask)
-        cache = None if self._cache_argument in kwargs else self._shared_prompt_cache(prompt, embeds)
-        if cache is not None:  # generate feeds the backbone only the embeddings past the cached prompt
-            kwargs[self._cache_argument] = cache
-        return self.backbone.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
+        """Generate with the prompt; takes transformers' generate options (beams, sampling, returned sequences...).
+
+        Causal inputs must be left-padded; returns only the new tokens for causal LMs (transformers' behaviour with
+        `inputs_embeds`) and the decoder's tokens for seq2seq. Greedy or sampled decoding of one sequence per row
+        reads the module's own prompt from its key/value cache (see `forward`); options that expand the batch run
+        the full pass, so every option gives the tokens the backbone gives for ``[prompt; input]``.
+        """
+        for name in PER_TOKEN_INPUTS:
+            if kwargs.get(name) is not None:
+                raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
+        new_tokens = kwargs.get("max_new_tokens") or 0 if self.kind == "causal" else 0
+        inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
+        cache = None
+        if self._may_reuse_prompt_cache(prompt is None, inputs["per_token"], kwargs) and not self._expands_batch(
+            kwargs
+        ):
+            cache = self._prefix_cache(inputs["embeds"].shape[0], inputs["embeds"].dtype)
+        if cache is None:
+            sequence = self._full_sequence(inputs)
+            sequence.pop("position_ids", None)  # generate derives positions from the mask itself
+        else:  # generate feeds the backbone only the embeddings past the cached prompt
+            mask = torch.cat([inputs["prompt_mask"], inputs["mask"]], dim=1)
+            embeds = torch.cat([inputs["prompt"], inputs["embeds"]], dim=1)
+            sequence = {"inputs_embeds": embeds, "attention_mask": mask, self._cache_argument: cache}
+        return self.backbone.generate(**sequence, **kwargs)
 
 
 def wrap(model: nn.Module, config: PromptConfig, tokenizer: Any = None) -> PromptedModel:
     """Freeze `model` and put a trainable prompt of `config`'s method in front of its input.
 
-    `tokenizer` is needed only for init='text'.
+    `tokenizer` is needed only for init='text'. Raises ConfigError for a model that is not a Hugging Face LM or
+    whose forward takes no `inputs_embeds`.
     """
     if not isinstance(config, PromptConfig):
         raise ConfigError(f"expected a prompt config such as lamp.LampConfig(...), got {type(config).__name__}")

@@ -48,7 +48,7 @@ def make_llama(vocab_size: int = 64, hidden: int = 32, seed: int = 0):
     return LlamaForCausalLM(config).eval()
 
 
-def make_t5(vocab_size: int = 64, d_model: int = 32, seed: int = 0):
+def make_t5(vocab_size: int = 64, d_model: int = 32, seed: int = 0, dropout_rate: float = 0.1):
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
@@ -63,8 +63,54 @@ def make_t5(vocab_size: int = 64, d_model: int = 32, seed: int = 0):
         pad_token_id=0,
         eos_token_id=1,
         decoder_start_token_id=0,
+        dropout_rate=dropout_rate,
     )
     return T5ForConditionalGeneration(config).eval()
+
+
+def make_gpt2(n_positions: int = 64, seed: int = 0):
+    """GPT-2: learned absolute positions (a table of n_positions rows) and token type ids; no dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=64,
+        n_positions=n_positions,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+        initializer_range=0.3,
+    )
+    return GPT2LMHeadModel(config).eval()
+
+
+def make_gemma3(seed: int = 0):
+    """Gemma 3 text: its embedding layer multiplies rows by sqrt(hidden_size) inside forward."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(seed)
+    config = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        sliding_window=16,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=1,
+        initializer_range=0.3,
+    )
+    return Gemma3ForCausalLM(config).eval()
 
 
 def assert_left_padded_batch_scores_like_rows_alone(model, tokenizer, sentences: list[str]) -> None:

@@ -167,3 +167,32 @@ def test_unsupported_model_class_is_rejected():
         lamp.wrap(encoder, lamp.LampConfig(length=4, rank=2, pool=2))
     with pytest.raises(ConfigError, match="not a Hugging Face language model"):
         lamp.wrap(torch.nn.Linear(2, 2), lamp.LampConfig(length=4, rank=2, pool=2))
+
+
+def test_lamp_pools_u_first_and_within_block_differences_of_u_get_no_gradient():
+    """pool(U diag(q) V) = pool(U) diag(q) V: the pooled-first prompt equals pooling the full product, and the
+    gradient of U is the same for every row of a pooling block (their differences never reach the prompt)."""
+    import torch
+
+    from lamp.methods.lamp import LampConfig, LampPrompt
+
+    torch.manual_seed(0)
+    module = LampPrompt(LampConfig(length=12, rank=4, pool=3), torch.randn(12, 16))
+    full_then_pooled = module.unpooled().view(4, 3, 16).mean(dim=1)
+    torch.testing.assert_close(module(), full_then_pooled, atol=1e-6, rtol=0)
+    (module() * torch.randn(4, 16)).sum().backward()
+    blocks = module.u.grad.view(4, 3, 4)
+    assert blocks.abs().sum() > 0
+    torch.testing.assert_close(blocks - blocks[:, :1], torch.zeros_like(blocks), atol=0, rtol=0)
+    assert module.effective_parameters() == 12 // 3 * 4 + 4 + 4 * 16
+    assert sum(p.numel() for p in module.parameters()) == 12 * 4 + 4 + 4 * 16  # the paper's nominal count
+
+
+def test_effective_parameters_of_the_wrapper(llama):
+    import lamp
+
+    lamp_model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=2, pool=4))
+    assert lamp_model.num_trainable_parameters() == 8 * 2 + 2 + 2 * 32
+    assert lamp_model.num_effective_parameters() == 2 * 2 + 2 + 2 * 32
+    pt = lamp.wrap(llama, lamp.PromptTuningConfig(length=3))
+    assert pt.num_effective_parameters() == pt.num_trainable_parameters() == 3 * 32

@@ -13,6 +13,7 @@ SENTENCES = ["the movie was good", "a very boring and terrible film . i was not 
 
 def test_seq2seq_loss_equals_hand_built_concatenation(t5, tokenizer):
     model = lamp.wrap(t5, lamp.LampConfig(length=8, rank=2, pool=2))
+    tokenizer.padding_side = "right"  # a left-padded row is compared with itself alone in test_wrapper_inputs.py
     batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
     labels = tokenizer(["positive", "negative"], return_tensors="pt")["input_ids"]
     ours = model(**batch, labels=labels)

@@ -59,7 +59,8 @@ def test_any_lamp_config_is_valid_or_a_one_line_config_error(length, rank, pool)
     try:
         config = lamp.LampConfig(length=length, rank=rank, pool=pool)
     except ConfigError as error:
-        assert "\n" not in str(error) and ":" in str(error)  # the problem, then the fix
+        message = str(error)  # one line: the problem, then the fix (after a colon, or as "must be <range>")
+        assert "\n" not in message and (":" in message or " must be " in message)
         return
     assert length >= 1 and 1 <= rank <= length and pool >= 1 and length % pool == 0
     try:

@@ -8,12 +8,14 @@ A method is a pair: a config dataclass (validated on construction) and an `nn.Mo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from lamp.checks import POSITIVE_INT
 from lamp.errors import ConfigError
 
 INITS = ("vocab", "text", "random")
@@ -37,7 +39,8 @@ class PromptConfig:
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
         """Build the trainable module for `backbone` (already frozen by the wrapper).
 
-        Prompt methods read `backbone.get_input_embeddings().weight` (vocab x d) for their init; a method that
+        Prompt methods take their init from what the input embedding layer returns (`embedding_rows`,
+        `embedding_std`), never from its raw weight (Gemma scales rows by sqrt(d) in forward); a method that
         trains part of the backbone itself (LoRA, full fine-tuning) registers those parameters in its module.
         """
         raise NotImplementedError
@@ -62,6 +65,11 @@ class PromptModule(nn.Module):
         """The prompt rows before any shortening (pooling); the same as forward() for methods that do not shorten."""
         return self.forward()
 
+    def effective_parameters(self) -> int:
+        """Trainable entries the prompt actually depends on; fewer than the nominal count when some directions
+        never reach the output (LAMP's pooling). Default: every trainable entry."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
         """AdamW parameter groups; a method with several learning rates (DePT) returns one group per rate."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
@@ -72,8 +80,7 @@ class PromptModule(nn.Module):
 
 
 def check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}: pass {name}=1 or more")
+    POSITIVE_INT.check(name, value)
 
 
 def check_init(init: str, init_text: str | None) -> None:
@@ -83,25 +90,56 @@ def check_init(init: str, init_text: str | None) -> None:
         raise ConfigError("init='text' needs init_text: pass the phrase whose embeddings start the prompt")
 
 
+def embedding_rows(backbone: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """(len(ids), d) float32 rows as the backbone's input embedding layer returns them for token `ids`.
+
+    Reading `get_input_embeddings().weight` instead would miss what the layer does in `forward`: Gemma's
+    `ScaledWordEmbedding` multiplies by sqrt(d), so raw rows would be sqrt(d) too small for the backbone.
+    """
+    layer = backbone.get_input_embeddings()
+    with torch.no_grad():
+        return layer(ids.to(layer.weight.device)).detach().float()
+
+
+def embedding_std(backbone: nn.Module, chunk: int = 8192) -> float:
+    """Standard deviation of every entry of the embedding layer's output over the whole vocabulary.
+
+    Equals `weight.std()` (and is computed that way) when the layer returns its weight's rows unchanged; otherwise
+    (a scaled embedding) the rows are run through the layer in chunks, accumulated in float64.
+    """
+    layer = backbone.get_input_embeddings()
+    weight = layer.weight.detach()
+    probe = torch.arange(min(weight.shape[0], 16), device=weight.device)
+    if torch.equal(embedding_rows(backbone, probe), weight[probe].float()):
+        return weight.float().std().item()
+    total = total_sq = 0.0
+    for start in range(0, weight.shape[0], chunk):
+        rows = embedding_rows(backbone, torch.arange(start, min(start + chunk, weight.shape[0]))).double()
+        total += rows.sum().item()
+        total_sq += rows.pow(2).sum().item()
+    count = weight.numel()
+    return math.sqrt(max(total_sq - total * total / count, 0.0) / (count - 1))
+
+
 def initial_prompt(
     length: int, init: str, backbone: nn.Module, tokenizer: Any = None, init_text: str | None = None
 ) -> torch.Tensor:
     """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise.
 
+    Rows come from the embedding layer's output (`embedding_rows`), so a text init equals feeding those tokens.
     `vocab` samples token ids uniformly from the vocabulary (Lester et al.'s sampled-vocabulary init) with
     torch's global generator, so a training seed fixes it. `random` draws from a normal with the embedding
-    matrix's own standard deviation, so the prompt starts on the scale the backbone expects.
+    output's own standard deviation, so the prompt starts on the scale the backbone expects.
     """
-    weight = backbone.get_input_embeddings().weight.detach().float()
+    weight = backbone.get_input_embeddings().weight
     if init == "vocab":
         ids = torch.randint(0, weight.shape[0], (length,))
-        return weight[ids.to(weight.device)].clone()
+        return embedding_rows(backbone, ids)
     if init == "text":
         if tokenizer is None:
             raise ConfigError("init='text' needs a tokenizer: call lamp.wrap(model, config, tokenizer=tokenizer)")
         ids = tokenizer(init_text, add_special_tokens=False)["input_ids"]
         if not ids:
             raise ConfigError(f"init_text {init_text!r} gives no tokens: pass a non-empty phrase")
-        cycled = torch.tensor([ids[i % len(ids)] for i in range(length)])
-        return weight[cycled.to(weight.device)].clone()
-    return torch.randn(length, weight.shape[1], device=weight.device) * weight.std()
+        return embedding_rows(backbone, torch.tensor([ids[i % len(ids)] for i in range(length)]))
+    return torch.randn(length, weight.shape[1], device=weight.device) * embedding_std(backbone)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamp.errors import ConfigError
+from lamp.checks import POSITIVE
 from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
 
 
@@ -47,10 +47,8 @@ class DeptConfig(PromptConfig):
         check_positive("length", self.length)
         check_positive("rank", self.rank)
         check_positive("max_length", self.max_length)
-        for name in ("alpha", "offset_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-                raise ConfigError(f"{name} must be a positive number, got {value!r}: pass e.g. {name}=0.001")
+        self.alpha = POSITIVE.check("alpha", self.alpha)
+        self.offset_lr = POSITIVE.check("offset_lr", self.offset_lr)
         check_init(self.init, self.init_text)
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> DeptPrompt:

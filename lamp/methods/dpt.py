@@ -2,7 +2,8 @@
 trained from a random init: no SVD of an initial prompt, no pooling.
 
 Both factors start from N(0, sigma^2) with sigma = sqrt(std_E / sqrt(r)), so each entry of A @ B has variance
-r * sigma^4 = std_E^2: the product starts on the scale of the backbone's embedding matrix E.
+r * sigma^4 = std_E^2: the product starts on the scale of the backbone's embeddings E (as the embedding layer
+returns them, `embedding_std`).
 Trainable: l*r + r*d parameters.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.methods.base import PromptConfig, PromptModule, check_positive
+from lamp.methods.base import PromptConfig, PromptModule, check_positive, embedding_std
 
 
 @dataclass
@@ -31,8 +32,8 @@ class DptConfig(PromptConfig):
         check_positive("rank", self.rank)
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> DptPrompt:
-        weight = backbone.get_input_embeddings().weight.detach()
-        return DptPrompt(self.length, self.rank, weight.shape[1], weight.float().std().item(), weight.device)
+        weight = backbone.get_input_embeddings().weight
+        return DptPrompt(self.length, self.rank, weight.shape[1], embedding_std(backbone), weight.device)
 
 
 class DptPrompt(PromptModule):

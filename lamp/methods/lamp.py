@@ -1,9 +1,12 @@
 """LAMP (Lan et al., NAACL 2025): a prompt decomposed by truncated SVD, rebuilt by a compressed outer product,
 and shortened by average pooling along the token axis.
 
-Trainable: U_r (l x r), q (r), V_r (r x d), i.e. l*r + r + r*d parameters. The prompt is U_r diag(q) V_r,
-computed as one matrix product (never the r x l x d stack of outer products), then averaged over blocks of
-`pool` consecutive tokens, so the frozen model sees l/pool prompt positions.
+Trainable: U_r (l x r), q (r), V_r (r x d), i.e. l*r + r + r*d parameters (the paper's count). The prompt is
+pool(U_r diag(q) V_r), the average over blocks of `pool` consecutive tokens, so the frozen model sees l/pool prompt
+positions. Pooling is linear and the product is linear in U's rows, so pool(U diag(q) V) = pool(U) diag(q) V
+exactly: the prompt is computed in that order (k times fewer multiply-adds; never the r x l x d stack of outer
+products), and the differences between U's rows inside one block never reach the prompt, never get a gradient.
+The effective trainable count is therefore l/k*r + r + r*d (`effective_parameters`).
 """
 
 from __future__ import annotations
@@ -94,7 +97,12 @@ class LampPrompt(PromptModule):
         return (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
 
     def forward(self) -> torch.Tensor:
-        return self.unpooled().view(self.n_virtual, self.pool, -1).mean(dim=1)
+        pooled_u = self.u.view(self.n_virtual, self.pool, -1).mean(dim=1)  # pool(U): (l/k, r)
+        return (pooled_u * self.q) @ self.v
+
+    def effective_parameters(self) -> int:
+        """l/k*r + r + r*d: only U's block means reach the prompt (see the module docstring)."""
+        return self.n_virtual * self.u.shape[1] + self.q.numel() + self.v.numel()
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:

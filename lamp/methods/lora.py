@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lamp.checks import POSITIVE, Number
 from lamp.errors import ConfigError
 from lamp.methods.base import PromptConfig, PromptModule, check_positive
 
@@ -33,10 +34,8 @@ class LoraConfig(PromptConfig):
 
     def validate(self) -> None:
         check_positive("rank", self.rank)
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float) or not self.alpha > 0:
-            raise ConfigError(f"alpha must be a positive number, got {self.alpha!r}: pass e.g. alpha=16")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}: pass e.g. dropout=0.05")
+        self.alpha = POSITIVE.check("alpha", self.alpha)
+        self.dropout = Number(0, 1, high_open=True).check("dropout", self.dropout)
         modules = self.target_modules
         if isinstance(modules, tuple):
             self.target_modules = modules = list(modules)

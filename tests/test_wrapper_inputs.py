@@ -1,0 +1,298 @@
+"""Inputs transformers accepts give what the backbone gives for ``[prompt; tokens]`` fed by hand.
+
+Each test builds the reference itself: the backbone run on the prompt's rows followed by the row's own tokens
+(pads moved in front, as for a row alone), and compares the wrapper's output with it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import lamp
+from lamp.errors import ConfigError
+from lamp.methods import METHODS, make_config
+from lamp.methods.base import embedding_rows, embedding_std, initial_prompt
+
+from .conftest import make_gemma3, make_gpt2, make_llama, make_t5, make_tokenizer
+
+SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
+# Small options for every registered method; a new method must add its row here (checked below).
+SMALL = {
+    "lamp": {"length": 8, "rank": 4, "pool": 2},
+    "pt": {"length": 4},
+    "dept": {"length": 4, "rank": 2, "max_length": 16},
+    "dpt": {"length": 4, "rank": 2},
+    "lora": {"rank": 2},
+    "full": {},
+}
+
+
+def test_every_registered_method_has_small_options():
+    assert set(SMALL) == set(METHODS)
+
+
+def by_hand(backbone: nn.Module, prompt: torch.Tensor, ids: torch.Tensor, **per_token) -> torch.Tensor:
+    """The backbone's logits for one unpadded row fed as ``[prompt; tokens]`` (1, n + T, vocab)."""
+    embeds = torch.cat([prompt.unsqueeze(0), backbone.get_input_embeddings()(ids.unsqueeze(0))], dim=1)
+    return backbone(inputs_embeds=embeds, **per_token).logits
+
+
+def padded_reference_inputs(model: lamp.PromptedModel, batch: dict) -> dict:
+    """``[pads; prompt; tokens]`` per row, built by hand for the backbone's own generate."""
+    prompt = model.prompt()
+    rows, masks = [], []
+    for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True):
+        pads = int((mask == 0).sum())
+        tokens = model.backbone.get_input_embeddings()(ids)
+        rows.append(torch.cat([tokens[:pads], prompt, tokens[pads:]]))
+        masks.append(torch.cat([torch.zeros(pads, dtype=torch.long), torch.ones(len(prompt) + len(ids) - pads)]))
+    return {"inputs_embeds": torch.stack(rows), "attention_mask": torch.stack(masks).long()}
+
+
+# ---- 1. generation options that expand the batch ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"num_beams": 2},
+        {"num_beams": 3, "num_return_sequences": 2},
+        {"do_sample": True, "num_return_sequences": 2, "top_k": 5},
+        {"do_sample": True, "num_beams": 2},
+        {},  # greedy: the prompt's key/value cache
+    ],
+    ids=["beams", "beams-returned", "sampled-returned", "beam-sampling", "greedy"],
+)
+def test_generation_options_give_the_backbones_tokens_for_prompt_and_input(options, tokenizer):
+    llama = make_llama()
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2)).eval()
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    common = {"max_new_tokens": 5, "pad_token_id": 0, **options}
+    torch.manual_seed(3)
+    ours = model.generate(**batch, **common)
+    with torch.no_grad():
+        reference_inputs = padded_reference_inputs(model, batch)
+    torch.manual_seed(3)
+    reference = llama.generate(**reference_inputs, **common)
+    assert ours.shape[0] == len(SENTENCES) * options.get("num_return_sequences", 1)
+    assert torch.equal(ours, reference)
+
+
+def test_a_backbone_whose_generation_config_asks_for_beams_generates_like_the_backbone(tokenizer):
+    llama = make_llama()
+    llama.generation_config.num_beams = 2
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3)).eval()
+    batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
+    ours = model.generate(**batch, max_new_tokens=4, pad_token_id=0)
+    with torch.no_grad():
+        reference = llama.generate(**padded_reference_inputs(model, batch), max_new_tokens=4, pad_token_id=0)
+    assert torch.equal(ours, reference)
+
+
+# ---- 2. gradients whenever autograd is on ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", sorted(SMALL))
+@pytest.mark.parametrize("kind", ["llama", "t5"])
+def test_gradients_in_eval_mode_equal_those_in_train_mode(method, kind, tokenizer):
+    tokenizer.padding_side = "left" if kind == "llama" else "right"
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    if kind == "llama":
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    else:
+        labels = tokenizer(["positive", "negative", "positive"], return_tensors="pt")["input_ids"]
+    gradients = {}
+    for mode in ("train", "eval"):
+        backbone = make_llama() if kind == "llama" else make_t5(dropout_rate=0.0)  # no dropout: modes agree
+        torch.manual_seed(0)
+        model = lamp.wrap(backbone, make_config(method, **SMALL[method]))
+        model.train(mode == "train")
+        model(**batch, labels=labels).loss.backward()
+        gradients[mode] = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert gradients["eval"], "every method trains something"
+    assert gradients["eval"].keys() == gradients["train"].keys()
+    for name, gradient in gradients["train"].items():
+        torch.testing.assert_close(gradients["eval"][name], gradient, msg=name)
+    assert any(g.abs().sum() > 0 for g in gradients["eval"].values())
+
+
+def test_eval_mode_loss_backward_reaches_lamps_factors(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2)).eval()
+    batch = tokenizer(SENTENCES[:1], return_tensors="pt")
+    model(**batch, labels=batch["input_ids"]).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prompt_encoder.parameters())
+
+
+# ---- 3. rows as the embedding layer returns them -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [make_gemma3, make_llama], ids=["gemma3", "llama"])
+def test_text_init_equals_feeding_those_tokens(make, tokenizer):
+    backbone = make()
+    phrase = "the movie was good"
+    phrase_ids = torch.tensor(tokenizer(phrase, add_special_tokens=False)["input_ids"])
+    model = lamp.wrap(backbone, lamp.PromptTuningConfig(length=4, init="text", init_text=phrase), tokenizer)
+    ids = torch.tensor(tokenizer("it is great", add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        ours = model(input_ids=ids.unsqueeze(0)).logits
+        fed = backbone(input_ids=torch.cat([phrase_ids, ids]).unsqueeze(0)).logits
+    torch.testing.assert_close(ours, fed, atol=1e-5, rtol=1e-5)
+
+
+def test_every_init_reads_the_scaled_rows_of_a_gemma_embedding(tokenizer):
+    gemma = make_gemma3()
+    layer = gemma.get_input_embeddings()
+    scale = float(layer.embed_scale)
+    assert scale == pytest.approx(32**0.5)
+    everything = layer(torch.arange(64)).float()
+    assert embedding_std(gemma) == pytest.approx(everything.std().item(), rel=1e-6)
+    assert embedding_std(gemma) == pytest.approx(scale * layer.weight.std().item(), rel=1e-5)
+    torch.manual_seed(0)
+    ids = torch.randint(0, 64, (6,))
+    torch.manual_seed(0)
+    torch.testing.assert_close(initial_prompt(6, "vocab", gemma), everything[ids])
+    torch.manual_seed(1)
+    noise = initial_prompt(4096, "random", gemma)
+    assert noise.std().item() == pytest.approx(everything.std().item(), rel=0.05)
+    torch.manual_seed(1)
+    dpt = lamp.wrap(make_gemma3(), make_config("dpt", length=64, rank=8)).prompt()
+    assert dpt.std().item() == pytest.approx(everything.std().item(), rel=0.3)  # the product of two random factors
+    assert embedding_rows(gemma, ids).shape == (6, 32)
+
+
+def test_embedding_std_of_a_plain_embedding_is_its_weights_std(llama):
+    assert embedding_std(llama) == llama.get_input_embeddings().weight.float().std().item()
+
+
+# ---- 4. per-token inputs -----------------------------------------------------------------------------------------
+
+
+def test_gpt2_token_type_ids_are_extended_over_the_prompt_with_type_zero():
+    gpt2 = make_gpt2()
+    model = lamp.wrap(gpt2, lamp.PromptTuningConfig(length=3))
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    types = torch.tensor([[0, 0, 1, 1], [0, 1, 1, 1]])
+    ours = model(input_ids=ids, token_type_ids=types).logits
+    for row in range(2):
+        reference = by_hand(
+            gpt2, model.prompt(), ids[row], token_type_ids=torch.cat([torch.zeros(3), types[row]])[None].long()
+        )
+        torch.testing.assert_close(ours[row : row + 1], reference)
+
+
+def test_position_ids_put_the_prompt_first_and_shift_the_inputs(llama):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    ours = model(input_ids=ids, position_ids=torch.tensor([[0, 1, 2, 3]])).logits
+    torch.testing.assert_close(ours, by_hand(llama, model.prompt(), ids[0]))
+
+
+def test_inputs_embeds_work_like_input_ids(llama):
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    from_embeds = model(inputs_embeds=llama.get_input_embeddings()(ids)).logits
+    torch.testing.assert_close(from_embeds, model(input_ids=ids).logits)
+
+
+def test_a_per_token_input_the_wrapper_cannot_extend_is_refused_in_one_line(llama):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3))
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with pytest.raises(ConfigError, match="segment_ids is a per-token input") as info:
+        model(input_ids=ids, segment_ids=torch.zeros_like(ids))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="generate takes no token_type_ids"):
+        model.generate(input_ids=ids, token_type_ids=torch.zeros_like(ids), max_new_tokens=2)
+
+
+# ---- 5. the backbone's position table ----------------------------------------------------------------------------
+
+
+def test_prompt_and_input_past_the_position_table_are_refused_with_the_length_to_pass():
+    model = lamp.wrap(make_gpt2(n_positions=24), lamp.LampConfig(length=8, rank=4, pool=2))  # 4 prompt rows
+    assert model.max_input_tokens() == 20
+    model(input_ids=torch.ones(1, 20, dtype=torch.long))  # fits exactly
+    with pytest.raises(ConfigError, match="exceed the backbone's 24 positions: cut inputs to 20 tokens"):
+        model(input_ids=torch.ones(1, 21, dtype=torch.long))
+    with pytest.raises(ConfigError, match="cut inputs to 17 tokens"):
+        model.generate(input_ids=torch.ones(1, 20, dtype=torch.long), max_new_tokens=3)
+    assert lamp.wrap(make_t5(), lamp.PromptTuningConfig(length=3)).max_input_tokens() is None  # relative positions
+
+
+# ---- 6. padding changes no loss ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["lamp", "pt", "dept", "dpt"])
+@pytest.mark.parametrize("make", [make_llama, make_gpt2], ids=["llama", "gpt2"])
+def test_left_padding_changes_no_loss_whatever_the_labels(method, make, tokenizer):
+    backbone = make()
+    torch.manual_seed(0)
+    model = lamp.wrap(backbone, make_config(method, **SMALL[method]))
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].clone()  # labels on every token, pads included: those must count for nothing
+    loss = model(**batch, labels=labels).loss
+    total, count = 0.0, 0
+    for sentence in SENTENCES:
+        alone = tokenizer([sentence], return_tensors="pt")
+        n = model.n_virtual
+        embeds = torch.cat(
+            [
+                model.prompt()[None],
+                model.prompt_encoder.embed_inputs(
+                    backbone.get_input_embeddings()(alone["input_ids"]), alone["attention_mask"]
+                ),
+            ],
+            dim=1,
+        )
+        full_labels = torch.cat([torch.full((1, n), -100), alone["input_ids"]], dim=1)
+        reference = backbone(inputs_embeds=embeds, labels=full_labels).loss  # transformers' own shifted loss
+        tokens = alone["input_ids"].shape[1]
+        total, count = total + reference * tokens, count + tokens
+        torch.testing.assert_close(model(**alone, labels=alone["input_ids"]).loss, reference)
+    torch.testing.assert_close(loss, total / count)
+
+
+def test_left_padded_seq2seq_rows_score_as_alone(tokenizer):
+    t5 = make_t5()
+    model = lamp.wrap(t5, lamp.PromptTuningConfig(length=3))
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)  # left-padded encoder inputs
+    labels = tokenizer(["positive"] * 3, return_tensors="pt")["input_ids"]
+    together = model(**batch, labels=labels).logits
+    for row, sentence in enumerate(SENTENCES):
+        alone = model(**tokenizer([sentence], return_tensors="pt"), labels=labels[:1]).logits
+        torch.testing.assert_close(together[row : row + 1], alone, atol=1e-5, rtol=1e-4)
+
+
+# ---- 7. backbones that cannot take a prompt ----------------------------------------------------------------------
+
+
+class IdsOnlyLM(nn.Module):
+    """A language model whose forward takes token ids only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = make_llama().config
+        self.embed = nn.Embedding(64, 32)
+        self.head = nn.Linear(32, 64)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embed
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.embed(input_ids))
+
+
+def test_wrap_refuses_a_backbone_without_inputs_embeds_and_leaves_it_unchanged():
+    backbone = IdsOnlyLM()
+    with pytest.raises(ConfigError, match="takes no inputs_embeds") as info:
+        lamp.wrap(backbone, lamp.PromptTuningConfig(length=3))
+    assert "\n" not in str(info.value)
+    assert all(p.requires_grad for p in backbone.parameters()), "the refused backbone was not frozen"
+
+
+def test_small_fixtures_are_what_the_tests_assume():
+    assert make_tokenizer().padding_side == "left"
