@@ -6,34 +6,85 @@ the lamp version; loading checks all of it before any tensor is used, so a wrong
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lamp.errors import AdapterError, LampError
+from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import config_from_dict
 
 WEIGHTS = "adapter.safetensors"
 CONFIG = "adapter.json"
 FORMAT_VERSION = 1
+KINDS = ("causal", "seq2seq")  # what lamp.model.model_kind returns
+
+
+TMP_SUFFIX = ".tmp"
+"""atomic_write's half-written files are `.<name>.<random>.tmp<suffix>`; a run folder's lock holder removes them."""
+
+_PROBLEMS = {
+    errno.ENOSPC: ("the disk is full", "free some space or choose another output path"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or choose another output path"),
+    errno.EFBIG: ("the file is too large for this file system", "choose another output path"),
+    errno.EROFS: ("the file system is read-only", "choose an output path on a writable disk"),
+    errno.EACCES: ("permission denied", "choose another output path or make it writable"),
+    errno.EPERM: ("permission denied", "choose another output path or make it writable"),
+    errno.EISDIR: ("it is a folder", "choose a file path, not a folder"),
+    errno.ENOTDIR: ("a parent of it is a file, not a folder", "choose another output path"),
+    errno.EEXIST: ("a parent of it is a file, not a folder", "choose another output path"),
+}
+
+
+def write_problem(path: str | os.PathLike, error: OSError) -> str:
+    """One line for a failed write: the path, the problem and the fix (no errno jargon, no traceback)."""
+    problem, fix = _PROBLEMS.get(error.errno, (error.strerror or str(error), "choose another output path"))
+    return f"cannot write {path}: {problem}; {fix}"
+
+
+def _as_os_error(error: BaseException) -> OSError | None:
+    """The OSError behind a failed write: safetensors reports one only inside its message ("(os error 28)")."""
+    if isinstance(error, OSError):
+        return error
+    found = re.search(r"\(os error (\d+)\)", str(error))
+    return OSError(int(found.group(1)), os.strerror(int(found.group(1)))) if found else None
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Call write(tmp_path), then rename it over `path`: readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Call write(tmp_path), then rename it over `path`: readers see the old file or the new one, never half.
+
+    The temporary file keeps `path`'s suffix (writers such as matplotlib pick the format from it) and gets the mode a
+    plain open() would give (0o666 minus the umask). A write that fails on the file system (full disk, read-only
+    folder...) raises a one-line ConfigError and leaves the earlier file as it was.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}{path.suffix}"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        mode = os.fstat(fd).st_mode & 0o777  # what a plain open() gives here: 0o666 minus the umask
+        os.close(fd)
         write(tmp)
+        os.chmod(tmp, mode)  # some writers (safetensors) replace the file with a private one
+        fd = os.open(tmp, os.O_RDONLY)
+        try:  # on disk before the rename, so a crash cannot leave an empty file under the real name
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        cause = _as_os_error(error) if isinstance(error, Exception) else None
+        if cause is None:
+            raise
+        raise ConfigError(write_problem(path, cause)) from None
 
 
 def adapter_metadata(model: Any) -> dict[str, Any]:
@@ -53,6 +104,7 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
         },
         "n_virtual": model.n_virtual,
         "trainable_params": model.num_trainable_parameters(),
+        "effective_trainable_params": model.num_effective_parameters(),
     }
 
 
@@ -68,28 +120,101 @@ def save_adapter(model: Any, directory: str | os.PathLike, extra: dict[str, Any]
     return directory
 
 
+def _config_problem(data: Any) -> str | None:
+    """What makes a parsed adapter.json unusable (a field that loading reads is missing or of the wrong type)."""
+    from lamp.checks import POSITIVE_INT
+    from lamp.tasks.base import FORMATS
+
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    prompt, backbone = data.get("prompt"), data.get("backbone")
+    if not isinstance(prompt, dict) or not isinstance(prompt.get("method"), str):
+        return "no 'prompt' object naming its 'method'"
+    if not isinstance(backbone, dict):
+        return "no 'backbone' object"
+    if not isinstance(backbone.get("name"), str):
+        return f"backbone 'name' is {backbone.get('name')!r}, not text"
+    if backbone.get("kind") not in KINDS:
+        return f"backbone 'kind' is {backbone.get('kind')!r}, not one of {', '.join(KINDS)}"
+    if not POSITIVE_INT.ok(backbone.get("embedding_width")):
+        return f"backbone 'embedding_width' is {backbone.get('embedding_width')!r}, not a positive integer"
+    if data.get("task") is not None and not isinstance(data["task"], str):
+        return f"'task' is {data['task']!r}, not text"
+    if data.get("format", "t5") not in FORMATS:  # absent in adapters saved before formats existed
+        return f"'format' is {data['format']!r}, not one of {', '.join(FORMATS)}"
+    if not isinstance(data.get("chat_template", False), bool):
+        return f"'chat_template' is {data['chat_template']!r}, not true or false"
+    return None
+
+
 def read_adapter_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """adapter.json, with every field that loading reads checked; a bad one is an AdapterError naming the file."""
     path = Path(directory) / CONFIG
     if not path.is_file():
         raise AdapterError(f"no adapter at {directory}: {CONFIG} is missing (save one with model.save_adapter(dir))")
     try:
-        data = json.loads(path.read_text())
-        data["prompt"]["method"], data["backbone"]["embedding_width"]  # noqa: B018 - presence check
-    except (ValueError, KeyError, TypeError):
-        raise AdapterError(f"{path} is corrupt or not a lamp adapter config: save the adapter again") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        problem = _config_problem(data)
+    except ValueError as error:  # not JSON, or bytes that are not UTF-8
+        problem = " ".join(str(error).split())[:200]
+    if problem:
+        raise AdapterError(f"{path} is corrupt or not a lamp adapter config ({problem}): save the adapter again")
+    version = data.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise AdapterError(
+            f"{path} has format_version {version!r}, this lamp reads 1 to {FORMAT_VERSION}: "
+            "load it with the lamp version that saved it (or a newer one)"
+        )
     return data
+
+
+def check_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`tensors` (read from `path`) unless one is not finite floating point: a NaN prompt scores every row as one
+    class, so it must never load quietly."""
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            raise AdapterError(
+                f"{path} tensor {name!r} holds {tensor.dtype} values, not floating point: "
+                "it is not a prompt adapter, save the adapter again"
+            )
+        if not torch.isfinite(tensor).all():
+            raise AdapterError(
+                f"{path} tensor {name!r} holds NaN or inf values: the adapter is corrupt (a diverged run?); "
+                "use an earlier adapter or train again"
+            )
+    return tensors
+
+
+def read_adapter_tensors(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """adapter.safetensors, checked by `check_tensors`; a missing or unreadable file is an AdapterError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(directory) / WEIGHTS
+    if not weights.is_file():
+        raise AdapterError(f"adapter {directory} has no {WEIGHTS}: the save was incomplete, save it again")
+    try:
+        tensors = load_file(weights)
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise AdapterError(f"{weights} is corrupt ({reason}): save the adapter again") from None
+    return check_tensors(weights, tensors)
 
 
 def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
     """Wrap `model` (a backbone, or None to load the adapter's own backbone by name) with a saved adapter."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     from lamp.backbones import load_model
     from lamp.model import model_kind, wrap
 
     data = read_adapter_config(directory)
     saved = data["backbone"]
+    # Everything the files alone can tell is checked before a backbone loads, so a corrupt adapter fails fast.
+    try:
+        config = config_from_dict(data["prompt"])
+    except (LampError, TypeError) as error:
+        raise AdapterError(f"{directory}/{CONFIG} holds an invalid prompt config: {error}") from None
+    tensors = read_adapter_tensors(directory)
+    weights = Path(directory) / WEIGHTS
     if model is None or isinstance(model, str):
         model = load_model(model or saved["name"])
     width = model.get_input_embeddings().weight.shape[1]
@@ -104,17 +229,6 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
             f"adapter {directory} is for a {saved['kind']} model, this backbone is {model_kind(model)}: "
             f"load it on {saved['name']}"
         )
-    weights = Path(directory) / WEIGHTS
-    if not weights.is_file():
-        raise AdapterError(f"adapter {directory} has no {WEIGHTS}: the save was incomplete, save it again")
-    try:
-        tensors = load_file(weights)
-    except (SafetensorError, OSError, ValueError) as error:
-        raise AdapterError(f"{weights} is corrupt ({error}): save the adapter again") from None
-    try:
-        config = config_from_dict(data["prompt"])
-    except LampError as error:
-        raise AdapterError(f"{directory}/{CONFIG} holds an invalid prompt config: {error}") from None
     # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
     skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
     prompted = wrap(model, skeleton)
@@ -132,4 +246,7 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
         for name, tensor in tensors.items():
             parameters[name].copy_(tensor)
     prompted.backbone_name = saved["name"]
+    # How the adapter's inputs were rendered, so that eval and predict render rows the same way (before: t5).
+    prompted.input_format = data.get("format", "t5")
+    prompted.chat_template = data.get("chat_template", False)
     return prompted

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import statistics
@@ -38,9 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lamp.adapter import atomic_write
+from lamp.checks import COUNT, POSITIVE_INT, SEED
 from lamp.errors import ConfigError, LampError
 from lamp.methods import METHODS, make_config
-from lamp.methods.base import PromptConfig, PromptModule, check_positive
+from lamp.methods.base import PromptConfig, PromptModule
 from lamp.model import IGNORE_INDEX
 
 DEFAULT_METHODS = [
@@ -67,7 +70,7 @@ class PeftPromptOptions:
     logits: str = "all"
 
     def validate(self) -> None:
-        check_positive("length", self.length)
+        POSITIVE_INT.check("length", self.length)
         if self.init not in ("vocab", "random"):
             raise ConfigError(f"peft-pt init {self.init!r} is not vocab or random: pass init=vocab or init=random")
         _check_logits(self.logits)
@@ -82,8 +85,8 @@ class LoraOptions:
     logits: str = "all"
 
     def validate(self) -> None:
-        check_positive("r", self.r)
-        check_positive("alpha", self.alpha)
+        POSITIVE_INT.check("r", self.r)
+        POSITIVE_INT.check("alpha", self.alpha)
         _check_logits(self.logits)
 
 
@@ -131,11 +134,13 @@ class MethodSpec:
 
 
 def _value(text: str) -> Any:
+    """An option's value: an int, a finite float, else the text (nan and inf stay text, which no range accepts)."""
     for convert in (int, float):
         try:
-            return convert(text)
+            value = convert(text)
         except ValueError:
-            pass
+            continue
+        return value if math.isfinite(value) else text
     return text
 
 
@@ -289,11 +294,10 @@ class BenchSetup:
     def resolve(self) -> BenchSetup:
         """Check every value and fill in `auto`; raises ConfigError with the fix."""
         for name in ("batch_size", "seq_len", "target_len", "steps"):
-            check_positive(name.replace("_", "-"), getattr(self, name))
+            POSITIVE_INT.check("--" + name.replace("_", "-"), getattr(self, name))
         for name in ("warmup", "threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {value!r}")
+            COUNT.check(f"--{name}", getattr(self, name))
+        SEED.check("--seed", self.seed)
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -601,7 +605,7 @@ def run_bench(
         raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
     if isolate not in ISOLATE:
         raise ConfigError(f"unknown isolate {isolate!r}: choose one of {', '.join(ISOLATE)}")
-    check_positive("repeats", repeats)
+    POSITIVE_INT.check("--repeats", repeats)
     setup = BenchSetup(
         model, batch_size, seq_len, target_len, steps, warmup, dtype, device, compile, seed, threads
     ).resolve()
@@ -721,14 +725,10 @@ def plot_bench(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
 
 def write_outputs(rows: list[dict[str, Any]], out: str | os.PathLike) -> Path:
     """`bench.json` (the rows), `bench.txt` (the table) and `bench.png` in `out`."""
-    folder = Path(out)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ConfigError(f"cannot create output folder {folder} ({error.strerror}): choose another --out") from None
-    (folder / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (folder / "bench.txt").write_text(format_table(rows) + "\n")
-    plot_bench(rows, folder / "bench.png")
+    folder = Path(out)  # each file written whole or not at all; a failed write is one line naming the path
+    atomic_write(folder / "bench.json", lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=2) + "\n"))
+    atomic_write(folder / "bench.txt", lambda tmp: Path(tmp).write_text(format_table(rows) + "\n"))
+    atomic_write(folder / "bench.png", lambda tmp: plot_bench(rows, Path(tmp)))
     return folder
 
 

@@ -43,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     except LampError as error:
         print(f"lamp {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk or a vanished file mid-run: say what, without a traceback
-        print(f"lamp {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # a vanished file or device mid-run: say what and where, without a traceback
+        where = f" ({error.filename})" if error.filename else ""
+        message = f"{error.strerror or error}{where}: check the path and retry"
+        print(f"lamp {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

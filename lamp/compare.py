@@ -11,20 +11,21 @@ loss diverged (NaN or inf) is recorded in `failed.json` and reported, not retrie
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
 import json
-import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lamp.adapter import atomic_write
+from lamp.checks import POSITIVE, POSITIVE_INT, SEED
 from lamp.errors import ConfigError, TrainingError
 
 RECIPE_KEYS = (
@@ -140,15 +141,25 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     if quick is not None:
         raise ConfigError(f"recipe key quick must be a path or a mapping, got {quick!r}")
     shrunk = copy.deepcopy(recipe)
-    if shrunk.get("seeds"):
+    # Shrink only values of the right shape; anything else is left for make_grid to refuse with its own message.
+    if isinstance(shrunk.get("seeds"), list | tuple) and shrunk["seeds"]:
         shrunk["seeds"] = list(shrunk["seeds"])[:1]
-    shrunk["lrs"] = {label: list(lrs)[:1] for label, lrs in (shrunk.get("lrs") or {}).items()}
-    shrunk["max_steps"] = min(int(shrunk.get("max_steps") or QUICK_STEPS), QUICK_STEPS)
-    train = dict(shrunk.get("train") or {})
-    train["max_eval_examples"] = min(train.get("max_eval_examples") or QUICK_EVAL, QUICK_EVAL)
+    if isinstance(shrunk.get("lrs"), dict):
+        shrunk["lrs"] = {k: list(v)[:1] if isinstance(v, list | tuple) else v for k, v in shrunk["lrs"].items()}
+    shrunk["max_steps"] = _capped(shrunk.get("max_steps"), QUICK_STEPS)
+    train = shrunk.get("train") or {}
+    if isinstance(train, dict):
+        train = {**train, "max_eval_examples": _capped(train.get("max_eval_examples"), QUICK_EVAL)}
     shrunk["train"] = train
     shrunk["out"] = str(shrunk.get("out") or "runs/compare") + "-quick"
     return shrunk
+
+
+def _capped(value: Any, cap: int) -> Any:
+    """`value` capped at `cap` (`cap` when unset); a value that is not a positive integer is left to be refused."""
+    if value is None:
+        return cap
+    return min(value, cap) if POSITIVE_INT.ok(value) else value
 
 
 def parse_lrs(items: list[str]) -> dict[str, list[float]]:
@@ -163,22 +174,6 @@ def parse_lrs(items: list[str]) -> dict[str, list[float]]:
         if not sweeps[label]:
             raise ConfigError(f"--lrs {item!r} is malformed: write METHOD=LR[,LR...], e.g. lamp=0.01,0.03")
     return sweeps
-
-
-def _number_list(key: str, values: Any, kind: type) -> list:
-    if not isinstance(values, list | tuple) or not values:
-        raise ConfigError(f"{key} must be a non-empty list, got {values!r}")
-    try:
-        converted = [kind(v) for v in values]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must hold numbers, got {values!r}") from None
-    if kind is int and any(isinstance(v, bool) or v != c for v, c in zip(values, converted, strict=True)):
-        raise ConfigError(f"{key} must hold integers, got {values!r}")
-    if kind is float and not all(v > 0 and math.isfinite(v) for v in converted):
-        raise ConfigError(f"{key} must hold positive learning rates, got {values!r}")
-    if len(set(converted)) != len(converted):
-        raise ConfigError(f"{key} lists a value twice: {values!r}")
-    return converted
 
 
 def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> Grid:
@@ -206,6 +201,9 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     chosen = list(chosen or recipe_methods)
     if len(set(chosen)) != len(chosen):
         raise ConfigError(f"methods lists a name twice: {chosen}")
+    for key in ("lrs", "train"):
+        if not isinstance(recipe.get(key) or {}, dict):
+            raise ConfigError(f"{key} must be a mapping, got {recipe[key]!r}")
     sweeps = {**(recipe.get("lrs") or {}), **lr_overrides}
     unknown = sorted(set(sweeps) - set(chosen) - set(recipe_methods))
     if unknown:
@@ -213,7 +211,10 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     default_lr = TrainConfig.lr
     specs = []
     for label in chosen:
-        options = dict(recipe_methods.get(label) or {})
+        options = recipe_methods.get(label) or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"methods: {label} must be a mapping of option: value, got {options!r}")
+        options = dict(options)
         method = options.pop("method", label)
         if method not in METHODS:
             raise ConfigError(
@@ -221,7 +222,7 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
                 "under methods: in the recipe with `method: <registered name>`"
             )
         make_config(method, **options)  # fail before any training on a bad option
-        lrs = _number_list(f"lrs of {label}", sweeps.get(label, [default_lr]), float)
+        lrs = POSITIVE.check_list(f"lrs of {label}", sweeps.get(label, [default_lr]))
         specs.append(MethodSpec(label, method, options, lrs))
     tasks = recipe.get("tasks") or ["polarity"]
     if not isinstance(tasks, list | tuple) or len(set(tasks)) != len(tasks):
@@ -229,7 +230,7 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     tasks = [str(task) for task in tasks]
     for task in tasks:
         get_task(task)
-    seeds = _number_list("seeds", recipe.get("seeds") or [0], int)
+    seeds = SEED.check_list("seeds", recipe["seeds"] if recipe.get("seeds") is not None else [0])
     train = {**(recipe.get("train") or {}), **train_overrides}
     if recipe.get("data_dir") is not None:
         train["data_dir"] = str(recipe["data_dir"])
@@ -240,14 +241,11 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
             f"train options {', '.join(bad)} cannot be shared by a grid: the grid sets {', '.join(GRID_FIELDS)} "
             f"itself; the others are {', '.join(sorted(fields - set(GRID_FIELDS)))}"
         )
-    max_steps = recipe.get("max_steps") or TrainConfig.max_steps
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise ConfigError(f"max_steps must be a positive integer, got {max_steps!r}")
+    max_steps = recipe.get("max_steps")
+    max_steps = TrainConfig.max_steps if max_steps is None else POSITIVE_INT.check("max_steps", max_steps)
     sweep_seeds = recipe.get("sweep_seeds")
-    if sweep_seeds is not None and (
-        isinstance(sweep_seeds, bool) or not isinstance(sweep_seeds, int) or sweep_seeds < 1
-    ):
-        raise ConfigError(f"sweep_seeds must be a positive integer (or left out for all seeds), got {sweep_seeds!r}")
+    if sweep_seeds is not None:
+        POSITIVE_INT.check("sweep_seeds", sweep_seeds)
     sweep_tasks = recipe.get("sweep_tasks")
     if sweep_tasks is not None and (
         not isinstance(sweep_tasks, list | tuple) or not sweep_tasks or not set(sweep_tasks) <= set(tasks)
@@ -288,6 +286,7 @@ def grid_config(grid: Grid, task: str, spec: MethodSpec, lr: float, seed: int, r
 def _same_settings(saved: dict[str, Any], config: Any) -> list[str]:
     """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid."""
     wanted = dataclasses.asdict(config)
+    saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
     return [k for k in wanted if k not in ("out", "resume", "overwrite") and saved.get(k, wanted[k]) != wanted[k]]
 
 
@@ -666,15 +665,43 @@ def compare(
     """Run (or resume) the grid, select learning rates on validation, write the report; return records and paths.
     `report_only` trains nothing and reports the cells finished so far."""
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    records = run_grid(grid, log, report_only)
-    if not records:
-        raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
-    info = {
-        "cells_total": grid.n_cells(),
-        "wall_s": time.perf_counter() - started,
-        "trained": sum(r["trained_now"] for r in records),
-        "cells_wall_s": sum(r["wall_s"] or 0 for r in records),
-        "load_start": load_start,
-        "load_end": os.getloadavg()[0],
-    }
-    return records, write_report(records, grid, info)
+    with locked_grid(grid, report_only):
+        records = run_grid(grid, log, report_only)
+        if not records:
+            raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
+        info = {
+            "cells_total": grid.n_cells(),
+            "wall_s": time.perf_counter() - started,
+            "trained": sum(r["trained_now"] for r in records),
+            "cells_wall_s": sum(r["wall_s"] or 0 for r in records),
+            "load_start": load_start,
+            "load_end": os.getloadavg()[0],
+        }
+        return records, write_report(records, grid, info)
+
+
+@contextlib.contextmanager
+def locked_grid(grid: Grid, report_only: bool) -> Iterator[None]:
+    """Hold the grid folder's lock while the grid trains: a second `lamp compare` on the folder is refused in one
+    line. A report (--report-only) only reads the cells, so it may run beside a training grid."""
+    from accelerate import PartialState
+
+    from lamp.train import lock_folder, on_main_process, remove_leftovers
+
+    out = Path(grid.out)
+
+    def claim() -> Any:
+        lock = lock_folder(out)
+        try:
+            remove_leftovers(out)  # a killed grid's half-written report files
+        except OSError as error:
+            lock.release()
+            raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
+        return lock
+
+    lock = None if report_only else on_main_process(PartialState(), claim)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()

@@ -4,6 +4,9 @@ Seq2seq (T5): source -> encoder (right-padded), target -> decoder labels (padded
 Causal LMs: source then " target" and EOS in one left-padded sequence, labels only on the target. Left padding
 puts every row's last source token at the same column, so rank classification and generation read one
 position, and the collator knows how many final positions the loss needs (`logits_to_keep`).
+
+A too-long source keeps its start and its end `cue` (a natural format's answer cue, see `lamp.tasks.Template`);
+`chat_wrapper` gives the text an instruct model's chat template puts around a source (see `Task.in_chat`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from typing import Any
 
 import torch
 
-from lamp.model import IGNORE_INDEX
+from lamp.errors import ConfigError
+from lamp.model import IGNORE_INDEX, max_positions
 
 
 @dataclass(frozen=True)
@@ -22,25 +26,79 @@ class Encoded:
     target: list[int]
 
 
-def target_ids(tokenizer: Any, kind: str, text: str) -> list[int]:
-    """Token ids of a target: a leading space for causal LMs so it tokenises as a word after the source."""
+def target_ids(tokenizer: Any, kind: str, text: str, lead: str = " ") -> list[int]:
+    """Token ids of a target then EOS. Causal LMs read `lead` first (a space, so the target tokenises as a word
+    after the source; none after a chat template, see `Task.lead`); seq2seq decoders start afresh."""
     if kind == "seq2seq":
         return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    return tokenizer(" " + text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return tokenizer(lead + text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
+def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, new_tokens: int = 0) -> int:
+    """`max_length` (input tokens), lowered so that the prompt's rows, the input and the tokens a causal LM will
+    generate fit the backbone's positions (`max_position_embeddings`; no limit when the backbone declares none).
+    Raises ConfigError when the prompt alone leaves no room."""
+    limit = max_positions(backbone)
+    if limit is None:
+        return max_length
+    room = limit - prompt_rows - new_tokens
+    if room < 1:
+        raise ConfigError(
+            f"the prompt's {prompt_rows} rows{f' and {new_tokens} generated tokens' if new_tokens else ''} leave no "
+            f"room for input in the backbone's {limit} positions: use a shorter prompt (--length or --pool)"
+        )
+    return min(max_length, room)
+
+
+def truncate(tokenizer: Any, kind: str, source: str, cue: str, ids: list[int], budget: int) -> list[int]:
+    """`ids` (the tokens of `source`) cut to `budget` tokens: the tokens of the end `cue` are kept (the end of the cue
+    if it alone is longer), then as much of the start as fits; with no cue, the start. A token that straddles the
+    cue's first character counts as the cue's. Needs a fast tokenizer (token offsets) when there is a cue."""
+    if len(ids) <= budget:
+        return ids
+    if not cue:
+        return ids[:budget]
+    if not tokenizer.is_fast:
+        raise ConfigError("cutting a natural-format input to --max-length needs a fast tokenizer: load one (use_fast)")
+    offsets = tokenizer(source, add_special_tokens=kind == "seq2seq", return_offsets_mapping=True)["offset_mapping"]
+    start = len(source) - len(cue)
+    first = next((i for i, (_, end) in enumerate(offsets) if end > start), len(ids))
+    tail = ids[first:][-budget:]
+    return ids[: budget - len(tail)] + tail
 
 
 def encode(examples: list[Any], tokenizer: Any, kind: str, max_length: int) -> list[Encoded]:
-    """Tokenise sources (truncated to max_length, keeping the start) and targets."""
+    """Tokenise sources and targets. A source longer than max_length tokens (causal: with its target) is cut by
+    `truncate`, keeping its start and its `cue` (Example.cue)."""
     sources = tokenizer([e.source for e in examples], add_special_tokens=kind == "seq2seq")["input_ids"]
     encoded = []
     for example, source in zip(examples, sources, strict=True):
-        target = target_ids(tokenizer, kind, example.target)
-        if kind == "causal":
-            source = source[: max(1, max_length - len(target))]
-        else:
-            source = source[:max_length]
+        target = target_ids(tokenizer, kind, example.target, example.lead)
+        budget = max(1, max_length - len(target)) if kind == "causal" else max_length
+        source = truncate(tokenizer, kind, example.source, example.cue, source, budget)
         encoded.append(Encoded(source, target))
     return encoded
+
+
+CHAT_SLOT = "{lamp-source}"  # stands for the source while the chat template is rendered
+
+
+def chat_wrapper(tokenizer: Any, kind: str) -> tuple[str, str]:
+    """(before, after): the text an instruct model's chat template puts around one user message, the assistant's
+    turn opened (``add_generation_prompt``), so that the label word is the assistant's answer (`Task.in_chat`).
+    ConfigError for a seq2seq backbone or a tokenizer without a chat template."""
+    if kind != "causal":
+        raise ConfigError("--chat-template is for causal (decoder) LMs, and this backbone is seq2seq: drop it")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(
+            "--chat-template: the model's tokenizer has no chat template (not an instruct model): drop it"
+        )
+    message = [{"role": "user", "content": CHAT_SLOT}]
+    text = tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+    if text.count(CHAT_SLOT) != 1:
+        raise ConfigError("--chat-template: the model's chat template does not show the user's message as given")
+    before, _, after = text.partition(CHAT_SLOT)
+    return before, after
 
 
 class LazyEncoded:

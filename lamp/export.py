@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.adapter import CONFIG, load_adapter
+from lamp.adapter import CONFIG, atomic_write, check_tensors, load_adapter, write_problem
 from lamp.errors import AdapterError, ConfigError
 from lamp.methods import PromptConfig, PromptModule, make_config
 from lamp.methods.lamp import LampConfig
@@ -52,6 +54,18 @@ def _materialised(model: PromptedModel) -> torch.Tensor:
         return model.prompt_encoder().detach().float().cpu().contiguous()
 
 
+def check_output_folder(out: Path) -> None:
+    """Refuse an output folder that is a file or cannot be written, before any work and without leaving anything:
+    the check makes and removes a folder in the nearest existing one."""
+    existing = next(path for path in (out, *out.parents) if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"export output {existing} is a file: choose a folder for --out")
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lamp-write-test-"))
+    except OSError as error:
+        raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
+
+
 def export_peft(
     source: PromptedModel | str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -65,6 +79,8 @@ def export_peft(
     """
     from peft import PromptTuningConfig, get_peft_model
 
+    out = Path(out_dir)
+    check_output_folder(out)
     model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
     require_pure_prompt(model, "it cannot be exported as a PEFT prompt-tuning adapter")
     prompt = _materialised(model)
@@ -84,10 +100,23 @@ def export_peft(
     peft_model.prompt_encoder["default"].embedding.weight = nn.Parameter(prompt)
     # get_peft_model takes the name from the (nameless) skeleton, so set the backbone's name afterwards.
     peft_model.peft_config["default"].base_model_name_or_path = model.backbone_name or None
-    out = Path(out_dir)
-    # save_embedding_layers=False: a prompt never changes the vocabulary, and "auto" would look the name up online.
-    peft_model.save_pretrained(out, save_embedding_layers=False)
+    # PEFT writes its files in place: write them to a scratch folder first, then into `out` all or nothing.
+    with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
+        try:
+            # save_embedding_layers=False: a prompt never changes the vocabulary; "auto" would look the name up online.
+            peft_model.save_pretrained(staging, save_embedding_layers=False)
+        except OSError as error:
+            raise ConfigError(write_problem(staging, error)) from None
+        _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])
     return out
+
+
+def _write_all(files: list[tuple[Path, Path]]) -> None:
+    """Copy each (source, target) with atomic_write, nested so that no target is renamed before every copy is
+    written: a failed write (full disk, read-only folder) leaves all the earlier files as they were."""
+    if files:
+        (source, target), rest = files[0], files[1:]
+        atomic_write(target, lambda tmp: (shutil.copyfile(source, tmp), _write_all(rest)))
 
 
 def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
@@ -98,7 +127,10 @@ def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
         from peft import PeftConfig, PeftType
         from peft.utils import load_peft_weights
 
-        config = PeftConfig.from_pretrained(str(path))
+        try:
+            config = PeftConfig.from_pretrained(str(path))
+        except (ValueError, TypeError, OSError) as error:  # a malformed adapter_config.json
+            raise AdapterError(f"{path / PEFT_CONFIG} is not a valid PEFT config ({error}): export it again") from None
         if config.peft_type != PeftType.PROMPT_TUNING:
             raise AdapterError(
                 f"{path} is a PEFT {config.peft_type.value} adapter: "
@@ -107,7 +139,11 @@ def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
         kind = model_kind(backbone)
         if config.task_type and config.task_type != TASK_TYPES[kind]:
             raise AdapterError(f"{path} is a PEFT {config.task_type} adapter, the backbone is {kind}: use its backbone")
-        weights = load_peft_weights(str(path), device="cpu")
+        try:
+            weights = load_peft_weights(str(path), device="cpu")
+        except Exception as error:  # safetensors and torch raise their own types on a corrupt file
+            raise AdapterError(f"the weights in {path} are corrupt ({str(error)[:120]}): export them again") from None
+        check_tensors(path, weights)
         if "prompt_embeddings" not in weights:
             raise AdapterError(f"{path} holds no prompt_embeddings: it is not a complete PEFT prompt-tuning adapter")
         # With two transformer submodules (PEFT's seq2seq default) the encoder's rows come first, and they are the

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lamp.adapter import atomic_write
 from lamp.errors import AdapterError
 from lamp.methods.base import embedding_rows
 from lamp.model import PromptedModel
@@ -130,7 +131,6 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
         return MaxNLocator(integer=True)
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     rows = {label: prompt_rows(model) for label, model in models.items()}
     spectra = {label: (singular_values(before), singular_values(after)) for label, (before, after) in rows.items()}
     summaries = {label: prompt_summary(model, spectra[label]) for label, model in models.items()}
@@ -152,7 +152,7 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
             axis.yaxis.set_major_locator(integer())
     figure.colorbar(image, ax=axes.ravel().tolist(), label="cosine similarity", shrink=0.8)
     figure.suptitle("Cosine similarity between prompt tokens")
-    figure.savefig(out / "cosine.png", dpi=110)
+    atomic_write(out / "cosine.png", lambda tmp: figure.savefig(tmp, dpi=110))
     plt.close(figure)
 
     # Singular-value spectrum, normalised to the largest so prompts of different scales compare.
@@ -182,7 +182,7 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(out / "spectrum.png", dpi=110)
+    atomic_write(out / "spectrum.png", lambda tmp: figure.savefig(tmp, dpi=110))
     plt.close(figure)
 
     # Token norms: pooled rows sit at the centre of the window of rows they average.
@@ -202,12 +202,12 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
         axis.legend(fontsize=8)
     figure.suptitle("Prompt token norms before and after pooling")
     figure.tight_layout()
-    figure.savefig(out / "norms.png", dpi=110)
+    atomic_write(out / "norms.png", lambda tmp: figure.savefig(tmp, dpi=110))
     plt.close(figure)
 
     text = "\n\n".join(format_summary(label, summary) for label, summary in summaries.items()) + "\n"
-    (out / SUMMARY_TEXT).write_text(text)
-    (out / SUMMARY_JSON).write_text(json.dumps(summaries, indent=2) + "\n")
+    atomic_write(out / SUMMARY_TEXT, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(out / SUMMARY_JSON, lambda tmp: Path(tmp).write_text(json.dumps(summaries, indent=2) + "\n"))
     return summaries
 
 

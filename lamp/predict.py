@@ -5,9 +5,10 @@ rows' prompts into (batch, n, d), shorter prompts left-padded inside the prompt 
 one forward pass (or one `generate`); predictions equal those of each adapter run alone (up to float error).
 
 Input rows are JSON objects naming their task: either ``{"task": "rte", "source": "rte sentence1: ..."}`` (text
-already formatted the way the task formats it) or a raw row in the task's own fields, e.g.
-``{"task": "rte", "sentence1": "...", "sentence2": "..."}``, which the task formats. An optional ``id`` is copied
-to the output; a ``label`` (raw rows) lets the caller score the predictions.
+already formatted in the input format the adapter was trained in) or a raw row in the task's own fields, e.g.
+``{"task": "rte", "sentence1": "...", "sentence2": "..."}``, which the task renders in that format (a chat
+template too, if the adapter was trained with one). An optional ``id`` is copied to the output; a ``label`` (raw
+rows) lets the caller score the predictions.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from lamp.adapter import load_adapter, read_adapter_config
+from lamp.data import chat_wrapper, fit_max_length, truncate
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.model import PromptedModel
@@ -74,10 +76,35 @@ def load_task_adapters(
     return adapters
 
 
-def _source_text(task: Any, row: Mapping[str, Any]) -> str:
+def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> tuple[Any, str, str]:
+    """(task, source text, cue) of an input row: its task's fields rendered as `Task.example` does (without needing
+    a label), or its ``source`` put in the task's chat template if it has one. The task is its view in `views` (each
+    adapter's input format and chat template), else its t5 spec; the cue is the end that truncation keeps. A row
+    without a known task, or without a text source or the task's fields, is a DataError naming `where` (e.g.
+    ``rows.jsonl line 3``)."""
+    from lamp.tasks import get_task
+
+    if not isinstance(row, Mapping):
+        raise DataError(f'{where} is not a JSON object: write {{"task": ..., "source": ...}}')
+    name = row.get("task")
+    if not isinstance(name, str):
+        raise DataError(f'{where} names no task ("task" is {name!r}): add "task": "<task name>", e.g. "rte"')
+    try:
+        task = views[name] if views and name in views else get_task(name)
+    except DataError as error:
+        raise DataError(f"{where}: {error}") from None
     if "source" in row:
-        return str(row["source"])
-    return f"{task.name} {task.formatter(row)}"  # as Task.example formats a row, without needing its label
+        if not isinstance(row["source"], str):
+            raise DataError(f"{where} ({name}): 'source' must be text, got {row['source']!r}")
+        return task, *task.framed(row["source"])
+    try:
+        return task, *task.render(row)
+    except KeyError as error:
+        raise DataError(f"{where} ({name}) lacks field {error}: give a 'source' text or the task's fields") from None
+    except (ValueError, TypeError, IndexError, AttributeError) as error:
+        raise DataError(
+            f"{where} ({name}) has unusable fields ({error}): fix the row or give a 'source' text"
+        ) from None
 
 
 @dataclass
@@ -118,29 +145,29 @@ def predict_rows(
                 f"adapter for {name!r} sits on another backbone object: load all with load_task_adapters"
             )
         require_pure_prompt(model, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
-        task = get_task(name)
+        task = get_task(name, getattr(model, "input_format", "t5"))  # rows render as the adapter was trained
+        if getattr(model, "chat_template", False):
+            task = task.in_chat(chat_wrapper(tokenizer, kind))
         chosen = resolve_scorer(scorer, kind, task)
         if chosen == "rank" and not task.label_words:
             raise DataError(f"task {name} has no label words for rank classification: use scorer 'generate'")
-        labels = label_token_ids(tokenizer, kind, task.label_words) if chosen == "rank" else None
+        labels = label_token_ids(tokenizer, kind, task.label_words, task.lead) if chosen == "rank" else None
         prompt = model.eval().prompt().detach()
         prepared[name] = _Prepared(task, chosen, prompt, labels, max_new_tokens(tokenizer, kind, task))
 
+    # Inputs cut so the longest prompt, the input and any generated tokens fit the backbone's positions.
+    generated = max((p.max_new for p in prepared.values() if p.scorer == "generate"), default=0)
+    longest = max(p.prompt.shape[0] for p in prepared.values())
+    max_length = fit_max_length(max_length, runner.backbone, longest, generated * (kind == "causal"))
     sources: list[list[int]] = []
     for index, row in enumerate(rows):
-        name = row.get("task") if isinstance(row, Mapping) else None
-        if name not in prepared:
+        task, text, cue = row_source(row, f"row {index + 1}", {name: p.task for name, p in prepared.items()})
+        if task.name not in prepared:
             raise DataError(
-                f"row {index + 1} names task {name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
+                f"row {index + 1} names task {task.name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
             )
-        try:
-            text = _source_text(prepared[name].task, row)
-        except KeyError as error:
-            raise DataError(
-                f"row {index + 1} ({name}) lacks field {error}: give a 'source' text or the task's fields"
-            ) from None
         ids = tokenizer(text, add_special_tokens=kind == "seq2seq")["input_ids"]
-        sources.append(ids[:max_length])
+        sources.append(truncate(tokenizer, kind, text, cue, ids, max_length))
 
     results: list[dict[str, Any]] = [({"id": row["id"]} if "id" in row else {}) for row in rows]
     order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))

@@ -24,13 +24,14 @@ def resolve_scorer(scorer: str, kind: str, task: Any) -> str:
     return "rank" if kind == "causal" and task.label_words else "generate"
 
 
-def label_token_ids(tokenizer: Any, kind: str, label_words: tuple[str, ...]) -> list[list[int]]:
-    return [target_ids(tokenizer, kind, word) for word in label_words]
+def label_token_ids(tokenizer: Any, kind: str, label_words: tuple[str, ...], lead: str = " ") -> list[list[int]]:
+    """Each label word's target token ids (`target_ids`: after `lead` for causal LMs, then EOS)."""
+    return [target_ids(tokenizer, kind, word, lead) for word in label_words]
 
 
 def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
     """Generation budget: the longest label word's tokens plus two (regression tasks: room for a number)."""
-    return 2 + max((len(target_ids(tokenizer, kind, w)) for w in task.label_words or ("0.0",)), default=4)
+    return 2 + max((len(target_ids(tokenizer, kind, w, task.lead)) for w in task.label_words or ("0.0",)), default=4)
 
 
 def _rows(prompt: torch.Tensor | None, prompt_mask: torch.Tensor | None, rows: list[int], batch: int) -> dict[str, Any]:
@@ -128,7 +129,7 @@ def predict(
     removes padding work.
     """
     predictions: list[int | float | None] = [None] * len(encoded)
-    labels = label_token_ids(tokenizer, model.kind, task.label_words) if scorer == "rank" else None
+    labels = label_token_ids(tokenizer, model.kind, task.label_words, task.lead) if scorer == "rank" else None
     max_new = max_new_tokens(tokenizer, model.kind, task)
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].source))
     for start in range(0, len(order), batch_size):

@@ -8,10 +8,12 @@ validation score keeps its adapter, and the test split is scored once, with the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import re
 import resource
 import shutil
 import signal
@@ -27,9 +29,10 @@ from typing import Any
 
 import torch
 
-from lamp.adapter import atomic_write, load_adapter, save_adapter
+from lamp.adapter import WEIGHTS, atomic_write, load_adapter, save_adapter
 from lamp.errors import ConfigError, TrainingError
-from lamp.scoring import SCORERS, predict, resolve_scorer
+from lamp.scoring import SCORERS, max_new_tokens, predict, resolve_scorer
+from lamp.tasks.base import FORMATS
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -93,7 +96,8 @@ class TrainConfig:
     out: str = "runs/default"
     """Output folder."""
     resume: bool = False
-    """Continue the run in --out from its last checkpoint."""
+    """Continue the run in --out from its last checkpoint with the settings it was started with (other flags are
+    refused, except --eval-batch-size, --data-dir and --gradient-checkpointing)."""
     overwrite: bool = False
     """Replace a finished or interrupted run in --out."""
     mixed_precision: str = "auto"
@@ -106,20 +110,51 @@ class TrainConfig:
     """Recompute the backbone's activations in the backward pass (less memory, about a third more time)."""
     init_from: str | None = None
     """Start the prompt from a saved one (a PEFT prompt-tuning or lamp adapter folder), decomposed like any init."""
+    format: str = "auto"
+    """Input format: t5 (T5/DePT text-to-text), natural (a template ending in an answer cue, natural label words) or
+    auto (t5 for seq2seq backbones, natural for causal ones)."""
+    chat_template: bool = False
+    """Put each input in the model's chat template (instruct causal LMs), the label word as the assistant's answer."""
 
     def __post_init__(self) -> None:
-        for name in ("lr", "batch_size", "grad_accum", "max_steps", "eval_every", "eval_batch_size", "max_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value!r}")
-        if self.warmup_steps is not None and not 0 <= self.warmup_steps <= self.max_steps:
-            raise ConfigError(f"--warmup-steps must be between 0 and --max-steps ({self.max_steps})")
+        """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped."""
+        from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
+
+        def flag(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if kind.startswith("str") and isinstance(value, os.PathLike):  # a Path for out, model, data_dir...
+                value = os.fspath(value)
+                setattr(self, f.name, value)
+            if kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
+            if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
+                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+        if not isinstance(self.method_options, dict) or not all(isinstance(k, str) for k in self.method_options):
+            raise ConfigError(f"method_options must be a mapping of option: value, got {self.method_options!r}")
+        # Checked values are stored back as plain int / float (a numpy scalar would not go into results.json).
+        for name in ("batch_size", "grad_accum", "max_steps", "eval_every", "eval_batch_size", "max_length"):
+            setattr(self, name, POSITIVE_INT.check(flag(name), getattr(self, name)))
+        if self.max_eval_examples is not None:
+            self.max_eval_examples = POSITIVE_INT.check("--max-eval-examples", self.max_eval_examples)
+        if self.warmup_steps is not None and not Int(0, self.max_steps).ok(self.warmup_steps):
+            raise ConfigError(
+                f"--warmup-steps must be an integer from 0 to --max-steps ({self.max_steps}), got {self.warmup_steps!r}"
+            )
+        self.seed = SEED.check("--seed", self.seed)
+        self.lr = POSITIVE.check("--lr", self.lr)
+        self.weight_decay = NON_NEGATIVE.check("--weight-decay", self.weight_decay)
+        self.max_grad_norm = NON_NEGATIVE.check("--max-grad-norm", self.max_grad_norm)
         if self.scorer not in SCORERS:
             raise ConfigError(f"unknown scorer {self.scorer!r}: choose one of {', '.join(SCORERS)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
         if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
             raise ConfigError(f"unknown --mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
+        if self.format not in ("auto", *FORMATS):
+            raise ConfigError(f"unknown --format {self.format!r}: choose auto, {', '.join(FORMATS)}")
 
     def prompt_options(self) -> dict[str, Any]:
         shortcuts = {k: getattr(self, k) for k in ("length", "rank", "pool", "init", "init_text")}
@@ -133,38 +168,206 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 MIN_FREE_MB = 64  # checkpoints of a prompt are small; less free space than this fails before training
+RUN_CONFIG = "train_config.json"
+"""The run's TrainConfig as JSON, next to its checkpoint: --resume reads the run's settings back from it."""
+LOCK = ".lamp.lock"
+"""Held by the process that runs in a folder (train: the run folder; compare: the grid folder)."""
+SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing")
+"""The fields a resumed run may change: none changes what is trained (data_dir: the same files elsewhere). Every
+other field must match the saved run; max_steps too, since the learning-rate schedule depends on it."""
+_LEFTOVER = re.compile(r"^\..+\.\w{8}\.tmp(\.\w+)?$|^\.write-test-\d+$")  # atomic_write's and the write probe's
 
 
-def prepare_output(config: TrainConfig, accelerator: Any) -> Path:
-    """Refuse to clobber another run and check the folder is writable, before any training starts.
+def lock_folder(folder: Path, flag: str = "--out") -> Any:
+    """Create `folder` and take its lock without waiting (a FileLock; release it when done): a second process on
+    the same folder is refused in one line."""
+    from filelock import FileLock, Timeout
 
-    Every process checks, then only the main one deletes or creates, so processes never race on the folder.
-    """
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output path {out} is a file: choose a folder for --out")
-    if out.exists() and any(out.iterdir()) and not (config.resume or config.overwrite):
-        raise ConfigError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it")
-    accelerator.wait_for_everyone()
+    lock = FileLock(folder / LOCK, timeout=0)
     try:
-        if accelerator.is_main_process:
-            if config.overwrite and not config.resume and out.exists():
-                shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True)
-        accelerator.wait_for_everyone()
-        probe = out / f".write-test-{accelerator.process_index}"
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"output path {folder} is a file: choose a folder for {flag}")
+        folder.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:  # an OSError too, so caught first
+        raise ConfigError(
+            f"{folder} is in use by another lamp process: wait for it to end, or choose another {flag}"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"cannot write to output folder {folder} ({error.strerror}): choose another {flag}") from None
+    return lock
+
+
+def run_files(out: Path) -> list[Path]:
+    """What a run folder holds besides lamp's own bookkeeping (its lock, half-written files, write probes)."""
+    return [path for path in out.iterdir() if path.name != LOCK and not _LEFTOVER.match(path.name)]
+
+
+def remove_leftovers(folder: Path) -> None:
+    """Delete the half-written files a killed process left (call it holding the folder's lock)."""
+    for parent in (folder, folder / ADAPTER):
+        for path in parent.iterdir() if parent.is_dir() else ():
+            if _LEFTOVER.match(path.name) and path.is_file():
+                path.unlink(missing_ok=True)
+
+
+def saved_config(out: Path) -> dict[str, Any] | None:
+    """The settings the run in `out` was started with: its RUN_CONFIG, else (older runs) its checkpoint's copy.
+    Runs saved before --format existed were trained in the t5 format."""
+    saved = None
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads((out / RUN_CONFIG).read_text())
+    if not isinstance(saved, dict) and (out / CHECKPOINT).is_file():
+        with contextlib.suppress(ConfigError, KeyError, TypeError):
+            saved = json.loads(json.dumps(read_checkpoint(out / CHECKPOINT)["config"]))
+    return {"format": "t5", **saved} if isinstance(saved, dict) else None
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+
+def check_resume(config: TrainConfig, out: Path) -> None:
+    """Refuse a resume whose settings contradict the saved run's (only SAFE_ON_RESUME fields may change)."""
+    saved = saved_config(out)
+    if saved is None and (out / CHECKPOINT).is_file():
+        read_checkpoint(out / CHECKPOINT)  # neither copy of the settings can be read: say so now, not after loading
+    if saved is not None:
+        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+        differ = [k for k in wanted if k not in SAFE_ON_RESUME and k in saved and saved[k] != wanted[k]]
+        if differ:
+            flags = {k: "--set" if k == "method_options" else "--" + k.replace("_", "-") for k in differ}
+            parts = ", ".join(f"{flags[k]} {_shown(wanted[k])} (the run has {_shown(saved[k])})" for k in differ)
+            raise ConfigError(
+                f"{out} holds a run with other settings: {parts}; drop {' '.join(flags.values())} to continue it, "
+                "or pass --overwrite instead of --resume to start over"
+            )
+    if not (out / CHECKPOINT).is_file() and (out / RESULTS).is_file():
+        raise ConfigError(
+            f"{out} holds a finished run without its checkpoint, so there is nothing to resume: pass --overwrite "
+            "instead of --resume to train it again"
+        )
+
+
+def check_output(config: TrainConfig, out: Path) -> None:
+    """With the folder's lock held: refuse to clobber another run, check the folder is writable, clear leftovers."""
+    try:
+        held = run_files(out)
+        if held and not (config.resume or config.overwrite):
+            raise ConfigError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it")
+        if held and config.resume:
+            check_resume(config, out)
+        probe = out / ".write-test-0"
         probe.write_bytes(b"\0" * 1024 * 1024)
         probe.unlink()
         free_mb = shutil.disk_usage(out).free / 2**20
+        remove_leftovers(out)
     except OSError as error:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
     if free_mb < MIN_FREE_MB:
         raise ConfigError(f"only {free_mb:.0f} MB free under {out}: free some space or choose another --out")
+
+
+def prepare_output(config: TrainConfig, accelerator: Any, cleanup: contextlib.ExitStack) -> Path:
+    """Lock and check the output folder before anything is loaded; nothing the folder holds is changed here.
+
+    The lock is released when `cleanup` closes. Only the main process locks and checks: the processes of one
+    `accelerate launch` run share the folder and must not refuse each other. The others get its verdict, so that
+    all of them stop together on a refusal.
+    """
+    out = Path(config.out)
+
+    def claim() -> None:
+        cleanup.callback(lock_folder(out).release)
+        check_output(config, out)
+
+    on_main_process(accelerator, claim)
     return out
 
 
+def on_main_process(state: Any, action: Callable[[], Any]) -> Any:
+    """`action()` on the main process only (its result there, None elsewhere). A ConfigError it raises is raised on
+    every process (`state`: an Accelerator or PartialState), so the processes of one run stop together instead of
+    waiting for each other."""
+    problem, result = None, None
+    if state.is_main_process:
+        try:
+            result = action()
+        except ConfigError as error:
+            problem = str(error)
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        problem = broadcast_object_list([problem])[0]
+    if problem is not None:
+        raise ConfigError(problem)
+    return result
+
+
+def start_run(config: TrainConfig, out: Path) -> None:
+    """Just before training: remove the old run that --overwrite replaces (only now, once every input of the new run
+    has been checked), and record the run's settings for --resume."""
+    if config.overwrite and not config.resume:
+        try:
+            for path in run_files(out):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot remove the old run in {out} ({error.strerror}): remove it yourself or choose another --out"
+            ) from None
+    text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+    atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents; a truncated, corrupt or unreadable file is a one-line error and is left in place."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(saved, dict) or not {"prompt", "optimizer", "scheduler", "rng", "state"} <= saved.keys():
+            raise ValueError("not a lamp checkpoint")
+    except Exception:  # torch raises many kinds here (OSError, UnpicklingError, RuntimeError, EOFError...)
+        raise ConfigError(
+            f"checkpoint {path} cannot be read (truncated, corrupt or not a lamp checkpoint): pass --overwrite "
+            "instead of --resume to start the run over (the file is left as it is)"
+        ) from None
+    return saved
+
+
+class _RecordingFile:
+    """A file that keeps its write error: torch.save reports a full disk only as an opaque RuntimeError."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def torch_save(payload: Any, path: str | os.PathLike) -> None:
+    """torch.save to `path`; a failed write raises its OSError (which atomic_write turns into one line)."""
+    with open(path, "wb") as file:
+        recorder = _RecordingFile(file)
+        try:
+            torch.save(payload, recorder)
+        except RuntimeError:
+            if recorder.error is None:
+                raise
+            raise recorder.error from None
+
+
 class StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop at the next step boundary, where a checkpoint is consistent."""
+    """SIGINT/SIGTERM ask the loop to stop at the next step boundary, where a checkpoint is consistent; a second
+    signal stops at once, and then the last checkpoint on disk is kept as it is (train's handler)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -214,32 +417,44 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     """Run one training job and return its results (also written to `<out>/results.json`).
 
     `callback(step, state)` is called after every optimizer step (progress hooks; tests use it to interrupt).
+    The output folder is locked for the whole run, and unlocked however the run ends.
     """
+    with contextlib.ExitStack() as cleanup:
+        return _train(config, callback, cleanup)
+
+
+def _train(
+    config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] | None, cleanup: contextlib.ExitStack
+) -> dict[str, Any]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import LazyEncoded, collate_train, encode, pad_id
+    from lamp.data import LazyEncoded, chat_wrapper, collate_train, encode, fit_max_length, pad_id
     from lamp.methods import make_config
     from lamp.model import wrap
     from lamp.plots import plot_training
-    from lamp.tasks import get_task, load_splits
+    from lamp.tasks import get_task, load_splits, resolve_format
 
-    # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
-    prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
-    task = get_task(config.task)
     mixed = config.mixed_precision
     if mixed == "auto":
         mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     accelerator = Accelerator(mixed_precision=mixed)
     is_main = accelerator.is_main_process
-    out = prepare_output(config, accelerator)
+    # A resume is checked against its run first (an option that contradicts the run is named as such); a new run's
+    # folder only once its options are known to be good, so that a typo leaves no folder behind.
+    out = prepare_output(config, accelerator, cleanup) if config.resume else None
+    # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
+    prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
+    task = get_task(config.task)
+    out = out or prepare_output(config, accelerator, cleanup)
+    checkpoint = out / CHECKPOINT
+    saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before any loading
     started = time.perf_counter()
 
     set_seed(config.seed)
-    splits = load_splits(config.task, config.data_dir, config.seed)
     tokenizer = load_tokenizer(config.model)
     backbone = load_model(config.model, dtype=DTYPES[config.dtype])
     if config.gradient_checkpointing:  # recompute activations in backward: memory for 7B/11B backbones
@@ -254,13 +469,23 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     model = model.to(accelerator.device)
     model.backbone_name = config.model
     kind = model.kind
+    input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
+    task = get_task(config.task, input_format)
+    if config.chat_template:
+        task = task.in_chat(chat_wrapper(tokenizer, kind))
+    splits = load_splits(task, config.data_dir, config.seed)
+    adapter_extra = {"task": task.name, "format": input_format, "chat_template": config.chat_template}
     scorer = resolve_scorer(config.scorer, kind, task)
     if scorer == "rank" and not task.label_words:
         raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
-    train_encoded = LazyEncoded(splits["train"], tokenizer, kind, config.max_length)
+    generated = max_new_tokens(tokenizer, kind, task) if scorer == "generate" and kind == "causal" else 0
+    max_length = fit_max_length(config.max_length, model.backbone, model.n_virtual, generated)
+    if max_length < config.max_length:
+        accelerator.print(f"lamp train: inputs cut to {max_length} tokens to fit the backbone's positions")
+    train_encoded = LazyEncoded(splits["train"], tokenizer, kind, max_length)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
-    val_encoded = encode(validation, tokenizer, kind, config.max_length)
-    test_encoded = encode(splits["test"], tokenizer, kind, config.max_length)
+    val_encoded = encode(validation, tokenizer, kind, max_length)
+    test_encoded = encode(splits["test"], tokenizer, kind, max_length)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
 
     optimizer = torch.optim.AdamW(
@@ -271,20 +496,46 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
 
     state: dict[str, Any] = {"step": 0, "best_score": -math.inf, "best_step": 0, "zero_shot": None, "log": []}
-    checkpoint = out / CHECKPOINT
-    if config.resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.prompt_encoder.load_state_dict(saved["prompt"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
+    if saved is not None:
+        try:
+            model.prompt_encoder.load_state_dict(saved["prompt"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+            raise ConfigError(
+                f"checkpoint {checkpoint} does not fit this run ({str(error).strip().splitlines()[0][:160]}): pass "
+                "--overwrite instead of --resume to start the run over (the file is left as it is)"
+            ) from None
         state = saved["state"]
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
+    saved_step = None if saved is None else state["step"]  # the step the checkpoint on disk holds
+    if is_main:
+        start_run(config, out)
+    accelerator.wait_for_everyone()
     # A resumed run's wall_s counts the earlier invocations up to their last checkpoint (work lost after it is not).
     earlier_s = state.get("elapsed_s", 0.0)
 
+    def on_disk() -> str:
+        """What the run folder really holds now, for the message of a stop or a failure."""
+        kept = [] if saved_step is None else [f"the last good checkpoint (step {saved_step})"]
+        if (out / ADAPTER / WEIGHTS).is_file():
+            kept.append("the adapter of the best validation step")
+        if not kept:
+            first = min(config.eval_every, config.max_steps)
+            return f"nothing is saved in {out} yet (the first checkpoint comes at step {first})"
+        return f"{' and '.join(kept)} {'are' if len(kept) > 1 else 'is'} kept in {out}"
+
+    def written(write: Callable[[], Any]) -> None:
+        """One of the run's writes; a failed one (a full disk...) also says what is still on disk and how to go on."""
+        try:
+            write()
+        except ConfigError as error:
+            raise ConfigError(f"{error}; {on_disk()}: resume there with --resume once it can be written") from None
+
     def save_checkpoint() -> None:
+        nonlocal saved_step
         state["elapsed_s"] = earlier_s + time.perf_counter() - started
         if is_main:
             payload = {
@@ -295,7 +546,8 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
                 "state": state,
                 "config": dataclasses.asdict(config),
             }
-            atomic_write(checkpoint, lambda tmp: torch.save(payload, tmp))
+            written(lambda: atomic_write(checkpoint, lambda tmp: torch_save(payload, tmp)))
+        saved_step = state["step"]
         accelerator.wait_for_everyone()
 
     if config.zero_shot and state["zero_shot"] is None:
@@ -326,16 +578,19 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         for (step, _, lr), value in zip(running, values, strict=True):
             if not math.isfinite(value):
                 raise TrainingError(
-                    f"loss became {value} at step {step}: lower --lr or check the data; the last good checkpoint "
-                    f"and adapter are kept in {out}"
+                    f"loss became {value} at step {step}: lower --lr or check the data, and start over with "
+                    f"--overwrite; {on_disk()}"
                 )
             state["log"].append({"step": step, "loss": value, "lr": lr})
         running.clear()
         bar.set_postfix(loss=f"{state['log'][-1]['loss']:.4f}")
 
     stop = StopRequest()
+    # True only between steps: mid-step (a second signal stops at once) the state is half a step, never saved.
+    at_boundary = True
     try:
         while state["step"] < config.max_steps:
+            at_boundary, current = False, state["step"] + 1
             micro_batches = step_batches(state["step"])
             losses: list[torch.Tensor] = []
             for i, batch in enumerate(micro_batches):
@@ -364,21 +619,23 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
                 if metrics["score"] > state["best_score"]:
                     state["best_score"], state["best_step"] = metrics["score"], step
                     if is_main:
-                        save_adapter(model, out / ADAPTER, extra={"task": task.name})
+                        written(lambda: save_adapter(model, out / ADAPTER, extra=adapter_extra))
                 save_checkpoint()
+            at_boundary = True
             if callback is not None:
                 callback(step, state)
             if stop.requested:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        if running:
-            flush_losses()
-        save_checkpoint()
+        if at_boundary:
+            if running:
+                flush_losses()
+            save_checkpoint()
+            note = f"stopped at step {state['step']}, checkpoint saved"
+        else:  # the last consistent checkpoint stays as it is
+            note = f"stopped during step {current}; {on_disk()}"
         if is_main:
-            print(
-                f"\nlamp train: stopped at step {state['step']}, checkpoint saved; resume with --resume --out {out}",
-                file=sys.stderr,
-            )
+            print(f"\nlamp train: {note}; resume with --resume --out {out}", file=sys.stderr)
         raise
     finally:
         stop.restore()
@@ -396,7 +653,9 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         "model": config.model,
         "seed": config.seed,
         "scorer": scorer,
+        "format": input_format,
         "trainable_params": model.num_trainable_parameters(),
+        "effective_trainable_params": model.num_effective_parameters(),
         "n_virtual": model.n_virtual,
         "steps": state["step"],
         "best_step": state["best_step"],
@@ -411,9 +670,12 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         "prompt_config": prompt_config.to_dict(),
     }
     if is_main:
-        atomic_write(out / RESULTS, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=2) + "\n"))
-        atomic_write(out / LOG, lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in state["log"])))
-        plot_training(state["log"], out / PLOT, title=f"{config.method} on {task.name} ({config.model})")
+        results_text = json.dumps(results, indent=2) + "\n"
+        log_text = "".join(json.dumps(r) + "\n" for r in state["log"])
+        title = f"{config.method} on {task.name} ({config.model})"
+        written(lambda: atomic_write(out / RESULTS, lambda tmp: Path(tmp).write_text(results_text)))
+        written(lambda: atomic_write(out / LOG, lambda tmp: Path(tmp).write_text(log_text)))
+        written(lambda: atomic_write(out / PLOT, lambda tmp: plot_training(state["log"], tmp, title=title)))
     return results
 
 
@@ -427,23 +689,34 @@ def evaluate_adapter(
     batch_size: int = 32,
     max_length: int = 256,
     model: str | None = None,
+    format: str | None = None,
+    chat_template: bool | None = None,
 ) -> dict[str, float]:
-    """Score a saved adapter on one split of a task."""
+    """Score a saved adapter on one split of a task. Rows are rendered as the adapter was trained: its recorded
+    input format and chat template (adapters saved before formats existed: t5), unless `format` (auto, t5 or
+    natural) or `chat_template` say otherwise."""
     from accelerate import Accelerator
 
     from lamp.adapter import read_adapter_config
-    from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import encode
-    from lamp.tasks import get_task, load_splits
+    from lamp.backbones import load_tokenizer
+    from lamp.data import chat_wrapper, encode, fit_max_length
+    from lamp.tasks import get_task, load_splits, resolve_format
 
     task = get_task(task_name)
-    name = model or read_adapter_config(adapter)["backbone"]["name"]
+    saved = read_adapter_config(adapter)
+    name = model or saved["backbone"]["name"]
     tokenizer = load_tokenizer(name)
     accelerator = Accelerator()
-    prompted = load_adapter(load_model(name), adapter).to(accelerator.device)
-    splits = load_splits(task_name, data_dir, seed)
+    prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
+    task = get_task(task_name, resolve_format(format or saved.get("format", "t5"), prompted.kind))
+    if saved.get("chat_template", False) if chat_template is None else chat_template:
+        task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
+    splits = load_splits(task, data_dir, seed)
     if split not in splits:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
     examples = splits[split]
     evaluate = Evaluator(accelerator, task, tokenizer, resolve_scorer(scorer, prompted.kind, task), batch_size)
+    causal_generation = evaluate.scorer == "generate" and prompted.kind == "causal"
+    generated = max_new_tokens(tokenizer, prompted.kind, task) if causal_generation else 0
+    max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, generated)
     return evaluate(prompted, examples, encode(examples, tokenizer, prompted.kind, max_length))

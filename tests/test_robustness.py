@@ -44,9 +44,12 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ta
 
     monkeypatch.setattr(lamp.PromptedModel, "forward", poisoned)
     out = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"loss became nan at step 5: .*last good checkpoint") as info:
+    with pytest.raises(TrainingError) as info:
         train(config(llama_dir, out, max_steps=20, eval_every=2, zero_shot=False))
-    assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        f"loss became nan at step 5: lower --lr or check the data, and start over with --overwrite; the last good "
+        f"checkpoint (step 4) and the adapter of the best validation step are kept in {out}"
+    )
     saved = torch.load(out / "checkpoint.pt", weights_only=False)
     assert saved["state"]["step"] == 4, "the checkpoint is the last one before the bad step"
     assert all(torch.isfinite(t).all() for t in saved["prompt"].values())
@@ -166,10 +169,10 @@ def cli_error(args: list[str], capsys) -> str:
         (["train", "--rank", "0"], "rank must be a positive integer"),
         (["train", "--length", "10", "--rank", "20", "--pool", "1"], "rank 20 exceeds length 10"),
         (["train", "--pool", "3"], "pool 3 does not divide length 100"),
-        (["train", "--lr", "0"], "--lr must be positive"),
-        (["train", "--lr=-1e-3"], "--lr must be positive"),
-        (["train", "--max-steps", "0"], "--max-steps must be positive"),
-        (["train", "--batch-size", "-4"], "--batch-size must be positive"),
+        (["train", "--lr", "0"], "--lr must be a finite number > 0"),
+        (["train", "--lr=-1e-3"], "--lr must be a finite number > 0"),
+        (["train", "--max-steps", "0"], "--max-steps must be a positive integer"),
+        (["train", "--batch-size", "-4"], "--batch-size must be a positive integer"),
         (["train", "--lr", "fast"], "invalid float value: 'fast'"),
         (["train", "--config", "missing.yaml"], "config file missing.yaml does not exist"),
         (["eval", "--task", "rte"], "the following arguments are required: --adapter"),

@@ -364,7 +364,7 @@ def test_local_superglue_jsonl_for_copa_and_wic(tmp_path):
     assert loaded["train"][0].target == "choice2"
     wic = {k: v for k, v in HUB_ROWS["wic"][0].items()} | {"label": True, "version": 1.1}
     write(tmp_path / "superglue/WiC/train.jsonl", jsonl([wic]))
-    write(tmp_path / "superglue/WiC/val.jsonl", jsonl([wic]))
+    write(tmp_path / "superglue/WiC/val.jsonl", jsonl([wic] * 2))  # one row would leave test empty
     assert load_splits("wic", tmp_path)["train"][0].target == "True"
 
 
@@ -390,7 +390,7 @@ def test_local_multirc_and_wsc_release_records(tmp_path):
     row = HUB_ROWS["wsc"][0]
     record = {"text": row["text"], "target": {k: row[k] for k in row if k.startswith("span")}, "idx": 0, "label": True}
     write(tmp_path / "superglue/WSC/train.jsonl", jsonl([record]))
-    write(tmp_path / "superglue/WSC/val.jsonl", jsonl([record]))
+    write(tmp_path / "superglue/WSC/val.jsonl", jsonl([record] * 2))
     assert load_splits("wsc", tmp_path)["train"][0].source == HUB_ROWS["wsc"][1]
 
 

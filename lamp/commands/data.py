@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lamp.checks import POSITIVE_INT, SEED
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -13,24 +15,27 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("data", help="show a task's splits and formatted examples", description=__doc__)
     parser.add_argument("task", help="task name, e.g. rte, sst2, cb, polarity")
     parser.add_argument("--data-dir", help="folder with the official task files (default: $LAMP_DATA_DIR, else hub)")
-    parser.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help='print {"train": N, "validation": N, "test": N}')
-    output.add_argument("--show", type=int, metavar="N", help="print N formatted examples (source, target)")
+    output.add_argument("--show", type=POSITIVE_INT, metavar="N", help="print N formatted examples (source, target)")
     parser.add_argument("--split", choices=SPLITS, default="train", help="split --show reads (default: train)")
+    parser.add_argument(
+        "--format", choices=("t5", "natural"), default="t5", help="input format --show renders (default: t5)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lamp.tasks import load_splits
 
-    splits = load_splits(args.task, args.data_dir, args.seed)
+    splits = load_splits(args.task, args.data_dir, args.seed, format=args.format)
     sizes = {name: len(splits[name]) for name in SPLITS}
     if args.json:
         print(json.dumps(sizes))
         return 0
     print(f"{args.task}: " + ", ".join(f"{name} {size:,}" for name, size in sizes.items()))
-    for i, example in enumerate(splits[args.split][: max(args.show or 0, 0)]):
+    for i, example in enumerate(splits[args.split][: args.show or 0]):
         tag = f"[{args.split} {i}]"
         print(f"\n{tag} source: {example.source}\n{' ' * len(tag)} target: {example.target}")
     return 0

@@ -6,17 +6,31 @@ import argparse
 import json
 from typing import Any
 
+from lamp.checks import POSITIVE_INT, SEED
+
+SPLITS = ("train", "validation", "test")
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="score a saved adapter on a task", description=__doc__)
     parser.add_argument("--adapter", required=True, help="adapter folder (from lamp train: OUT/adapter)")
     parser.add_argument("--task", required=True, help="task name")
-    parser.add_argument("--split", default="test", help="train, validation or test (default: test)")
+    parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--data-dir", help="folder with the official task files")
-    parser.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+    parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
     parser.add_argument("--scorer", default="auto", choices=["auto", "rank", "generate"])
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="examples per batch (default: 32)")
     parser.add_argument("--model", help="backbone (default: the one named in the adapter)")
+    parser.add_argument(
+        "--format",
+        choices=("auto", "t5", "natural"),
+        help="input format (default: the one the adapter was trained in; t5 for adapters saved before formats)",
+    )
+    parser.add_argument(
+        "--chat-template",
+        action=argparse.BooleanOptionalAction,
+        help="put inputs in the model's chat template (default: as the adapter was trained)",
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.set_defaults(func=run)
 
@@ -25,7 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from lamp.train import evaluate_adapter
 
     metrics = evaluate_adapter(
-        args.adapter, args.task, args.split, args.data_dir, args.seed, args.scorer, args.batch_size, model=args.model
+        args.adapter,
+        args.task,
+        args.split,
+        args.data_dir,
+        args.seed,
+        args.scorer,
+        args.batch_size,
+        model=args.model,
+        format=args.format,
+        chat_template=args.chat_template,
     )
     if args.json:
         print(json.dumps(metrics))

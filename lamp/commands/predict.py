@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lamp.checks import POSITIVE_INT
 from lamp.errors import DataError
 
 
@@ -33,17 +34,26 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--input", required=True, help="JSON-lines file of rows ('-' reads standard input)")
     parser.add_argument("--output", help="JSON-lines file for the predictions (default: standard output)")
-    parser.add_argument("--batch-size", type=int, default=32, help="rows per batch, tasks mixed (default: 32)")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="rows per batch, tasks mixed (default: 32)")
     parser.add_argument("--scorer", default="auto", choices=["auto", "rank", "generate"])
-    parser.add_argument("--max-length", type=int, default=256, help="maximum source tokens (default: 256)")
+    parser.add_argument("--max-length", type=POSITIVE_INT, default=256, help="maximum source tokens (default: 256)")
     parser.add_argument("--model", help="backbone (default: the one the adapters name)")
     parser.set_defaults(func=run)
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file ('-': standard input), each checked (a known task, and a source text or the
+    task's fields) before any model loads; a bad line is a DataError naming the file and line."""
+    from lamp.predict import row_source
+
     if path != "-" and not Path(path).is_file():
         raise DataError(f"input file {path} does not exist: pass a JSON-lines file of rows")
-    lines = sys.stdin.read().splitlines() if path == "-" else Path(path).read_text().splitlines()
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path} line {line}: byte 0x{data[error.start]:02x} is not UTF-8: save it as UTF-8") from None
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -52,18 +62,18 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except ValueError:
             raise DataError(f"{path} line {number} is not JSON: write one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise DataError(f'{path} line {number} is not a JSON object: write {{"task": ..., "source": ...}}')
+        row_source(row, f"{path} line {number}")
         rows.append(row)
+    if not rows:
+        raise DataError(f'{path} holds no rows: write one JSON object per line, e.g. {{"task": "rte", "source": ...}}')
     return rows
 
 
 def run(args: argparse.Namespace) -> int:
+    from lamp.adapter import atomic_write
     from lamp.backbones import load_tokenizer
     from lamp.predict import load_task_adapters, predict_rows, score_rows
 
-    if args.batch_size < 1:
-        raise DataError(f"--batch-size must be positive, got {args.batch_size}")
     rows = read_rows(args.input)
     adapters = load_task_adapters(args.adapter, backbone=args.model)
     name = args.model or next(iter(adapters.values())).backbone_name
@@ -72,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
     results = predict_rows(adapters, rows, tokenizer, args.batch_size, args.scorer, args.max_length)
     elapsed = time.perf_counter() - started
     text = "".join(json.dumps(result) + "\n" for result in results)
-    if args.output:
-        Path(args.output).write_text(text)
+    if args.output:  # whole or not at all: an earlier output survives a crash mid-write
+        atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(text))
     else:
         sys.stdout.write(text)
     print(f"{len(rows)} rows, {len(adapters)} tasks, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)

@@ -60,7 +60,11 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
 
 
 def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
-    """YAML values first, then command-line flags on top."""
+    """YAML values first, then command-line flags on top.
+
+    With --resume on a folder that holds a run, the run's saved settings come first and only the values given
+    explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
+    """
     values: dict[str, Any] = {}
     if args.config:
         import yaml
@@ -83,10 +87,27 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
         value = getattr(args, f.name, None)
         if value is not None:
             values[f.name] = dict(value) if f.name == "method_options" else value
+    if values.get("resume") is True:
+        values = _with_saved_run(values, config_class)
     try:
         return config_class(**values)
     except TypeError as error:
         raise ConfigError(f"bad configuration: {error}") from None
+
+
+def _with_saved_run(values: dict[str, Any], config_class: type) -> dict[str, Any]:
+    """The explicit `values` over the settings of the run they resume (none when the folder holds no run yet)."""
+    from lamp.train import saved_config
+
+    out = Path(values.get("out", config_class.out))
+    saved = saved_config(out) if out.is_dir() else None
+    if not saved:
+        return values
+    known = {f.name for f in dataclasses.fields(config_class)} - {"out", "resume", "overwrite"}
+    merged = {**{k: v for k, v in saved.items() if k in known}, **values}
+    if isinstance(saved.get("method_options"), dict) and isinstance(values.get("method_options"), dict):
+        merged["method_options"] = {**saved["method_options"], **values["method_options"]}  # --set adds to them
+    return merged
 
 
 def add_parser(subparsers: Any) -> None:

@@ -3,6 +3,7 @@
 >>> from lamp.tasks import get_task, load_splits
 >>> splits = load_splits("rte", data_dir="../shared/data")   # {"train", "validation", "test"} -> [Example]
 >>> get_task("rte").compute_metrics(predictions, splits["test"])
+>>> load_splits("rte", "../shared/data", format="natural")  # the natural format for decoder LMs (see FORMATS)
 
 Adding a task is one `Task(...)` in `glue.py`, `superglue.py` or a module of its own listed below.
 """
@@ -13,28 +14,57 @@ import os
 
 from lamp.errors import DataError
 from lamp.tasks import glue, polarity, superglue
-from lamp.tasks.base import Example, Task
+from lamp.tasks.base import FORMATS, Example, Task, Template, resolve_format
 from lamp.tasks.polarity import fetch_polarity
 from lamp.tasks.sources import load_official
 
 TASKS: dict[str, Task] = {task.name: task for task in (*glue.TASKS, *superglue.TASKS, polarity.TASK)}
 
-__all__ = ["TASKS", "DataError", "Example", "Task", "fetch_polarity", "get_task", "load_splits"]
+__all__ = [
+    "FORMATS",
+    "TASKS",
+    "DataError",
+    "Example",
+    "Task",
+    "Template",
+    "fetch_polarity",
+    "get_task",
+    "load_splits",
+    "resolve_format",
+]
 
 
-def get_task(name: str) -> Task:
-    """The spec of a task by name; an unknown name lists the known ones."""
+def get_task(name: str, format: str = "t5") -> Task:
+    """The spec of a task by name, viewed in input `format` (see `Task.in_format`); an unknown name lists the known
+    ones (DataError), an unknown format too (ConfigError)."""
     try:
-        return TASKS[name]
+        task = TASKS[name]
     except KeyError:
         raise DataError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+    return task.in_format(format)
 
 
-def load_splits(name: str, data_dir: str | os.PathLike[str] | None = None, seed: int = 42) -> dict[str, list[Example]]:
+def load_splits(
+    task: str | Task, data_dir: str | os.PathLike[str] | None = None, seed: int = 42, format: str | None = None
+) -> dict[str, list[Example]]:
     """Train / validation / test examples of a task under the field's protocol (see `lamp.tasks.splits`).
 
-    Sources, first that has the task: `data_dir` (else `$LAMP_DATA_DIR`) holding the official files, the packaged
-    corpus (polarity, fetched into the cache once), the Hugging Face hub (online only).
+    `task` is a name (its spec renders the t5 format) or a view (`Task.in_format`, `Task.in_chat`) whose rendering
+    the examples follow; `format` (``t5`` or ``natural``) views it in that input format. Every rendering holds the
+    same rows in the same splits. Sources, first that has the task: `data_dir` (else `$LAMP_DATA_DIR`) holding the
+    official files, the packaged corpus (polarity, fetched into the cache once), the Hugging Face hub (online only).
     """
-    task = get_task(name)
-    return task.protocol(load_official(task, data_dir), seed)
+    task = get_task(task) if isinstance(task, str) else task
+    if format is not None:
+        task = task.in_format(format)
+    name = task.name
+    official = load_official(task, data_dir)
+    splits = task.protocol(official, seed)
+    empty = [split for split, examples in splits.items() if not examples]
+    if empty:  # training or scoring an empty split fails later with a division by zero; say why here
+        sizes = ", ".join(f"{split} {len(examples)}" for split, examples in official.items())
+        raise DataError(
+            f"{name}: the {' and '.join(empty)} split would be empty under the protocol (official rows: {sizes}); "
+            "use the full official files"
+        )
+    return splits

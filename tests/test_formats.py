@@ -1,0 +1,314 @@
+"""Input formats: every task renders in the t5 and the natural format, its natural label words score through rank
+classification, truncation keeps the answer cue, `auto` picks the format by model kind, and eval / predict render
+rows the way the adapter was trained."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+import lamp
+import lamp.tasks
+from lamp.adapter import read_adapter_config
+from lamp.backbones import load_tokenizer
+from lamp.cli import main
+from lamp.data import chat_wrapper, encode, pad_id, truncate
+from lamp.errors import AdapterError, ConfigError, DataError
+from lamp.methods import make_config
+from lamp.predict import load_task_adapters, predict_rows, row_source
+from lamp.scoring import label_token_ids, rank_scores
+from lamp.tasks import FORMATS, TASKS, get_task, resolve_format
+from lamp.tasks.base import Task
+from lamp.train import TrainConfig, evaluate_adapter, saved_config, train
+
+from .conftest import make_llama, make_t5
+from .test_tasks import HUB_ROWS
+
+# A chat template in the shape of an instruct model's (ChatML-like), over words a word-level tokenizer knows.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|system|> be brief <|end|>\n<|user|> {{ m['content'] }} <|end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+NATURAL = {  # a few tasks rendered exactly: the templates are data, these pin them
+    "sst2": "Review: a gem\nSentiment:",
+    "rte": "S1.\nQuestion: S2. True or False?\nAnswer:",
+    "copa": "It rained. What was the effect?\nA: Wet.\nB: Dry.\nAnswer:",
+    "wsc": 'Mark told Pete many lies about himself .\nQuestion: In the passage above, does the pronoun "himself" refer '
+    'to "Mark"?\nAnswer:',
+}
+
+
+def word_tokenizer(texts, padding_side: str = "left", chat_template: str | None = None):
+    """A word-level tokenizer (whitespace-split) whose vocabulary is every word of `texts`: no word is unknown."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({word for text in texts for word in text.split()})
+    vocab = {token: i for i, token in enumerate(["<pad>", "</s>", "<unk>", *words])}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", padding_side=padding_side
+    )
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+# ----- rendering -----
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_renders_in_both_formats_with_the_same_label(name):
+    row, t5_source, t5_target = HUB_ROWS[name]
+    t5, natural = get_task(name, "t5"), get_task(name, "natural")
+    assert t5 is TASKS[name] and get_task(name) is t5, "the t5 view is the spec itself"
+    assert t5.example(row).source == t5_source and t5.example(row).target == t5_target  # unchanged
+    mine = natural.example(row)
+    assert mine.label == t5.example(row).label and mine.group == t5.example(row).group
+    assert len(natural.label_words) == len(t5.label_words)
+    assert mine.target == (t5_target if natural.is_regression else natural.label_words[mine.label])
+    assert not mine.source.startswith(name + " ") and mine.source.endswith(mine.cue)
+    assert mine.cue.endswith(("Answer:", "Sentiment:")), "the answer follows a cue"
+    if name in NATURAL:
+        assert mine.source == NATURAL[name]
+    assert natural.in_format("t5") == t5 and natural.in_format("natural") is natural
+
+
+def test_natural_views_read_the_release_label_names():
+    """Releases name the t5 label words ("neutral"); a natural view maps them to the same index."""
+    cb = get_task("cb", "natural")
+    example = cb.example({"premise": "P.", "hypothesis": "H.", "label": "neutral"})
+    assert (example.label, example.target) == (2, "maybe")
+    assert cb.parse(" Maybe ") == 2 and cb.parse("neutral") is None
+
+
+def test_bad_formats_are_one_line_errors():
+    with pytest.raises(ConfigError, match="unknown input format 'chat'"):
+        get_task("rte", "chat")
+    with pytest.raises(ConfigError, match="unknown input format"):
+        resolve_format("T5", "causal")
+    bare = Task(name="bare", label_words=("a", "b"), formatter=str, metric=lambda *a: {})
+    with pytest.raises(DataError, match="bare has no natural format: use --format t5"):
+        bare.in_format("natural")
+
+
+def test_format_auto_picks_t5_for_seq2seq_and_natural_for_causal():
+    assert resolve_format("auto", "seq2seq") == "t5"
+    assert resolve_format("auto", "causal") == "natural"
+    assert [resolve_format(name, "causal") for name in FORMATS] == list(FORMATS)
+
+
+# ----- scoring -----
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+@pytest.mark.parametrize("chat", [False, True], ids=["plain", "chat"])
+def test_natural_label_words_score_through_rank_classification(name, chat):
+    """Each label word's rank score is the log-probability the backbone gives it right after the source: the
+    first token's when the label words start differently (one position), else the whole sequence's."""
+    task = get_task(name, "natural")
+    texts = [task.example(HUB_ROWS[name][0]).source, *task.label_words, CHAT_TEMPLATE.replace("\n", " ")]
+    tokenizer = word_tokenizer(texts, chat_template=CHAT_TEMPLATE)
+    if chat:
+        task = task.in_chat(chat_wrapper(tokenizer, "causal"))
+    example = task.example(HUB_ROWS[name][0])
+    assert (example.lead, task.lead) == (("", "") if chat else (" ", " "))
+    if chat:
+        assert example.source.startswith("<|system|>") and example.source.endswith("<|assistant|>\n")
+    torch.manual_seed(0)
+    backbone = make_llama(vocab_size=len(tokenizer))
+    model = lamp.wrap(backbone, make_config("lora")).eval()  # LoRA's B starts at 0: the bare backbone
+    source = encode([example], tokenizer, "causal", 256)[0].source
+    labels = label_token_ids(tokenizer, "causal", task.label_words, task.lead)
+    assert all(tokenizer.unk_token_id not in ids for ids in labels)
+    scores = rank_scores(model, [source], labels, pad_id(tokenizer))[0]
+    one_position = len({ids[0] for ids in labels}) == len(labels)
+    expected = []
+    for ids in labels:
+        with torch.no_grad():
+            logits = backbone(input_ids=torch.tensor([source + ids])).logits[0]
+        logprobs = torch.log_softmax(logits.float(), -1)[len(source) - 1 :]
+        per_token = [logprobs[i, token] for i, token in enumerate(ids)]
+        expected.append(per_token[0] if one_position else sum(per_token))
+    torch.testing.assert_close(scores, torch.stack(expected), atol=1e-4, rtol=0)
+    assert one_position or name == "stsb", "rank classification reads one position for every classification task"
+
+
+def test_chat_template_needs_a_causal_model_whose_tokenizer_has_one():
+    tokenizer = word_tokenizer(["a"])
+    with pytest.raises(ConfigError, match="no chat template"):
+        chat_wrapper(tokenizer, "causal")
+    with pytest.raises(ConfigError, match="seq2seq"):
+        chat_wrapper(word_tokenizer(["a"], chat_template=CHAT_TEMPLATE), "seq2seq")
+
+
+# ----- truncation -----
+
+
+@pytest.mark.parametrize("kind", ["causal", "seq2seq"])
+def test_truncation_keeps_the_start_and_the_answer_cue(kind):
+    passage = " ".join(f"w{i}." for i in range(40))
+    natural = get_task("rte", "natural").example({"sentence1": passage, "sentence2": "it is", "label": 0})
+    t5 = get_task("rte").example({"sentence1": passage, "sentence2": "it is", "label": 0})
+    tokenizer = word_tokenizer([natural.source, t5.source, "True"])
+    full = tokenizer(natural.source, add_special_tokens=False)["input_ids"]
+    cue = tokenizer(natural.cue, add_special_tokens=False)["input_ids"]
+    assert full[-len(cue) :] == cue and len(cue) == 7  # Question: it is True or False? Answer:
+    budget = 20 - 2 if kind == "causal" else 20  # causal: source and target (" True" EOS) share max_length
+    (cut,) = encode([natural], tokenizer, kind, 20)
+    assert cut.source == full[: budget - len(cue)] + cue
+    (start_only,) = encode([t5], tokenizer, kind, 20)  # t5: no cue, the start is kept as before
+    assert start_only.source == tokenizer(t5.source, add_special_tokens=False)["input_ids"][:budget]
+    (tiny,) = encode([natural], tokenizer, kind, 6)  # a budget under the cue keeps the cue's end
+    assert tiny.source == cue[-(6 - 2 if kind == "causal" else 6) :]
+
+
+def test_a_token_across_the_cue_boundary_counts_as_the_cue():
+    tokenizer = word_tokenizer(["a b c dd"])
+    ids = tokenizer("a b c dd", add_special_tokens=False)["input_ids"]
+    assert truncate(tokenizer, "causal", "a b c dd", "d", ids, 2) == [ids[0], ids[3]]
+    assert truncate(tokenizer, "causal", "a b c dd", "", ids, 2) == ids[:2]
+    assert truncate(tokenizer, "causal", "a b c dd", "d", ids, 4) == ids  # fits: untouched
+
+
+# ----- training, eval and predict -----
+
+SENTENCES = ["the movie was good", "a bad film", "this was great fun", "it is boring", "very terrible", "good"]
+SPLITS = ("train", "validation", "test")
+
+
+@pytest.fixture
+def views(monkeypatch):
+    """`load_splits` renders a small polarity corpus through the task view it is asked for, and records the view."""
+    rng = random.Random(0)
+    rows = [{"sentence": rng.choice(SENTENCES), "label": rng.randint(0, 1)} for _ in range(24)]
+    asked: list[Task] = []
+
+    def load_splits(task, data_dir=None, seed=42, format=None):
+        view = get_task(task) if isinstance(task, str) else task
+        view = view.in_format(format) if format else view
+        asked.append(view)
+        return {split: [view.example(row) for row in rows[i * 8 : i * 8 + 8]] for i, split in enumerate(SPLITS)}
+
+    monkeypatch.setattr(lamp.tasks, "load_splits", load_splits)
+    return asked
+
+
+def backbone_dir(tmp_path, arch: str, chat: bool = False) -> str:
+    texts = [*SENTENCES, "Review: Sentiment: polarity sentence: negative positive", CHAT_TEMPLATE.replace("\n", " ")]
+    tokenizer = word_tokenizer(texts, "left" if arch == "llama" else "right", CHAT_TEMPLATE if chat else None)
+    model = make_llama(vocab_size=len(tokenizer)) if arch == "llama" else make_t5(vocab_size=len(tokenizer))
+    path = tmp_path / arch
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def run(model: str, out, **overrides) -> dict:
+    values = dict(task="polarity", model=model, method="pt", length=2, lr=0.3, batch_size=4, max_steps=2)
+    values.update(eval_every=2, warmup_steps=0, zero_shot=False, out=str(out), seed=0)
+    return train(TrainConfig(**{**values, **overrides}))
+
+
+@pytest.mark.parametrize("arch, expected", [("llama", "natural"), ("t5", "t5")])
+def test_format_auto_trains_evaluates_and_records_by_model_kind(views, tmp_path, arch, expected):
+    results = run(backbone_dir(tmp_path, arch), tmp_path / "run")
+    assert results["format"] == expected and results["config"]["format"] == "auto"
+    assert [view.input_format for view in views] == [expected]
+    assert views[0].example({"sentence": "good", "label": 1}).source == (
+        "Review: good\nSentiment:" if expected == "natural" else "polarity sentence: good"
+    )
+    adapter = tmp_path / "run" / "adapter"
+    assert read_adapter_config(adapter)["format"] == expected
+    assert read_adapter_config(adapter)["chat_template"] is False
+    evaluate_adapter(adapter, "polarity")
+    assert views[-1].input_format == expected and views[-1].chat is None, "eval renders rows as the adapter trained"
+    evaluate_adapter(adapter, "polarity", format="t5" if expected == "natural" else "natural")
+    assert views[-1].input_format != expected, "an explicit format wins"
+
+
+def test_eval_renders_adapters_saved_before_formats_in_t5(views, tmp_path):
+    run(backbone_dir(tmp_path, "llama"), tmp_path / "run")
+    path = tmp_path / "run" / "adapter" / "adapter.json"
+    saved = json.loads(path.read_text())
+    del saved["format"], saved["chat_template"]
+    path.write_text(json.dumps(saved))
+    evaluate_adapter(tmp_path / "run" / "adapter", "polarity")
+    assert views[-1].input_format == "t5"
+    path.write_text(json.dumps({**saved, "format": "chat"}))
+    with pytest.raises(AdapterError, match="'format' is 'chat', not one of t5, natural"):
+        read_adapter_config(path.parent)
+
+
+def test_chat_template_trains_in_the_chat_and_predict_renders_rows_alike(views, tmp_path):
+    model = backbone_dir(tmp_path, "llama", chat=True)
+    results = run(model, tmp_path / "run", chat_template=True)
+    assert results["format"] == "natural" and results["config"]["chat_template"] is True
+    view = views[-1]
+    assert view.chat is not None and view.lead == ""
+    assert views[-1].example({"sentence": "good", "label": 1}).source == (
+        "<|system|> be brief <|end|>\n<|user|> Review: good\nSentiment: <|end|>\n<|assistant|>\n"
+    )
+    adapters = load_task_adapters([str(tmp_path / "run" / "adapter")])
+    assert (adapters["polarity"].input_format, adapters["polarity"].chat_template) == ("natural", True)
+    tokenizer = load_tokenizer(model)
+    prepared = {"polarity": get_task("polarity", "natural").in_chat(chat_wrapper(tokenizer, "causal"))}
+    raw = {"task": "polarity", "sentence": "good"}
+    given = {"task": "polarity", "source": "Review: good\nSentiment:"}
+    assert row_source(raw, "row 1", prepared)[1] == row_source(given, "row 2", prepared)[1]
+    example = view.example({**raw, "label": 1})
+    assert row_source(raw, "row 1", prepared)[1:] == (example.source, example.cue)
+    a, b = predict_rows(adapters, [raw, given], tokenizer)
+    assert a["prediction"] == b["prediction"] and set(a["scores"]) == {"negative", "positive"}
+    assert list(a["scores"].values()) == pytest.approx(list(b["scores"].values()), abs=1e-5)
+    # The scores are those of the adapter on the chat-rendered source, the label word right after the template.
+    source = tokenizer(example.source, add_special_tokens=False)["input_ids"]
+    labels = label_token_ids(tokenizer, "causal", view.label_words, "")
+    expected = rank_scores(adapters["polarity"], [source], labels, pad_id(tokenizer))[0].tolist()
+    assert list(a["scores"].values()) == pytest.approx(expected, abs=1e-5)
+
+
+def test_runs_saved_before_formats_resume_in_t5(tmp_path):
+    (tmp_path / "train_config.json").write_text(json.dumps({"task": "rte", "seed": 0}))
+    assert saved_config(tmp_path) == {"format": "t5", "task": "rte", "seed": 0}
+    (tmp_path / "train_config.json").write_text(json.dumps({"task": "rte", "format": "natural"}))
+    assert saved_config(tmp_path)["format"] == "natural"
+
+
+# ----- command line -----
+
+
+def cli_error(args: list[str], capsys) -> str:
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err, (code, err)
+    return err.splitlines()[-1]
+
+
+def test_cli_format_and_chat_template_errors_are_one_line(views, tmp_path, capsys):
+    llama, t5 = backbone_dir(tmp_path, "llama"), backbone_dir(tmp_path, "t5", chat=True)
+    out = ["--out", str(tmp_path / "run"), "--max-steps", "2", "--method", "pt", "--length", "2"]
+    assert "unknown --format 'chat': choose auto, t5, natural" in cli_error(["train", "--format", "chat", *out], capsys)
+    error = cli_error(["train", "--model", llama, "--chat-template", *out, "--overwrite"], capsys)
+    assert "no chat template" in error and "drop it" in error
+    error = cli_error(["train", "--model", t5, "--chat-template", *out, "--overwrite"], capsys)
+    assert "seq2seq" in error
+    error = cli_error(["eval", "--adapter", "x", "--task", "rte", "--format", "chat"], capsys)
+    assert "invalid choice: 'chat'" in error
+
+
+def test_lamp_data_shows_either_format(tmp_path, capsys):
+    folder = tmp_path / "polarity"
+    folder.mkdir()
+    (folder / "polarity.csv").write_text("".join(f"{(-1) ** i},{SENTENCES[i % 6]}\n" for i in range(20)))
+    assert main(["data", "polarity", "--data-dir", str(tmp_path), "--show", "1", "--format", "natural"]) == 0
+    shown = capsys.readouterr().out
+    assert "source: Review: " in shown and "Sentiment:" in shown
+    assert main(["data", "polarity", "--data-dir", str(tmp_path), "--show", "1"]) == 0
+    assert "source: polarity sentence: " in capsys.readouterr().out

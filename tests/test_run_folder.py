@@ -1,0 +1,478 @@
+"""The run folder is safe under resume, signals, bad output paths, full disks, two processes and kills.
+
+Most cases start from one uninterrupted run and one run stopped after step 5 (made once for the module); each test
+works on a copy. CLI refusals must be exit 2 with exactly one stderr line, and leave every earlier file as it was.
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from other test modules are redefined as arguments)
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import lamp
+import lamp.tasks
+import lamp.train
+from lamp.adapter import atomic_write
+from lamp.cli import main
+from lamp.errors import ConfigError, TrainingError
+from lamp.train import CHECKPOINT, LOCK, RUN_CONFIG, train
+
+from .conftest import make_llama
+from .test_robustness import llama_dir  # noqa: F401  (fixture)
+from .test_train import config, synthetic_polarity, tiny_task  # noqa: F401  (fixture)
+
+RUN = {"method": "lamp", "length": 8, "rank": 2, "pool": 2, "batch_size": 4, "max_steps": 8, "zero_shot": False}
+SPLITS = {
+    "train": synthetic_polarity(64, 0),
+    "validation": synthetic_polarity(24, 1),
+    "test": synthetic_polarity(24, 2),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(llama_dir, tmp_path_factory):
+    """(whole, stopped): an uninterrupted 8-step run (validation at 4 and 8), and the same run stopped at the
+    boundary after step 5."""
+    root = tmp_path_factory.mktemp("runs")
+
+    def stop_after_5(step, state):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: SPLITS)
+        train(config(llama_dir, root / "whole", **RUN))
+        with pytest.raises(KeyboardInterrupt):
+            train(config(llama_dir, root / "stopped", **RUN), callback=stop_after_5)
+    return root / "whole", root / "stopped"
+
+
+@pytest.fixture
+def stopped(runs, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(runs[1], out)
+    return out
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != LOCK
+    }
+
+
+def refused(args: list[str], capsys, after_loading: bool = False) -> str:
+    """Run the CLI: it must refuse with exit 2 and exactly one stderr line, no traceback. Returns the line.
+
+    `after_loading`: the refusal comes once the backbone has loaded, so transformers' progress bar comes first.
+    """
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    if after_loading:
+        err = err[err.index(f"lamp {args[0]}: error:") :]
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (code, err)
+    return err.strip()
+
+
+def assert_same_run(out: Path, whole: Path) -> None:
+    """Bit-identical final prompt, the same log (losses and validations) and the same results."""
+    expected = torch.load(whole / CHECKPOINT, weights_only=False)["prompt"]
+    got = torch.load(out / CHECKPOINT, weights_only=False)["prompt"]
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert (out / "log.jsonl").read_text() == (whole / "log.jsonl").read_text()
+    mine, theirs = (json.loads((run / "results.json").read_text()) for run in (out, whole))
+    for key in ("steps", "best_step", "validation", "test", "test_predictions"):
+        assert mine[key] == theirs[key], key
+
+
+# ---- 8. resume is checked against the run ------------------------------------------------------------------------
+def test_resume_continues_with_the_saved_settings_and_clears_leftovers(runs, stopped, tiny_task, capsys):
+    leftovers = [
+        stopped / ".checkpoint.pt.k3x_9q2a.tmp",  # mkstemp's name, as an older atomic_write left it
+        stopped / ".results.json.0a1b2c3d.tmp.json",
+        stopped / "adapter" / ".adapter.safetensors.0a1b2c3d.tmp.safetensors",
+        stopped / ".write-test-0",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"half")
+    assert main(["train", "--resume", "--out", str(stopped)]) == 0  # no other flag: the run's own settings
+    assert_same_run(stopped, runs[0])
+    assert not any(path.exists() for path in leftovers)
+    saved = json.loads((stopped / "results.json").read_text())["config"]
+    whole = json.loads((runs[0] / "results.json").read_text())["config"]
+    assert {**saved, "out": "", "resume": False} == {**whole, "out": ""}
+
+
+@pytest.mark.parametrize(
+    "flags,named",
+    [
+        (["--length", "4"], "--length 4 (the run has 8)"),
+        (["--rank", "4"], "--rank 4 (the run has 2)"),
+        (["--method", "pt"], "--method pt (the run has lamp)"),
+        (["--model", "elsewhere"], "--model elsewhere (the run has "),
+        (["--lr", "0.1"], "--lr 0.1 (the run has 0.3)"),
+        (["--task", "rte"], "--task rte (the run has polarity)"),
+        (["--seed", "1"], "--seed 1 (the run has 0)"),
+        (["--batch-size", "8"], "--batch-size 8 (the run has 4)"),
+        (["--max-steps", "20"], "--max-steps 20 (the run has 8)"),
+        (["--set", "init=text"], '--set {"init": "text"} (the run has {})'),
+    ],
+)
+def test_resume_refuses_a_flag_that_contradicts_the_run(stopped, tiny_task, capsys, flags, named):
+    before = digest(stopped)
+    line = refused(["train", "--resume", "--out", str(stopped), *flags], capsys)
+    assert named in line and f"drop {flags[0]} to continue it, or pass --overwrite" in line, line
+    assert digest(stopped) == before
+
+
+def test_resume_through_the_api_names_each_contradicting_field(llama_dir, stopped, tiny_task):
+    with pytest.raises(ConfigError, match=r"--lr 0.1 \(the run has 0.3\), --seed 4 \(the run has 0\); drop --lr"):
+        train(config(llama_dir, stopped, **RUN, lr=0.1, seed=4, resume=True))
+
+
+def test_resume_may_change_the_fields_that_are_safe_by_design(runs, stopped, tiny_task):
+    assert main(["train", "--resume", "--out", str(stopped), "--eval-batch-size", "5", "--data-dir", "elsewhere"]) == 0
+    for name, tensor in torch.load(runs[0] / CHECKPOINT, weights_only=False)["prompt"].items():
+        assert torch.equal(torch.load(stopped / CHECKPOINT, weights_only=False)["prompt"][name], tensor), name
+    saved = json.loads((stopped / RUN_CONFIG).read_text())
+    assert saved["eval_batch_size"] == 5 and saved["data_dir"] == "elsewhere" and saved["lr"] == 0.3
+
+
+def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(runs, tmp_path, tiny_task, capsys):
+    out = tmp_path / "done"
+    shutil.copytree(runs[0], out)
+    (out / CHECKPOINT).unlink()  # as `lamp compare` leaves a finished cell
+    before = digest(out)
+    assert "nothing to resume: pass --overwrite" in refused(["train", "--resume", "--out", str(out)], capsys)
+    assert digest(out) == before
+
+
+# ---- 9. signals: whatever arrives, the checkpoint is a whole step -----------------------------------------------
+def interrupt_twice(sig: int) -> None:
+    """What a user does: press Ctrl-C (or send SIGTERM) twice; the second one stops the run at once."""
+    os.kill(os.getpid(), sig)
+    os.kill(os.getpid(), sig)
+
+
+@pytest.mark.parametrize("where", ["validation", "optimizer_step"])
+def test_a_second_signal_mid_step_keeps_the_last_whole_checkpoint(
+    runs, llama_dir, tmp_path, tiny_task, monkeypatch, capsys, where
+):
+    out = tmp_path / "run"
+    if where == "validation":  # the second validation (step 8) is interrupted once it has its scores
+        evaluate, calls = lamp.train.Evaluator.__call__, []
+
+        def interrupted(self, *args, **kwargs):
+            metrics = evaluate(self, *args, **kwargs)
+            calls.append(1)
+            if len(calls) == 2:
+                interrupt_twice(signal.SIGINT)
+            return metrics
+
+        monkeypatch.setattr(lamp.train.Evaluator, "__call__", interrupted)
+    else:  # step 6, right after the optimizer updated the prompt (before the scheduler and the step count)
+        step, calls = torch.optim.AdamW.step, []
+
+        def interrupted(self, *args, **kwargs):
+            result = step(self, *args, **kwargs)
+            calls.append(1)
+            if len(calls) == 6:
+                interrupt_twice(signal.SIGTERM)
+            return result
+
+        monkeypatch.setattr(torch.optim.AdamW, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(llama_dir, out, **RUN))
+    stopped_during = 8 if where == "validation" else 6
+    assert f"stopped during step {stopped_during}; the last good checkpoint (step 4)" in capsys.readouterr().err
+    assert torch.load(out / CHECKPOINT, weights_only=False)["state"]["step"] == 4
+    monkeypatch.undo()
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: SPLITS)
+    train(config(llama_dir, out, **RUN, resume=True))
+    assert_same_run(out, runs[0])
+
+
+# ---- 10. a corrupt checkpoint ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["truncated", "random bytes"])
+def test_a_corrupt_checkpoint_is_one_line_and_stays(stopped, tiny_task, capsys, damage):
+    checkpoint = stopped / CHECKPOINT
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(len(data)))
+    before = digest(stopped)
+    line = refused(["train", "--resume", "--out", str(stopped)], capsys)
+    assert f"checkpoint {checkpoint} cannot be read" in line and "pass --overwrite instead of --resume" in line
+    assert digest(stopped) == before
+
+
+# ---- 13. output paths and disks ----------------------------------------------------------------------------------
+def unwritable() -> Path:
+    """A path no one may create, root included (sysfs refuses new entries)."""
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("no sysfs here")
+    return Path("/sys/lamp-test/out")
+
+
+@pytest.fixture
+def adapter_dir(tmp_path) -> Path:
+    return lamp.wrap(make_llama(), lamp.LampConfig(length=4, rank=2, pool=2)).save_adapter(tmp_path / "adapter")
+
+
+def test_export_to_a_file_is_one_line(llama_dir, adapter_dir, tmp_path, capsys):
+    blocker = tmp_path / "blocker.json"
+    blocker.write_text("mine\n")
+    line = refused(["export", "--adapter", str(adapter_dir), "--model", llama_dir, "--out", str(blocker)], capsys)
+    assert line == f"lamp export: error: export output {blocker} is a file: choose a folder for --out"
+    assert blocker.read_text() == "mine\n"
+
+
+def test_unwritable_output_is_one_line_for_each_command(llama_dir, adapter_dir, tiny_task, capsys):
+    out = unwritable()
+    line = refused(["export", "--adapter", str(adapter_dir), "--model", llama_dir, "--out", str(out)], capsys)
+    assert (
+        line.startswith(f"lamp export: error: cannot write to output folder {out} (") and "choose another --out" in line
+    )
+    line = refused(["train", "--model", llama_dir, "--out", str(out)], capsys)
+    assert (
+        line.startswith(f"lamp train: error: cannot write to output folder {out} (") and "choose another --out" in line
+    )
+    line = refused(["compare", "--model", llama_dir, "--methods", "pt", "--max-steps", "1", "--out", str(out)], capsys)
+    assert line.startswith(f"lamp compare: error: cannot write to output folder {out} (")
+
+
+def test_a_failed_export_leaves_the_earlier_one_whole(llama_dir, adapter_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "peft"
+    assert main(["export", "--adapter", str(adapter_dir), "--model", llama_dir, "--out", str(out)]) == 0
+    before = digest(out)
+    # Another prompt, of another length: every file of its export but the README differs from the earlier one.
+    lamp.wrap(make_llama(), lamp.LampConfig(length=8, rank=2, pool=2)).save_adapter(tmp_path / "other")
+    copy, calls = shutil.copyfile, []
+
+    def disk_fills(source, target):  # the last file finds the disk full halfway
+        calls.append(source)
+        if len(calls) == len(before):
+            Path(target).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return copy(source, target)
+
+    monkeypatch.setattr(shutil, "copyfile", disk_fills)
+    args = ["export", "--adapter", str(tmp_path / "other"), "--model", llama_dir, "--out", str(out)]
+    line = refused(args, capsys, after_loading=True)
+    assert "the disk is full; free some space or choose another output path" in line
+    assert digest(out) == before, "no file of the earlier export changed, not even the ones written before the failure"
+    assert sorted(p.name for p in out.iterdir()) == sorted(before), "no half-written file is left"
+    monkeypatch.undo()
+    assert main(args) == 0 and digest(out) != before  # the same export, on a disk with room, replaces the files
+
+
+class FullDisk:
+    """A file on a disk that fills after `room` bytes: writes past it fail with ENOSPC."""
+
+    def __init__(self, file, room: int) -> None:
+        self.file, self.room = file, room
+
+    def write(self, data) -> int:
+        if self.file.tell() + len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+def test_a_disk_that_fills_mid_run_is_one_line_and_the_run_resumes(
+    runs, llama_dir, tmp_path, tiny_task, monkeypatch, capsys
+):
+    opened = []
+
+    def fills_at_the_second_checkpoint(path, mode="r", *args, **kwargs):
+        opened.append(path)
+        file = open(path, mode, *args, **kwargs)
+        return FullDisk(file, room=100) if len(opened) == 2 else file
+
+    monkeypatch.setattr(lamp.train, "open", fills_at_the_second_checkpoint, raising=False)  # torch_save's open
+    out = tmp_path / "run"
+    args = ["train", "--model", llama_dir, "--method", "lamp", "--length", "8", "--rank", "2", "--pool", "2"]
+    args += ["--lr", "0.3", "--batch-size", "4", "--max-steps", "8", "--eval-every", "4", "--warmup-steps", "0"]
+    args += ["--seed", "0", "--no-zero-shot", "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    line = err[err.index("lamp train: error:") :].strip()  # after the progress bar
+    assert "\n" not in line and "Traceback" not in err
+    assert line == (
+        f"lamp train: error: cannot write {out / CHECKPOINT}: the disk is full; free some space or choose another "
+        f"output path; the last good checkpoint (step 4) and the adapter of the best validation step are kept in "
+        f"{out}: resume there with --resume once it can be written"
+    )
+    assert torch.load(out / CHECKPOINT, weights_only=False)["state"]["step"] == 4
+    assert not [p for p in out.rglob(".*") if p.name != LOCK], "no half-written file is left"
+    monkeypatch.undo()
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: SPLITS)
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert_same_run(out, runs[0])
+
+
+def safetensors_error(path):
+    from safetensors import SafetensorError
+
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+def half_then_full(path):
+    Path(path).write_bytes(b"half")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize(
+    "write,problem",
+    [
+        (half_then_full, "the disk is full; free some space or choose another output path"),
+        (safetensors_error, "the disk is full; free some space or choose another output path"),
+        ("torch", "the disk is full; free some space or choose another output path"),
+        ("read-only", "the file system is read-only; choose an output path on a writable disk"),
+    ],
+    ids=["OSError", "safetensors", "torch.save", "read-only"],
+)
+def test_a_failed_write_is_one_line_and_keeps_the_earlier_file(tmp_path, monkeypatch, write, problem):
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"earlier")
+    if write == "torch":
+        monkeypatch.setattr(lamp.train, "open", lambda p, m="r": FullDisk(open(p, m), room=100), raising=False)
+
+        def write(path):
+            lamp.train.torch_save({"prompt": torch.zeros(1000)}, path)
+
+    elif write == "read-only":
+
+        def replace(source, target):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+        monkeypatch.setattr(os, "replace", replace)
+
+        def write(path):
+            Path(path).write_bytes(b"new")
+
+    with pytest.raises(ConfigError) as info:
+        atomic_write(target, write)
+    assert str(info.value) == f"cannot write {target}: {problem}"
+    assert target.read_bytes() == b"earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_starts(runs, llama_dir, tmp_path, tiny_task, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(runs[0], out)
+    before = digest(out)
+    line = refused(["train", "--overwrite", "--out", str(out), "--model", str(tmp_path / "no-model")], capsys)
+    assert "cannot load model" in line
+    args = ["train", "--overwrite", "--out", str(out), "--model", llama_dir, "--init-from", "nope"]
+    line = refused(args, capsys, after_loading=True)
+    assert "no adapter at nope" in line
+    assert digest(out) == before
+
+
+# ---- 14. two processes on one folder -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def held_by_another_process(folder: Path):
+    """Another process that holds `folder`'s lock until the block ends (then it is killed, as a crash would)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    code = "import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); print('locked'); "
+    code += "sys.stdout.flush(); sys.stdin.read()"
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder / LOCK)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_a_second_process_on_one_run_folder_is_refused(llama_dir, stopped, tmp_path, tiny_task, capsys):
+    before = digest(stopped)
+    with held_by_another_process(stopped):
+        for extra in (["--resume"], ["--overwrite"]):
+            line = refused(["train", "--out", str(stopped), "--model", llama_dir, *extra], capsys)
+            assert line == (
+                f"lamp train: error: {stopped} is in use by another lamp process: wait for it to end, or choose "
+                "another --out"
+            )
+        assert digest(stopped) == before
+    fresh = tmp_path / "fresh"
+    with held_by_another_process(fresh):
+        assert "is in use by another lamp process" in refused(["train", "--out", str(fresh)], capsys)
+    # The holder was killed: its lock went with it, so nothing stale blocks the folder.
+    train(config(llama_dir, fresh, max_steps=2, eval_every=2, zero_shot=False))
+    assert (fresh / "results.json").is_file()
+
+
+def test_a_second_compare_on_one_grid_folder_is_refused(llama_dir, tmp_path, tiny_task, capsys):
+    grid = tmp_path / "grid"
+    args = ["compare", "--model", llama_dir, "--methods", "pt", "--max-steps", "2", "--out", str(grid)]
+    with held_by_another_process(grid):
+        line = refused(args, capsys)
+        assert line == (
+            f"lamp compare: error: {grid} is in use by another lamp process: wait for it to end, or choose another "
+            "--out"
+        )
+        # A report only reads the cells, so it may run beside the grid (here there is nothing to report yet).
+        assert "no finished cells" in refused([*args, "--report-only"], capsys)
+    assert not (grid / "cells").exists()
+
+
+# ---- 15. leftovers, modes and what a stop says is kept -----------------------------------------------------------
+def test_written_files_get_the_mode_of_a_plain_open(llama_dir, tmp_path, tiny_task):
+    umask = os.umask(0o027)
+    try:
+        train(config(llama_dir, tmp_path / "run", max_steps=2, eval_every=2, zero_shot=False))
+        lamp.export_peft(lamp.load_adapter(make_llama(), tmp_path / "run" / "adapter"), tmp_path / "peft")
+    finally:
+        os.umask(umask)
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*") if p.is_file()}
+    modes.pop(f"run/{LOCK}")
+    assert {"run/checkpoint.pt", "run/results.json", "run/adapter/adapter.safetensors", "run/training.png",
+            f"run/{RUN_CONFIG}", "peft/adapter_model.safetensors"} <= modes.keys()  # fmt: skip
+    assert set(modes.values()) == {oct(0o640)}, sorted(modes.items())
+
+
+def test_a_nan_before_the_first_checkpoint_says_nothing_is_saved(llama_dir, tmp_path, tiny_task, monkeypatch):
+    forward = lamp.PromptedModel.forward
+
+    def poisoned(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        if self.training:
+            out["loss"] = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(lamp.PromptedModel, "forward", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        train(config(llama_dir, out, max_steps=12, eval_every=4, zero_shot=False))
+    assert str(info.value) == (
+        f"loss became nan at step 1: lower --lr or check the data, and start over with --overwrite; nothing is "
+        f"saved in {out} yet (the first checkpoint comes at step 4)"
+    )
+    assert not (out / CHECKPOINT).exists() and not (out / "adapter").exists()
