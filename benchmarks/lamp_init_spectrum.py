@@ -62,7 +62,7 @@ def main() -> None:
     energy = torch.linalg.svdvals(pt).pow(2)
     kept = energy[: args.rank].sum() / energy.sum()
     print(f"rank {args.rank} keeps {kept:.1%} of the initial prompt's energy")
-    print("q (the kept singular values):", [round(v, 2) for v in module.q.detach().tolist()])
+    print("q (the kept singular values):", [round(v, 2) for v in module.singular_values().detach().tolist()])
     describe(f"PT ({args.init} init)", pt, mean)
     describe(f"LAMP rank {args.rank}, before pooling", module.unpooled().detach(), mean)
     describe(f"LAMP rank {args.rank}, pool {args.pool}", module().detach(), mean)

@@ -34,7 +34,7 @@ def main() -> None:
     pt = lamp.wrap(backbone, lamp.PromptTuningConfig(length=100)).prompt_encoder
     torch.manual_seed(args.seed)
     prompt = lamp.wrap(backbone, lamp.LampConfig(length=100, rank=8, pool=4, scale_lr=True)).prompt_encoder
-    singular = prompt.q.detach()
+    singular = prompt.singular_values().detach()
     initial = pt().detach()
     energy = (singular**2).sum() / torch.linalg.svdvals(initial).pow(2).sum()
     print(f"prompt: row norm {row_norm(initial):.2f}; rank-8 share of its energy {energy:.0%}")

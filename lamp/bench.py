@@ -96,8 +96,8 @@ def _check_logits(value: str) -> None:
 
 
 @dataclass
-class NoPromptConfig(PromptConfig):
-    """`none`: no prompt rows; a trainable scalar gain on the input embeddings makes backward reach the input."""
+class GainOnlyConfig(PromptConfig):
+    """bench's `none`: no prompt; a trainable scalar gain on the input embeddings makes backward reach the input."""
 
     method = "none"
 
@@ -121,7 +121,7 @@ class InputGain(PromptModule):
 
 
 PEFT_METHODS: dict[str, type] = {"peft-pt": PeftPromptOptions, "peft-lora": LoraOptions}
-BENCH_METHODS = ["none", *METHODS, *PEFT_METHODS]
+BENCH_METHODS = ["none", *(m for m in METHODS if m != "none"), *PEFT_METHODS]  # none: GainOnlyConfig
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def parse_method(text: str) -> MethodSpec:
     if name == "none":
         if options:
             raise ConfigError(f"method 'none' takes no options, got {text!r}: pass plain none")
-        return MethodSpec(text, name, NoPromptConfig())
+        return MethodSpec(text, name, GainOnlyConfig())
     if name in PEFT_METHODS:
         options_class = PEFT_METHODS[name]
         known = {f.name for f in dataclasses.fields(options_class)}

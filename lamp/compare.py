@@ -27,6 +27,7 @@ from typing import Any
 from lamp.adapter import atomic_write
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED
 from lamp.errors import ConfigError, TrainingError
+from lamp.floors import FLOORS
 
 RECIPE_KEYS = (
     "model",
@@ -41,6 +42,7 @@ RECIPE_KEYS = (
     "data_dir",
     "out",
     "quick",
+    "floors",
 )
 GRID_FIELDS = ("task", "model", "method", "method_options", "lr", "seed", "max_steps", "out", "resume", "overwrite")
 """TrainConfig fields the grid sets itself; every other field may be shared through `train:`."""
@@ -79,6 +81,7 @@ class Grid:
     out: str = "runs/compare"
     sweep_seeds: int | None = None
     sweep_tasks: list[str] | None = None
+    floors: list[str] = field(default_factory=lambda: list(FLOORS))
 
     @property
     def sweep(self) -> list[int]:
@@ -99,11 +102,12 @@ class Grid:
 
     def n_cells(self) -> int:
         rest = sum(not self.is_swept(t, s) for s in self.seeds for t in self.tasks) * len(self.methods)
-        return len(self.sweep_cells()) + rest
+        return len(self.sweep_cells()) + rest + len(self.floors) * len(self.tasks) * len(self.seeds)
 
 
-def cell_name(task: str, label: str, lr: float, seed: int) -> str:
-    return f"{task}-{label}-lr{lr:g}-s{seed}"
+def cell_name(task: str, label: str, lr: float | None, seed: int) -> str:
+    """A trained cell's folder name; a floor (no learning rate) is `<task>-<floor>-s<seed>`."""
+    return f"{task}-{label}-s{seed}" if lr is None else f"{task}-{label}-lr{lr:g}-s{seed}"
 
 
 # ---- building a grid: recipe, --quick, command-line overrides ---------------------------------------------------
@@ -253,7 +257,16 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
         raise ConfigError(
             f"sweep_tasks must be a non-empty list of the grid's tasks ({', '.join(tasks)}), got {sweep_tasks!r}"
         )
+    floors = recipe.get("floors", list(FLOORS))
+    if not isinstance(floors, list | tuple) or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
+        raise ConfigError(
+            f"floors must be a list of distinct names from {', '.join(FLOORS)} ([] for none), got {floors}"
+        )
+    clash = sorted(set(floors) & {spec.label for spec in specs})
+    if clash:
+        raise ConfigError(f"method label {clash[0]!r} is the name of a floor row: rename that method in the recipe")
     grid = Grid(tasks, specs, seeds, str(recipe.get("model") or "smollm2-135m"), max_steps, train)
+    grid.floors = list(floors)
     grid.sweep_seeds = sweep_seeds
     grid.sweep_tasks = [str(t) for t in sweep_tasks] if sweep_tasks else None
     grid.out = str(recipe.get("out") or grid.out)
@@ -290,7 +303,7 @@ def _same_settings(saved: dict[str, Any], config: Any) -> list[str]:
     return [k for k in wanted if k not in ("out", "resume", "overwrite") and saved.get(k, wanted[k]) != wanted[k]]
 
 
-def cell_record(task: str, spec: MethodSpec, lr: float, seed: int, results: dict[str, Any]) -> dict[str, Any]:
+def cell_record(task: str, spec: MethodSpec, lr: float | None, seed: int, results: dict[str, Any]) -> dict[str, Any]:
     """One row of comparison.json from a finished run's results (or a failure's error)."""
     predictions = results.get("test_predictions") or {}
     return {
@@ -300,6 +313,7 @@ def cell_record(task: str, spec: MethodSpec, lr: float, seed: int, results: dict
         "seed": seed,
         "lr": lr,
         "trainable_params": results.get("trainable_params"),
+        "effective_trainable_params": results.get("effective_trainable_params"),
         "validation_score": (results.get("validation") or {}).get("score"),
         "test_score": (results.get("test") or {}).get("score"),
         "test_metrics": results.get("test"),
@@ -312,15 +326,21 @@ def cell_record(task: str, spec: MethodSpec, lr: float, seed: int, results: dict
         "error": results.get("error"),
         "cell": cell_name(task, spec.label, lr, seed),
         "trained_now": False,
+        "floor": False,
+        "below_floor": None,
     }
 
 
-def run_grid(grid: Grid, log: Callable[[str], None] = print, report_only: bool = False) -> list[dict[str, Any]]:
-    """Run the sweep, select learning rates on its validation scores, run the remaining seeds at the selected
-    rates; cells finished earlier are read back. Returns every cell's record with `selected` marked.
-    `report_only`: train nothing, only read back the cells finished so far (a partial grid's report)."""
+def run_grid(
+    grid: Grid, log: Callable[[str], None] = print, report_only: bool = False, workers: int = 1
+) -> list[dict[str, Any]]:
+    """Score the floors, run the sweep, select learning rates on its validation scores, run the remaining seeds at
+    the selected rates; cells finished earlier are read back. Returns every cell's record with `selected` marked
+    (floors are always selected) and `below_floor` set. `report_only`: train nothing, only read back the cells
+    finished so far (a partial grid's report). `workers`: cells trained at once, each in its own process."""
     total = grid.n_cells()
-    records = run_cells(grid, grid.sweep_cells(), log, 0, total, report_only)
+    floors = run_floors(grid, log, report_only)
+    records = run_cells(grid, grid.sweep_cells(), log, len(floors), total, report_only, workers)
     if grid.sweep_tasks:  # one rate per method, selected on the swept tasks, for every task
         per_method = choose_lrs([{**r, "task": "*"} for r in _task_means(records)])
         chosen = {(task, label): lr for (_, label), lr in per_method.items() for task in grid.tasks}
@@ -333,11 +353,58 @@ def run_grid(grid: Grid, log: Callable[[str], None] = print, report_only: bool =
         for spec in grid.methods
         if (task, spec.label) in chosen and not grid.is_swept(task, seed)
     ]
-    records += run_cells(grid, rest, log, len(grid.sweep_cells()), total, report_only)
+    records += run_cells(grid, rest, log, len(floors) + len(grid.sweep_cells()), total, report_only, workers)
     for record in records:
         record["selected"] = (
             chosen.get((record["task"], record["method"])) == record["lr"] and record["validation_score"] is not None
         )
+    no_prompt = {(r["task"], r["seed"]): r["test_score"] for r in floors if r["method"] == "none"}
+    for record in records:  # a trained prompt that does no better than the bare backbone has learned nothing
+        floor = no_prompt.get((record["task"], record["seed"]))
+        record["below_floor"] = None if floor is None or record["test_score"] is None else record["test_score"] <= floor
+    return floors + records
+
+
+def floor_config(grid: Grid, task: str, seed: int) -> Any:
+    """The TrainConfig whose evaluation settings the floors of (task, seed) share with the trained cells."""
+    return grid_config(grid, task, grid.methods[0], grid.methods[0].lrs[0], seed, resume=False)
+
+
+FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
+"""The settings a floor depends on: a finished floor cell is reused only when they match the grid's."""
+
+
+def run_floors(grid: Grid, log: Callable[[str], None], report_only: bool) -> list[dict[str, Any]]:
+    """Score (or read back) the grid's floors for every task and seed; one backbone load gives both floors."""
+    from lamp.floors import floor_results
+    from lamp.train import RESULTS
+
+    records = []
+    for seed in grid.seeds:
+        for task in grid.tasks:
+            config = floor_config(grid, task, seed)
+            folders = {name: Path(grid.out) / "cells" / cell_name(task, name, None, seed) for name in grid.floors}
+            done = {name: out / RESULTS for name, out in folders.items() if (out / RESULTS).is_file()}
+            if len(done) < len(folders) and not report_only:
+                log(f"floors of {task} seed {seed}: scoring {', '.join(grid.floors)} (no training)")
+                for name, results in floor_results(config).items():
+                    if name in folders:
+                        text = json.dumps(results, indent=2) + "\n"
+                        atomic_write(folders[name] / RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
+                        done[name] = folders[name] / RESULTS
+                gc.collect()
+            for name, path in done.items():
+                results = json.loads(path.read_text())
+                wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
+                saved = {k: results.get("config", {}).get(k) for k in wanted}
+                if saved != wanted:
+                    differing = ", ".join(k for k in wanted if saved[k] != wanted[k])
+                    raise ConfigError(
+                        f"{path.parent} was scored with other settings ({differing}): choose another --out, or "
+                        "delete that cell to score it again"
+                    )
+                spec = MethodSpec(name, name)
+                records.append({**cell_record(task, spec, None, seed, results), "selected": True, "floor": True})
     return records
 
 
@@ -348,13 +415,16 @@ def run_cells(
     done: int,
     total: int,
     report_only: bool = False,
+    workers: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run (or read back) the given cells; `done` and `total` only number the progress lines."""
+    """Run (or read back) the given cells, `workers` at a time; `done` and `total` only number the progress lines.
+    Records come back in the order of `cells` whatever order the workers finish in."""
     from lamp import train as training
 
-    records = []
-    for i, (task, spec, lr, seed) in enumerate(cells, done + 1):
-        tag = f"[{i}/{total}] {cell_name(task, spec.label, lr, seed)}"
+    records: dict[int, dict[str, Any]] = {}
+    pending: list[tuple[int, str, Any]] = []
+    for i, (task, spec, lr, seed) in enumerate(cells):
+        tag = f"[{done + i + 1}/{total}] {cell_name(task, spec.label, lr, seed)}"
         config = grid_config(grid, task, spec, lr, seed, resume=False)
         out = Path(config.out)
         results_path, failed_path = out / training.RESULTS, out / "failed.json"
@@ -376,23 +446,66 @@ def run_cells(
         else:
             resume = out.is_dir() and any(out.iterdir())
             log(f"{tag}: {'resuming' if resume else 'training'}")
-            try:
-                results = training.train(dataclasses.replace(config, resume=resume))
-            except TrainingError as error:  # a diverged run is a result; other errors stop the grid
-                results = {"error": str(error)}
-                text = json.dumps(results) + "\n"
-                atomic_write(failed_path, lambda tmp, text=text: Path(tmp).write_text(text))
-                log(f"{tag}: failed: {error}")
-            else:
-                log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
-                # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights
-                # plus optimizer state, ~2 GB) is dead weight; the adapter stays.
-                (out / training.CHECKPOINT).unlink(missing_ok=True)
-            gc.collect()  # a cell's model and optimizer go before the next one loads
-            records.append({**cell_record(task, spec, lr, seed, results), "trained_now": True})
+            pending.append((i, tag, dataclasses.replace(config, resume=resume)))
             continue
-        records.append(cell_record(task, spec, lr, seed, results))
-    return records
+        records[i] = cell_record(task, spec, lr, seed, results)
+    for i, tag, results in _train_cells(pending, workers):
+        task, spec, lr, seed = cells[i]
+        out = Path(grid_config(grid, task, spec, lr, seed, resume=False).out)
+        if "error" in results:  # a diverged run is a result; other errors stop the grid
+            text = json.dumps(results) + "\n"
+            atomic_write(out / "failed.json", lambda tmp, text=text: Path(tmp).write_text(text))
+            log(f"{tag}: failed: {results['error']}")
+        else:
+            log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
+            # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights plus
+            # optimizer state, ~2 GB) is dead weight; the adapter stays.
+            (out / training.CHECKPOINT).unlink(missing_ok=True)
+        records[i] = {**cell_record(task, spec, lr, seed, results), "trained_now": True}
+    return [records[i] for i in sorted(records)]
+
+
+def train_cell(config: Any) -> dict[str, Any]:
+    """One cell's results, or {"error": ...} when its loss diverged (NaN or inf): that is a result, not a fault."""
+    from lamp import train as training
+
+    try:
+        return training.train(config)
+    except TrainingError as error:
+        return {"error": str(error)}
+    finally:
+        gc.collect()  # a cell's model and optimizer go before the next one loads
+
+
+def _worker_setup(threads: int) -> None:
+    """A worker process: its share of the CPU threads, and no progress bars (N processes would interleave them)."""
+    import torch
+
+    os.environ["TQDM_DISABLE"] = "1"
+    torch.set_num_threads(threads)
+
+
+def _train_cells(pending: list[tuple[int, str, Any]], workers: int) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, tag, results) of each pending cell: in this process one after another, or `workers` processes at
+    once (spawned: each loads its own backbone; a GPU is shared, which suits small, launch-bound backbones)."""
+    if workers == 1 or len(pending) < 2:
+        for i, tag, config in pending:
+            yield i, tag, train_cell(config)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
+        futures = {pool.submit(train_cell, config): (i, tag) for i, tag, config in pending}
+        try:
+            for future in as_completed(futures):
+                i, tag = futures[future]
+                yield i, tag, future.result()  # a cell's fault stops the grid; finished cells stay finished
+        finally:
+            for future in futures:
+                future.cancel()
 
 
 def _task_means(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -431,7 +544,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per method and task: the selected cells' test mean, std, seeds, collapsed seeds, lr, validation mean."""
-    methods = list(dict.fromkeys(r["method"] for r in records))
+    # Trained methods first (the first is the paired comparison's reference), the floors last.
+    methods = list(dict.fromkeys(r["method"] for r in sorted(records, key=lambda r: r.get("floor", False))))
     tasks = list(dict.fromkeys(r["task"] for r in records))
     table: dict[str, dict[str, Any]] = {}
     for method in methods:
@@ -447,6 +561,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
                 "std": std,
                 "n": len(chosen),
                 "collapsed": sum(r["collapsed"] for r in chosen),
+                "below_floor": sum(bool(r.get("below_floor")) for r in chosen),
                 "lr": chosen[0]["lr"],
                 "validation": statistics.fmean(r["validation_score"] for r in chosen),
                 "seeds": {r["seed"]: r["test_score"] for r in chosen},
@@ -512,6 +627,8 @@ def _score(entry: dict[str, Any] | None) -> str:
     text = f"{entry['mean']:.1f} ± {entry['std']:.1f}" if entry["n"] > 1 else f"{entry['mean']:.1f} (1 seed)"
     if entry.get("collapsed"):
         text += f" ⚠{entry['collapsed']}/{entry['n']}"
+    if entry.get("below_floor"):
+        text += f" ▽{entry['below_floor']}/{entry['n']}"
     return text
 
 
@@ -533,7 +650,9 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         + f" over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
-        "set (collapsed); their scores are included in the mean.",
+        "set (collapsed); ▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `none`) on "
+        "the same test split; their scores are included in the mean. Floors, trained on nothing: `none` (the "
+        "backbone zero-shot, same format and scorer) and `majority` (the train split's most frequent label).",
         *(
             ["", f"**Partial grid: {len(records)} of {info['cells_total']} cells finished.**"]
             if len(records) < info.get("cells_total", len(records))
@@ -555,7 +674,12 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         "|---|" + "---|" * len(tasks),
     ]
     for method, row in table.items():
-        cells = [f"{e['lr']:g} ({e['validation']:.1f})" if (e := row["tasks"].get(t)) else "-" for t in tasks]
+        cells = [
+            f"{'-' if e['lr'] is None else format(e['lr'], 'g')} ({e['validation']:.1f})"
+            if (e := row["tasks"].get(t))
+            else "-"
+            for t in tasks
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     differences = paired_differences(records)
     if differences:
@@ -583,12 +707,13 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         "| Task | Method | lr | Seed | Validation | Test | Test predictions | Selected |",
         "|---|---|---:|---:|---:|---:|---|---|",
     ]
-    for r in sorted(records, key=lambda r: (r["task"], s["methods"].index(r["method"]), r["lr"], r["seed"])):
+    for r in sorted(records, key=lambda r: (r["task"], s["methods"].index(r["method"]), r["lr"] or 0, r["seed"])):
         val = "-" if r["validation_score"] is None else f"{r['validation_score']:.2f}"
         test = "-" if r["test_score"] is None else f"{r['test_score']:.2f}"
         predicted = r["error"] or ", ".join(f"{k}: {v}" for k, v in r["test_predictions"].items())
         lines.append(
-            f"| {r['task']} | {r['method']} | {r['lr']:g} | {r['seed']} | {val} | {test} | {predicted} | "
+            f"| {r['task']} | {r['method']} | {'-' if r['lr'] is None else format(r['lr'], 'g')} | {r['seed']} | "
+            f"{val} | {test} | {predicted} | "
             f"{'yes' if r['selected'] else ''} |"
         )
     lines += [
@@ -660,13 +785,15 @@ def write_report(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]
 
 
 def compare(
-    grid: Grid, log: Callable[[str], None] = print, report_only: bool = False
+    grid: Grid, log: Callable[[str], None] = print, report_only: bool = False, workers: int = 1
 ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """Run (or resume) the grid, select learning rates on validation, write the report; return records and paths.
-    `report_only` trains nothing and reports the cells finished so far."""
+    `report_only` trains nothing and reports the cells finished so far; `workers` cells train at once, each in its
+    own process (a GPU runs many small cells side by side; on a CPU they share the cores)."""
+    workers = POSITIVE_INT.check("workers", workers)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with locked_grid(grid, report_only):
-        records = run_grid(grid, log, report_only)
+        records = run_grid(grid, log, report_only, workers)
         if not records:
             raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
         info = {

@@ -466,6 +466,11 @@ def _train(
         prompt_config = model.config
     else:
         model = wrap(backbone, prompt_config, tokenizer)
+    if model.num_trainable_parameters() == 0:
+        raise ConfigError(
+            f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
+            "(floors: [none]), or choose a method that trains"
+        )
     model = model.to(accelerator.device)
     model.backbone_name = config.model
     kind = model.kind

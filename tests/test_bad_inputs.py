@@ -79,6 +79,7 @@ ROWS = [
     pytest.param(
         TRAIN_NO_METHOD + " --method dept --set offset_lr=nan", r"offset_lr must be a finite number > 0", id="dept-nan"
     ),
+    pytest.param(TRAIN_NO_METHOD + " --method none", r"method 'none' has nothing to train", id="train-none"),
     pytest.param(
         TRAIN + " --task rte --data-dir {header_only}", r"{header_only}/glue/RTE/train.tsv holds no rows", id="t-hdr"
     ),

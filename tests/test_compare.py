@@ -59,6 +59,7 @@ def tiny_grid(model: str, out: Path, **recipe):
         max_steps=4,
         train={"batch_size": 8, "eval_every": 2, "warmup_steps": 0, "zero_shot": False},
         out=str(out),
+        floors=[],  # the floors have tests of their own below
     )
     return make_grid({**values, **recipe})
 
@@ -149,6 +150,7 @@ def fake_grid(out: Path, **recipe):
         seeds=[0, 1],
         max_steps=5,
         out=str(out),
+        floors=[],  # training is faked here; the floors are tested on a tiny model below
     )
     return make_grid({**values, **recipe})
 
@@ -370,3 +372,83 @@ def test_labelled_method_variants(tmp_path):
 def test_cli_rejects_a_malformed_sweep(capsys):
     assert main(["compare", "--lrs", "lamp"]) == 2
     assert "METHOD=LR" in capsys.readouterr().err
+
+
+# ---- floors and workers -----------------------------------------------------------------------------------------
+def rte_folder(root: Path, train: int = 24, dev: int = 16) -> str:
+    """A tiny RTE release (GLUE TSV) in a data folder: real files, so spawned worker processes read them too."""
+    import random
+
+    rng = random.Random(0)
+    words = "the a movie film was is good bad great terrible boring fun not very it and of to this that".split()
+    folder = root / "glue" / "RTE"
+    folder.mkdir(parents=True)
+    for name, n in (("train.tsv", train), ("dev.tsv", dev)):
+        lines = ["index\tsentence1\tsentence2\tlabel"]
+        for i in range(n):
+            one, two = (" ".join(rng.sample(words, 5)) for _ in range(2))
+            lines.append(f"{i}\t{one}\t{two}\t{rng.choice(['entailment', 'not_entailment'])}")
+        (folder / name).write_text("\n".join(lines) + "\n")
+    return str(root)
+
+
+def test_floors_are_scored_without_training_and_equal_the_bare_backbone(tiny_task, llama_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    grid = tiny_grid(
+        llama_dir, tmp_path / "grid", floors=["none", "majority"], methods={"pt": {"length": 4}}, lrs={"pt": [0.3]}
+    )
+    records, paths = compare(grid, log=quiet)
+    floors = {r["method"]: r for r in records if r["floor"]}
+    assert set(floors) == {"none", "majority"} and all(r["selected"] and r["lr"] is None for r in floors.values())
+    cell = tmp_path / "grid" / "cells" / "polarity-none-s0"
+    assert (cell / "results.json").is_file() and not (cell / "adapter").exists(), "a floor trains nothing"
+    # none: the bare backbone ranking " negative" / " positive" after each natural-format source, by hand
+    backbone, tokenizer = AutoModelForCausalLM.from_pretrained(llama_dir), AutoTokenizer.from_pretrained(llama_dir)
+    from lamp.tasks import get_task
+
+    task = get_task("polarity", "natural")  # the splits above are rows as given, the label words natural
+    words = [tokenizer(" " + w, add_special_tokens=False)["input_ids"][0] for w in task.label_words]
+    correct = 0
+    for example in tiny_task["test"]:
+        ids = tokenizer(example.source, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            last = backbone(input_ids=ids).logits[0, -1]
+        correct += int(last[words].argmax()) == example.label
+    assert floors["none"]["test_score"] == pytest.approx(100 * correct / len(tiny_task["test"]))
+    # majority: the train split's most frequent label for every test row
+    labels = [e.label for e in tiny_task["train"]]
+    most = max(set(labels), key=lambda label: (labels.count(label), -label))
+    expected = 100 * sum(e.label == most for e in tiny_task["test"]) / len(tiny_task["test"])
+    assert floors["majority"]["test_score"] == pytest.approx(expected)
+    trained = [r for r in records if not r["floor"]]
+    assert all(r["below_floor"] == (r["test_score"] <= floors["none"]["test_score"]) for r in trained)
+    table = paths["markdown"].read_text()
+    assert "| none | - |" in table and "| majority | - |" in table
+    assert ("▽1/1" in table) == any(r["below_floor"] for r in trained)
+
+
+def test_workers_train_cells_in_processes_with_the_same_results(llama_dir, tmp_path):
+    data = rte_folder(tmp_path / "data")
+    recipe = dict(
+        tasks=["rte"],
+        methods={"pt": {"length": 2}, "lamp": {"length": 4, "rank": 2, "pool": 2}},
+        lrs={"pt": [0.3], "lamp": [0.3]},
+        floors=[],
+        data_dir=data,
+        train={"batch_size": 4, "eval_every": 2, "warmup_steps": 0, "zero_shot": False},
+    )
+    one = compare(tiny_grid(llama_dir, tmp_path / "one", **recipe), log=quiet)[0]
+    two = compare(tiny_grid(llama_dir, tmp_path / "two", **recipe), log=quiet, workers=2)[0]
+    assert [(r["method"], r["test_score"], r["validation_score"]) for r in one] == [
+        (r["method"], r["test_score"], r["validation_score"]) for r in two
+    ]
+    assert all(r["trained_now"] for r in two)
+
+
+def test_floors_must_be_known_names(llama_dir, tmp_path):
+    with pytest.raises(ConfigError, match="floors must be a list of distinct names from none, majority"):
+        tiny_grid(llama_dir, tmp_path, floors=["zero"])
+    with pytest.raises(ConfigError, match="method label 'none' is the name of a floor row"):
+        tiny_grid(llama_dir, tmp_path, methods={"none": {"method": "pt", "length": 2}}, lrs={}, floors=["none"])

@@ -196,3 +196,41 @@ def test_effective_parameters_of_the_wrapper(llama):
     assert lamp_model.num_effective_parameters() == 2 * 2 + 2 + 2 * 32
     pt = lamp.wrap(llama, lamp.PromptTuningConfig(length=3))
     assert pt.num_effective_parameters() == pt.num_trainable_parameters() == 3 * 32
+
+
+def test_lamp_text_init_starts_the_pooled_prompt_as_the_phrase(llama, tokenizer):
+    """Each token of init_text is written `pool` times, so at full rank the pooled prompt is the phrase's rows."""
+    import torch
+
+    import lamp
+    from lamp.methods.base import embedding_rows
+
+    phrase = "the movie was good"
+    ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=8, pool=2, init="text", init_text=phrase), tokenizer)
+    torch.testing.assert_close(model.prompt(), embedding_rows(llama, torch.tensor(ids)), atol=1e-5, rtol=1e-4)
+
+
+def test_log_q_starts_at_the_same_prompt_and_moves_singular_values_by_a_fraction(llama):
+    import torch
+
+    import lamp
+
+    torch.manual_seed(0)
+    plain = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2, scale_lr=True))
+    torch.manual_seed(0)
+    logged = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2, scale_lr=True, log_q=True))
+    torch.testing.assert_close(logged.prompt(), plain.prompt())
+    encoder = logged.prompt_encoder
+    assert {name for name, _ in encoder.named_parameters()} == {"u", "log_q", "v"}
+    reference = encoder.unpooled().detach().pow(2).mean().sqrt().item()
+    assert encoder.lr_scales["log_q"] == pytest.approx(1 / reference)
+    assert encoder.lr_scales["u"] == plain.prompt_encoder.lr_scales["u"]
+    assert encoder.effective_parameters() == plain.prompt_encoder.effective_parameters() == 4 * 4 + 4 + 4 * 32
+    before = encoder.singular_values().detach().clone()
+    optimizer = torch.optim.Adam(encoder.optimizer_groups(0.01))
+    (logged.prompt().sum()).backward()
+    optimizer.step()
+    ratio = encoder.singular_values().detach() / before
+    expected = torch.exp(torch.tensor(0.01 / reference))  # Adam's first step moves log q by the rate, up or down
+    assert torch.allclose(torch.maximum(ratio, 1 / ratio), expected.expand_as(ratio), rtol=1e-3)

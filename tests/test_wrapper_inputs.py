@@ -26,7 +26,9 @@ SMALL = {
     "dpt": {"length": 4, "rank": 2},
     "lora": {"rank": 2},
     "full": {},
+    "none": {},
 }
+TRAINED = sorted(set(SMALL) - {"none"})  # `none` adds and trains nothing
 
 
 def test_every_registered_method_has_small_options():
@@ -94,7 +96,7 @@ def test_a_backbone_whose_generation_config_asks_for_beams_generates_like_the_ba
 # ---- 2. gradients whenever autograd is on ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", sorted(SMALL))
+@pytest.mark.parametrize("method", TRAINED)
 @pytest.mark.parametrize("kind", ["llama", "t5"])
 def test_gradients_in_eval_mode_equal_those_in_train_mode(method, kind, tokenizer):
     tokenizer.padding_side = "left" if kind == "llama" else "right"
@@ -296,3 +298,10 @@ def test_wrap_refuses_a_backbone_without_inputs_embeds_and_leaves_it_unchanged()
 
 def test_small_fixtures_are_what_the_tests_assume():
     assert make_tokenizer().padding_side == "left"
+
+
+def test_method_none_is_the_bare_backbone(llama, tokenizer):
+    model = lamp.wrap(llama, make_config("none"))
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    assert model.n_virtual == 0 and model.num_trainable_parameters() == 0
+    torch.testing.assert_close(model(**batch).logits, llama(**batch).logits)

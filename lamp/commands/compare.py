@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lamp.checks import POSITIVE_INT
 from lamp.commands.train import _option
 
 
@@ -64,6 +65,13 @@ def add_parser(subparsers: Any) -> None:
         "at most 20 steps and 64 validation examples)",
     )
     parser.add_argument(
+        "--workers",
+        type=POSITIVE_INT,
+        default=1,
+        metavar="N",
+        help="cells trained at once, each in its own process (default 1; a GPU fits many small cells at once)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="train nothing: write the report from the cells finished so far (a running or stopped grid)",
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
         f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"
     )
-    records, paths = compare(grid, report_only=args.report_only)
+    records, paths = compare(grid, report_only=args.report_only, workers=args.workers)
     print()
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
     print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")

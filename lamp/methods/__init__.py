@@ -11,6 +11,7 @@ from lamp.methods.dpt import DptConfig, DptPrompt
 from lamp.methods.full import FullConfig, FullModule
 from lamp.methods.lamp import LampConfig, LampPrompt
 from lamp.methods.lora import LoraConfig, LoraModule
+from lamp.methods.none import NoPrompt, NoPromptConfig
 from lamp.methods.pt import PromptTuningConfig, PromptTuningPrompt
 
 METHODS: dict[str, tuple[type[PromptConfig], type[PromptModule]]] = {
@@ -20,6 +21,7 @@ METHODS: dict[str, tuple[type[PromptConfig], type[PromptModule]]] = {
     "dpt": (DptConfig, DptPrompt),
     "lora": (LoraConfig, LoraModule),
     "full": (FullConfig, FullModule),
+    "none": (NoPromptConfig, NoPrompt),
 }
 
 

@@ -122,9 +122,12 @@ def embedding_std(backbone: nn.Module, chunk: int = 8192) -> float:
 
 
 def initial_prompt(
-    length: int, init: str, backbone: nn.Module, tokenizer: Any = None, init_text: str | None = None
+    length: int, init: str, backbone: nn.Module, tokenizer: Any = None, init_text: str | None = None, repeat: int = 1
 ) -> torch.Tensor:
     """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise.
+
+    `repeat`: a text init writes each of the phrase's tokens that many times in a row (a method that average-pools
+    blocks of `repeat` rows then starts from the phrase itself).
 
     Rows come from the embedding layer's output (`embedding_rows`), so a text init equals feeding those tokens.
     `vocab` samples token ids uniformly from the vocabulary (Lester et al.'s sampled-vocabulary init) with
@@ -141,5 +144,5 @@ def initial_prompt(
         ids = tokenizer(init_text, add_special_tokens=False)["input_ids"]
         if not ids:
             raise ConfigError(f"init_text {init_text!r} gives no tokens: pass a non-empty phrase")
-        return embedding_rows(backbone, torch.tensor([ids[i % len(ids)] for i in range(length)]))
+        return embedding_rows(backbone, torch.tensor([ids[(i // repeat) % len(ids)] for i in range(length)]))
     return torch.randn(length, weight.shape[1], device=weight.device) * embedding_std(backbone)

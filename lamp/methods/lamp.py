@@ -27,11 +27,17 @@ class LampConfig(PromptConfig):
 
     length: virtual tokens of the prompt before pooling (l). rank: SVD components kept (r).
     pool: average-pooling kernel and stride along the token axis (k); must divide length.
-    init: `vocab` (sampled vocabulary rows), `text` (embeddings of init_text) or `random`.
-    scale_lr: give each factor the learning rate times its initial RMS over the prompt's initial RMS, so one Adam
-    step moves every factor by the same fraction of its size, as vanilla PT's step moves the prompt. Without it a
-    step of lr changes V (entries ~ 1/sqrt(d), multiplied by q ~ the singular values) several times more than a
-    PT step and q (entries ~ the singular values) almost not at all (docs/quality.md has the measurement).
+    init: `vocab` (sampled vocabulary rows), `text` (embeddings of init_text, each token repeated `pool` times so
+    that the pooled prompt starts as the phrase, up to the rank-r truncation) or `random`.
+    scale_lr: give U and V the learning rate times their initial RMS over the prompt's initial RMS, so one Adam
+    step moves each by the same fraction of its size as vanilla PT's step moves the prompt. Without it a step of lr
+    changes V (entries ~ 1/sqrt(d), multiplied by q ~ the singular values) several times more than a PT step and q
+    (entries ~ the singular values) almost not at all (docs/quality.md has the measurement). q gets the rate times
+    its RMS over the prompt's (log_q off) or the rate over the prompt's RMS (log_q on).
+    log_q: train log q instead of q, so a step changes every singular value by the same fraction of itself (with
+    scale_lr: PT's relative step) and none changes sign; with q itself, one rate fitted to q's RMS (the largest
+    singular value, the vocabulary mean) is a large fraction of the small ones. scale_lr + log_q is the "relative"
+    step; both off is the paper's single Adam rate.
     """
 
     method = "lamp"
@@ -41,6 +47,7 @@ class LampConfig(PromptConfig):
     init: str = "vocab"
     init_text: str | None = None
     scale_lr: bool = False
+    log_q: bool = False
 
     def validate(self) -> None:
         check_positive("length", self.length)
@@ -55,7 +62,7 @@ class LampConfig(PromptConfig):
         check_init(self.init, self.init_text)
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> LampPrompt:
-        initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
+        initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
 
     def from_prompt(self, initial: torch.Tensor) -> LampPrompt:
@@ -78,7 +85,11 @@ class LampPrompt(PromptModule):
             )
         u, s, vh = torch.linalg.svd(initial.float(), full_matrices=False)
         self.u = nn.Parameter(u[:, : config.rank].contiguous())
-        self.q = nn.Parameter(s[: config.rank].contiguous())
+        singular = s[: config.rank].contiguous()
+        if config.log_q:  # singular values of a prompt are positive; clamp guards a degenerate init
+            self.log_q = nn.Parameter(singular.clamp_min(1e-12).log())
+        else:
+            self.q = nn.Parameter(singular)
         self.v = nn.Parameter(vh[: config.rank].contiguous())
         self.pool = config.pool
         self.n_virtual = length // config.pool
@@ -87,6 +98,12 @@ class LampPrompt(PromptModule):
         if config.scale_lr:
             reference = _rms(self.unpooled()).clamp_min(1e-12)
             self.lr_scales = {name: (_rms(p) / reference).item() for name, p in self.named_parameters()}
+            if config.log_q:  # a step of a on log q scales q by e^a: PT's relative step is lr / RMS(prompt)
+                self.lr_scales["log_q"] = (1 / reference).item()
+
+    def singular_values(self) -> torch.Tensor:
+        """q (r,): the trained singular values (exp(log q) when trained in log space)."""
+        return self.log_q.exp() if hasattr(self, "log_q") else self.q
 
     def optimizer_groups(self, lr: float) -> list[dict[str, Any]]:
         return [
@@ -94,15 +111,15 @@ class LampPrompt(PromptModule):
         ]
 
     def unpooled(self) -> torch.Tensor:
-        return (self.u * self.q) @ self.v  # U_r diag(q) V_r: scaling U's columns is diag(q) without a matmul
+        return (self.u * self.singular_values()) @ self.v  # U_r diag(q) V_r: U's columns scaled, no diag matmul
 
     def forward(self) -> torch.Tensor:
         pooled_u = self.u.view(self.n_virtual, self.pool, -1).mean(dim=1)  # pool(U): (l/k, r)
-        return (pooled_u * self.q) @ self.v
+        return (pooled_u * self.singular_values()) @ self.v
 
     def effective_parameters(self) -> int:
         """l/k*r + r + r*d: only U's block means reach the prompt (see the module docstring)."""
-        return self.n_virtual * self.u.shape[1] + self.q.numel() + self.v.numel()
+        return self.n_virtual * self.u.shape[1] + self.u.shape[1] + self.v.numel()
 
 
 def _rms(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,96 @@
+"""The two floors of a comparison, computed without training.
+
+- `none`: the bare backbone, no prompt, scored zero-shot in the same input format with the same scorer as the
+  trained cells. A trained prompt at or below it has learned nothing the backbone could not already do.
+- `majority`: every row predicted as the train split's most frequent label (regression: the train labels' mean).
+
+Both are scored on the run's validation rows (`max_eval_examples` of them) and its whole test split, under the same
+split protocol and seed as a trained cell, and returned shaped like `lamp.train`'s results.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+FLOORS = ("none", "majority")
+
+
+def majority_prediction(task: Any, train: list[Any]) -> int | float:
+    """The train split's most frequent label (ties: the smallest index); its mean for a regression task."""
+    labels = [example.label for example in train]
+    if task.is_regression:
+        return statistics.fmean(labels)
+    counts = Counter(labels)
+    return min(counts, key=lambda label: (-counts[label], label))
+
+
+def floor_results(config: Any) -> dict[str, dict[str, Any]]:
+    """{"none": results, "majority": results} for `config`'s task, model, format, seed and evaluation options
+    (a `lamp.train.TrainConfig`; its method and training options play no part). Loads the backbone once."""
+    from accelerate import Accelerator
+
+    from lamp.backbones import load_model, load_tokenizer
+    from lamp.data import chat_wrapper, encode, fit_max_length
+    from lamp.methods import make_config
+    from lamp.model import wrap
+    from lamp.scoring import max_new_tokens, resolve_scorer
+    from lamp.tasks import get_task, load_splits, resolve_format
+    from lamp.train import Evaluator
+
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(config.model)
+    accelerator = Accelerator()
+    model = wrap(load_model(config.model), make_config("none")).to(accelerator.device)
+    input_format = resolve_format(config.format, model.kind)
+    task = get_task(config.task, input_format)
+    if config.chat_template:
+        task = task.in_chat(chat_wrapper(tokenizer, model.kind))
+    splits = load_splits(task, config.data_dir, config.seed)
+    validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
+    scorer = resolve_scorer(config.scorer, model.kind, task)
+    generated = max_new_tokens(tokenizer, model.kind, task) if scorer == "generate" and model.kind == "causal" else 0
+    max_length = fit_max_length(config.max_length, model.backbone, 0, generated)
+    evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
+    common = {
+        "task": task.name,
+        "model": config.model,
+        "seed": config.seed,
+        "format": input_format,
+        "trainable_params": 0,
+        "effective_trainable_params": 0,
+        "n_virtual": 0,
+        "steps": 0,
+        "best_step": 0,
+        "zero_shot": None,
+        "split_sizes": {name: len(rows) for name, rows in splits.items()},
+        "config": dataclasses.asdict(config),
+    }
+
+    results: dict[str, dict[str, Any]] = {}
+    val_score = evaluate(model, validation, encode(validation, tokenizer, model.kind, max_length))
+    test_score = evaluate(model, splits["test"], encode(splits["test"], tokenizer, model.kind, max_length))
+    predicted = Counter(str(p) for p in evaluate.last_predictions)
+    results["none"] = {
+        **common,
+        "method": "none",
+        "scorer": scorer,
+        "validation": val_score,
+        "test": test_score,
+        "test_predictions": dict(sorted(predicted.items())),
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
+    guess = majority_prediction(task, splits["train"])
+    results["majority"] = {
+        **common,
+        "method": "majority",
+        "scorer": "majority",
+        "validation": task.compute_metrics([guess] * len(validation), validation),
+        "test": task.compute_metrics([guess] * len(splits["test"]), splits["test"]),
+        "test_predictions": {str(guess): len(splits["test"])},
+        "wall_s": 0.0,
+    }
+    return results
