@@ -12,8 +12,10 @@ the prompt as PEFT does (type 0; positions 0..n-1 with the input's shifted by n)
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,19 @@ class PromptedModel(nn.Module):
             and not per_token  # e.g. token type ids add their own embedding to the prompt's rows
             and self._cache_argument not in kwargs
         )
+
+    @contextlib.contextmanager
+    def without_prompt(self) -> Iterator[PromptedModel]:
+        """This model with no prompt rows and no input hook for the duration: the bare backbone's zero-shot. A method
+        that changed the backbone itself (LoRA, full fine-tuning) keeps its change, which is none before training."""
+        from lamp.methods.none import NoPrompt
+
+        module = self.prompt_encoder
+        self.prompt_encoder = NoPrompt(self.backbone.get_input_embeddings().weight.shape[1])
+        try:
+            yield self
+        finally:
+            self.prompt_encoder = module
 
     def num_trainable_parameters(self) -> int:
         """Every trainable entry: the nominal count papers report (LAMP: l*r + r + r*d; LoRA and full fine-tuning:

@@ -103,7 +103,7 @@ class TrainConfig:
     mixed_precision: str = "auto"
     """auto (bf16 on a GPU that supports it, else fp32), no, bf16 or fp16."""
     zero_shot: bool = True
-    """Also score the untrained prompt on test."""
+    """Also score the bare backbone (no prompt, same format and scorer) on test: the floor a prompt must beat."""
     dtype: str = "auto"
     """Backbone weights: auto (as saved), float32, bfloat16 or float16 (bfloat16 halves a 7B backbone's memory)."""
     gradient_checkpointing: bool = False
@@ -555,9 +555,10 @@ def _train(
         saved_step = state["step"]
         accelerator.wait_for_everyone()
 
-    if config.zero_shot and state["zero_shot"] is None:
-        state["zero_shot"] = evaluate(model, splits["test"], test_encoded)
-        accelerator.print(f"zero-shot test {task.name}: {state['zero_shot']}")
+    if config.zero_shot and state["zero_shot"] is None:  # the bare backbone: what the prompt has to beat
+        with model.without_prompt() as bare:
+            state["zero_shot"] = evaluate(bare, splits["test"], test_encoded)
+        accelerator.print(f"zero-shot test {task.name} (no prompt): {state['zero_shot']}")
 
     per_step = config.batch_size * config.grad_accum
     rank, world = accelerator.process_index, accelerator.num_processes

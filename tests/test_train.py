@@ -201,3 +201,20 @@ def test_bad_train_values_fail_before_training(tmp_path):
 
 
 import lamp  # noqa: E402  (used above inside tests through the package namespace)
+
+
+def test_zero_shot_scores_the_backbone_with_no_prompt(tiny_task, tmp_path):
+    """results["zero_shot"] is the bare backbone on test (the none floor), not the untrained prompt."""
+    import lamp
+    from lamp.floors import floor_results
+
+    model_dir = tmp_path / "llama"
+    make_llama().save_pretrained(model_dir)
+    make_tokenizer().save_pretrained(model_dir)
+    run = config(str(model_dir), tmp_path / "run", method="lamp", length=4, rank=2, pool=2, max_steps=2, eval_every=2)
+    results = train(run)
+    assert results["zero_shot"] == floor_results(run)["none"]["test"]
+    with_prompt = lamp.wrap(make_llama(), lamp.LampConfig(length=4, rank=2, pool=2))
+    with with_prompt.without_prompt() as bare:
+        assert bare.n_virtual == 0
+    assert with_prompt.n_virtual == 2, "the prompt is back after the block"

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     zero, test = results["zero_shot"], results["test"]
     print(f"\n{results['method']} on {results['task']} ({results['model']}), {results['trainable_params']:,} trainable")
     if zero is not None:
-        print(f"  zero-shot test score (untrained prompt): {zero['score']:.2f}")
+        print(f"  zero-shot test score (the backbone with no prompt): {zero['score']:.2f}")
     print(f"  trained test score (best validation step {results['best_step']}): {test['score']:.2f}   {test}")
     print(f"  {results['steps']} steps in {results['wall_s']:.0f} s, peak memory {results['peak_mem_mb']:.0f} MB")
     print(
