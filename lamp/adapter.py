@@ -168,6 +168,11 @@ def read_adapter_config(directory: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first tensor that holds NaN or inf values, or None."""
+    return next((name for name, tensor in tensors.items() if not torch.isfinite(tensor).all()), None)
+
+
 def check_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`tensors` (read from `path`) unless one is not finite floating point: a NaN prompt scores every row as one
     class, so it must never load quietly."""
@@ -177,11 +182,12 @@ def check_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> 
                 f"{path} tensor {name!r} holds {tensor.dtype} values, not floating point: "
                 "it is not a prompt adapter, save the adapter again"
             )
-        if not torch.isfinite(tensor).all():
-            raise AdapterError(
-                f"{path} tensor {name!r} holds NaN or inf values: the adapter is corrupt (a diverged run?); "
-                "use an earlier adapter or train again"
-            )
+    name = nonfinite(tensors)
+    if name is not None:
+        raise AdapterError(
+            f"{path} tensor {name!r} holds NaN or inf values: the adapter is corrupt (a diverged run?); "
+            "use an earlier adapter or train again"
+        )
     return tensors
 
 

@@ -6,9 +6,13 @@ into the lamp cache and reloaded from there; any other name is a hub id or a loc
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,27 +76,75 @@ def resolve(name: str) -> str:
     return name  # owner/model: a hub id
 
 
+@contextlib.contextmanager
+def quiet_hub(transformers_too: bool = True) -> Iterator[None]:
+    """Silence huggingface_hub's log lines (a hub id on an offline machine logs every retry) and, with
+    `transformers_too`, transformers' warnings and Python warnings, while a name resolves and loads; the levels are
+    restored after. lamp's own error then says in one line what failed."""
+    from huggingface_hub.utils import logging as hub_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [hub_logging, transformers_logging] if transformers_too else [hub_logging]
+    levels = [library.get_verbosity() for library in libraries]  # also sets each library's logger up first
+    try:
+        for library in libraries:
+            library.set_verbosity(logging.ERROR)
+        with warnings.catch_warnings():
+            if transformers_too:
+                warnings.simplefilter("ignore")
+            yield
+    finally:
+        for library, level in zip(libraries, levels, strict=True):
+            library.set_verbosity(level)
+
+
+def _load_error(name: str, path: str, what: str, error: Exception) -> ConfigError:
+    """One line for a model or tokenizer that does not load: a folder's own problem, or a hub id not fetched."""
+    cause = " ".join(str(error).split()).split(". ")[0][:200]
+    if Path(path).expanduser().is_dir():
+        return ConfigError(f"cannot load {what} from {name!r} ({cause}): pass a folder saved with save_pretrained")
+    return ConfigError(
+        f"cannot load model {name!r}: no such folder here, and the hub id could not be fetched ({cause}): pass a "
+        f"model folder, {SMOLLM2!r}, or a hub id reachable online"
+    )
+
+
 def load_tokenizer(name: str, **kwargs: Any) -> Any:
     from transformers import AutoTokenizer
 
+    path = resolve(name)
     try:
-        return AutoTokenizer.from_pretrained(resolve(name), **kwargs)
+        with quiet_hub():
+            return AutoTokenizer.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot load a tokenizer for {name!r}: {' '.join(str(error).split())[:300]}") from None
+        raise _load_error(name, path, "a tokenizer", error) from None
+
+
+def load_config(name: str) -> Any:
+    """The transformers config of a model name (see `load_model`), without its weights."""
+    return _load_config(name, resolve(name))
+
+
+def _load_config(name: str, path: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        with quiet_hub():
+            return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise _load_error(name, path, "the model", error) from None
 
 
 def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
     """Load a seq2seq or causal LM by name: `smollm2-135m` (offline), a local folder, or a hub id."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     path = resolve(name)
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as error:
-        raise ConfigError(
-            f"cannot load model {name!r}: not {SMOLLM2!r}, a local folder, or a reachable hub id ({error})".replace(
-                "\n", " "
-            )
-        ) from None
+    config = _load_config(name, path)
     auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    return auto.from_pretrained(path, dtype=dtype, **kwargs)
+    try:
+        # transformers' own warnings stay (a weight the checkpoint lacks is worth seeing); the hub's retries do not.
+        with quiet_hub(transformers_too=False):
+            return auto.from_pretrained(path, dtype=dtype, **kwargs)
+    except OSError as error:
+        raise _load_error(name, path, "the model", error) from None

@@ -324,6 +324,34 @@ class BenchSetup:
         return "float16" if self.dtype == "float16" else "bfloat16"
 
 
+def prompt_rows(spec: MethodSpec) -> int:
+    """The rows a method puts before the input: its prompt length (LAMP: pooled, length / pool); none for LoRA,
+    full fine-tuning and `none`."""
+    length = getattr(spec.config, "length", None) or 0
+    return length // getattr(spec.config, "pool", 1)
+
+
+def check_positions(setup: BenchSetup, specs: list[MethodSpec]) -> None:
+    """Refuse a --seq-len that, with a method's prompt rows, exceeds the backbone's positions, before any work
+    (the backbone's config is read, not its weights)."""
+    from types import SimpleNamespace
+
+    from lamp.architectures import architecture_config, is_random
+    from lamp.backbones import load_config
+    from lamp.model import max_positions
+
+    config = architecture_config(setup.model) if is_random(setup.model) else load_config(setup.model)
+    limit = max_positions(SimpleNamespace(config=config))
+    for spec in specs:
+        rows = prompt_rows(spec)
+        if limit is not None and setup.seq_len + rows > limit:
+            fix = f"pass --seq-len {limit - rows} or less" if limit > rows else "use a shorter prompt"
+            raise ConfigError(
+                f"--seq-len {setup.seq_len} and the {rows} prompt rows of {spec.text} exceed the {limit} positions of "
+                f"{setup.model}: {fix}"
+            )
+
+
 def load_backbone(setup: BenchSetup) -> nn.Module:
     """`random:<architecture>` built on the device, or real weights through `lamp.load_model`."""
     from lamp.architectures import build_random, is_random
@@ -609,6 +637,7 @@ def run_bench(
     setup = BenchSetup(
         model, batch_size, seq_len, target_len, steps, warmup, dtype, device, compile, seed, threads
     ).resolve()
+    check_positions(setup, specs)
     if isolate == "auto":
         isolate = "none" if setup.device.startswith("cuda") else "process"
     previous_threads = torch.get_num_threads()

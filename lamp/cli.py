@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from lamp.errors import LampError
+from lamp.errors import Interrupted, LampError
 
 # Subcommand modules, in the order `lamp --help` lists them.
 COMMANDS = ["train", "eval", "data", "bench", "predict", "export", "inspect", "compare"]
@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         message = f"{error.strerror or error}{where}: check the path and retry"
         print(f"lamp {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Interrupted:  # the command already said what it kept and how to go on
+        return 130
     except KeyboardInterrupt:
+        print(f"lamp {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

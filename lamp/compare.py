@@ -297,10 +297,14 @@ def grid_config(grid: Grid, task: str, spec: MethodSpec, lr: float, seed: int, r
 
 # ---- running ----------------------------------------------------------------------------------------------------
 def _same_settings(saved: dict[str, Any], config: Any) -> list[str]:
-    """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid."""
+    """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid; paths to
+    the same folder (the model's, the data's) are the same setting however they are written."""
+    from lamp.train import same_setting
+
     wanted = dataclasses.asdict(config)
     saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
-    return [k for k in wanted if k not in ("out", "resume", "overwrite") and saved.get(k, wanted[k]) != wanted[k]]
+    ignored = ("out", "resume", "overwrite")
+    return [k for k in wanted if k not in ignored and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
 
 
 def cell_record(task: str, spec: MethodSpec, lr: float | None, seed: int, results: dict[str, Any]) -> dict[str, Any]:
@@ -377,7 +381,7 @@ FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", 
 def run_floors(grid: Grid, log: Callable[[str], None], report_only: bool) -> list[dict[str, Any]]:
     """Score (or read back) the grid's floors for every task and seed; one backbone load gives both floors."""
     from lamp.floors import floor_results
-    from lamp.train import RESULTS
+    from lamp.train import RESULTS, same_setting
 
     records = []
     for seed in grid.seeds:
@@ -397,8 +401,8 @@ def run_floors(grid: Grid, log: Callable[[str], None], report_only: bool) -> lis
                 results = json.loads(path.read_text())
                 wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
                 saved = {k: results.get("config", {}).get(k) for k in wanted}
-                if saved != wanted:
-                    differing = ", ".join(k for k in wanted if saved[k] != wanted[k])
+                differing = ", ".join(k for k in wanted if not same_setting(k, saved[k], wanted[k]))
+                if differing:
                     raise ConfigError(
                         f"{path.parent} was scored with other settings ({differing}): choose another --out, or "
                         "delete that cell to score it again"
@@ -553,6 +557,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
         for task in tasks:
             chosen = [r for r in records if r["method"] == method and r["task"] == task and r["selected"]]
             row["params"] = row["params"] or next((r["trainable_params"] for r in chosen), None)
+            row["effective"] = row.get("effective") or next((r.get("effective_trainable_params") for r in chosen), None)
             if not chosen:
                 continue
             mean, std = _mean_std([r["test_score"] for r in chosen])
@@ -651,19 +656,23 @@ def markdown(records: list[dict[str, Any]], grid: Grid, info: dict[str, Any]) ->
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
         "set (collapsed); ▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `none`) on "
-        "the same test split; their scores are included in the mean. Floors, trained on nothing: `none` (the "
-        "backbone zero-shot, same format and scorer) and `majority` (the train split's most frequent label).",
+        "the same test split; their scores are included in the mean. Trainable parameters are the nominal count; in "
+        "brackets the effective one where it differs (LAMP: only U's pooled block means reach the prompt). Floors, "
+        "trained on nothing: `none` (the backbone zero-shot, same format and scorer) and `majority` (the train "
+        "split's most frequent label).",
         *(
             ["", f"**Partial grid: {len(records)} of {info['cells_total']} cells finished.**"]
             if len(records) < info.get("cells_total", len(records))
             else []
         ),
         "",
-        "| Method | Trainable params | " + " | ".join(tasks) + " | Avg |",
+        "| Method | Trainable params (effective) | " + " | ".join(tasks) + " | Avg |",
         "|---|---:|" + "---:|" * (len(tasks) + 1),
     ]
     for method, row in table.items():
         params = f"{row['params']:,}" if row["params"] else "-"
+        if row.get("effective") and row["effective"] != row["params"]:  # LAMP: U's pooled block means only
+            params += f" ({row['effective']:,})"
         cells = [_score(row["tasks"].get(t)) for t in tasks]
         lines.append(f"| {method} | {params} | " + " | ".join(cells) + f" | {_score(row.get('average'))} |")
     lines += [
@@ -813,11 +822,16 @@ def locked_grid(grid: Grid, report_only: bool) -> Iterator[None]:
     line. A report (--report-only) only reads the cells, so it may run beside a training grid."""
     from accelerate import PartialState
 
-    from lamp.train import lock_folder, on_main_process, remove_leftovers
+    from lamp.train import lock_folder, on_main_process, remove_leftovers, run_files
 
     out = Path(grid.out)
 
     def claim() -> Any:
+        # A grid writes its cells and report into the folder: one holding other files is not lamp's to write into.
+        if out.is_dir() and run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
+            raise ConfigError(
+                f"{out} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them"
+            )
         lock = lock_folder(out)
         try:
             remove_leftovers(out)  # a killed grid's half-written report files

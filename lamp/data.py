@@ -34,18 +34,19 @@ def target_ids(tokenizer: Any, kind: str, text: str, lead: str = " ") -> list[in
     return tokenizer(lead + text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
 
 
-def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, new_tokens: int = 0) -> int:
-    """`max_length` (input tokens), lowered so that the prompt's rows, the input and the tokens a causal LM will
-    generate fit the backbone's positions (`max_position_embeddings`; no limit when the backbone declares none).
-    Raises ConfigError when the prompt alone leaves no room."""
+def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, reserve: int = 0) -> int:
+    """`max_length` (tokens of a source plus what a causal LM appends to it, see `encode`), lowered so that the
+    prompt's rows and those tokens fit the backbone's positions (`max_position_embeddings`; no limit when the backbone
+    declares none). `reserve`: tokens appended to every source (`lamp.scoring.answer_tokens`). Raises ConfigError
+    when the prompt and the reserve leave no room for a source."""
     limit = max_positions(backbone)
     if limit is None:
         return max_length
-    room = limit - prompt_rows - new_tokens
-    if room < 1:
+    room = limit - prompt_rows
+    if room - reserve < 1:
         raise ConfigError(
-            f"the prompt's {prompt_rows} rows{f' and {new_tokens} generated tokens' if new_tokens else ''} leave no "
-            f"room for input in the backbone's {limit} positions: use a shorter prompt (--length or --pool)"
+            f"the prompt's {prompt_rows} rows{f' and {reserve} answer tokens' if reserve else ''} leave no room for "
+            f"input in the backbone's {limit} positions: use a shorter prompt (--length or --pool)"
         )
     return min(max_length, room)
 
@@ -67,14 +68,16 @@ def truncate(tokenizer: Any, kind: str, source: str, cue: str, ids: list[int], b
     return ids[: budget - len(tail)] + tail
 
 
-def encode(examples: list[Any], tokenizer: Any, kind: str, max_length: int) -> list[Encoded]:
-    """Tokenise sources and targets. A source longer than max_length tokens (causal: with its target) is cut by
-    `truncate`, keeping its start and its `cue` (Example.cue)."""
+def encode(examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0) -> list[Encoded]:
+    """Tokenise sources and targets. A source longer than max_length tokens is cut by `truncate`, keeping its start
+    and its `cue` (Example.cue). Causal: max_length covers the source plus its target, or plus `reserve` tokens when
+    more (the longest label word a scorer appends, or the tokens it generates), so that training, scoring and
+    generation see the same source and every sequence fits."""
     sources = tokenizer([e.source for e in examples], add_special_tokens=kind == "seq2seq")["input_ids"]
     encoded = []
     for example, source in zip(examples, sources, strict=True):
         target = target_ids(tokenizer, kind, example.target, example.lead)
-        budget = max(1, max_length - len(target)) if kind == "causal" else max_length
+        budget = max(1, max_length - max(len(target), reserve)) if kind == "causal" else max_length
         source = truncate(tokenizer, kind, example.source, example.cue, source, budget)
         encoded.append(Encoded(source, target))
     return encoded
@@ -105,8 +108,9 @@ class LazyEncoded:
     """`encode` row by row on first access: a short run on a large train split (SST-2: 67k rows, a few hundred
     read) tokenises only the rows it reads. Encoding one row gives the same ids as encoding it in a batch."""
 
-    def __init__(self, examples: list[Any], tokenizer: Any, kind: str, max_length: int) -> None:
+    def __init__(self, examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0) -> None:
         self.examples, self.tokenizer, self.kind, self.max_length = examples, tokenizer, kind, max_length
+        self.reserve = reserve
         self.cache: dict[int, Encoded] = {}
 
     def __len__(self) -> int:
@@ -114,7 +118,8 @@ class LazyEncoded:
 
     def __getitem__(self, index: int) -> Encoded:
         if index not in self.cache:
-            self.cache[index] = encode([self.examples[index]], self.tokenizer, self.kind, self.max_length)[0]
+            row = [self.examples[index]]
+            self.cache[index] = encode(row, self.tokenizer, self.kind, self.max_length, self.reserve)[0]
         return self.cache[index]
 
 

@@ -19,3 +19,7 @@ class AdapterError(LampError):
 
 class TrainingError(LampError):
     """A run that cannot go on (a NaN or inf loss); the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM, already reported in one line (what is kept, how to resume): the CLI only exits 130."""

@@ -54,16 +54,28 @@ def _materialised(model: PromptedModel) -> torch.Tensor:
         return model.prompt_encoder().detach().float().cpu().contiguous()
 
 
-def check_output_folder(out: Path) -> None:
+def check_output_folder(out: Path, what: str = "export") -> None:
     """Refuse an output folder that is a file or cannot be written, before any work and without leaving anything:
-    the check makes and removes a folder in the nearest existing one."""
+    the check makes and removes a folder in the nearest existing one. `what` names the command's output."""
     existing = next(path for path in (out, *out.parents) if path.exists())
     if not existing.is_dir():
-        raise ConfigError(f"export output {existing} is a file: choose a folder for --out")
+        raise ConfigError(f"{what} output {existing} is a file: choose a folder for --out")
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".lamp-write-test-"))
     except OSError as error:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
+
+
+def check_export_folder(out: Path) -> None:
+    """`check_output_folder`, and refuse a folder that holds files but no earlier export (no adapter_config.json):
+    PEFT writes a README.md and other names a user's folder may already hold."""
+    from lamp.train import run_files  # what the folder holds besides lamp's lock and half-written files
+
+    check_output_folder(out)
+    if out.is_dir() and run_files(out) and not (out / PEFT_CONFIG).is_file():
+        raise ConfigError(
+            f"{out} holds files that are not a PEFT export: choose another --out; lamp never overwrites them"
+        )
 
 
 def export_peft(
@@ -80,7 +92,7 @@ def export_peft(
     from peft import PromptTuningConfig, get_peft_model
 
     out = Path(out_dir)
-    check_output_folder(out)
+    check_export_folder(out)
     model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
     require_pure_prompt(model, "it cannot be exported as a PEFT prompt-tuning adapter")
     prompt = _materialised(model)

@@ -37,7 +37,7 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     from lamp.data import chat_wrapper, encode, fit_max_length
     from lamp.methods import make_config
     from lamp.model import wrap
-    from lamp.scoring import max_new_tokens, resolve_scorer
+    from lamp.scoring import answer_tokens, resolve_scorer
     from lamp.tasks import get_task, load_splits, resolve_format
     from lamp.train import Evaluator
 
@@ -52,8 +52,8 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     splits = load_splits(task, config.data_dir, config.seed)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
     scorer = resolve_scorer(config.scorer, model.kind, task)
-    generated = max_new_tokens(tokenizer, model.kind, task) if scorer == "generate" and model.kind == "causal" else 0
-    max_length = fit_max_length(config.max_length, model.backbone, 0, generated)
+    reserve = answer_tokens(tokenizer, model.kind, task, scorer)
+    max_length = fit_max_length(config.max_length, model.backbone, 0, reserve)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
     common = {
         "task": task.name,
@@ -71,8 +71,8 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     }
 
     results: dict[str, dict[str, Any]] = {}
-    val_score = evaluate(model, validation, encode(validation, tokenizer, model.kind, max_length))
-    test_score = evaluate(model, splits["test"], encode(splits["test"], tokenizer, model.kind, max_length))
+    val_score = evaluate(model, validation, encode(validation, tokenizer, model.kind, max_length, reserve))
+    test_score = evaluate(model, splits["test"], encode(splits["test"], tokenizer, model.kind, max_length, reserve))
     predicted = Counter(str(p) for p in evaluate.last_predictions)
     results["none"] = {
         **common,

@@ -65,6 +65,20 @@ def max_positions(model: nn.Module) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def has_sliding_window(model: nn.Module) -> bool:
+    """Whether some attention layer of `model` sees only a window of recent columns (`sliding_window` set)."""
+    config = model.config
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return bool(getattr(text_config, "sliding_window", None)) and getattr(text_config, "use_sliding_window", True)
+
+
+def prompt_fingerprint(module: nn.Module) -> tuple:
+    """The prompt module's parameter versions and contents: an edit through `.data` (which autograd's version
+    counter misses) changes the contents. Cheap for prompt modules (thousands of entries)."""
+    with torch.no_grad():
+        return (*parameter_versions(module), *(float(p.detach().float().sum()) for p in module.parameters()))
+
+
 def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
 
@@ -96,8 +110,12 @@ class PromptedModel(nn.Module):
         self._accepted_inputs = set(accepted)
         # transformers 5 names the key/value cache argument `cache`; earlier releases `past_key_values`
         self._cache_argument = next((n for n in ("cache", "past_key_values") if n in accepted), None)
-        # Public switch: False runs the prompt through the backbone with every evaluation batch (see forward).
-        self.reuse_prompt_cache = self.kind == "causal" and self._cache_argument is not None
+        # Public switch: False runs the prompt through the backbone with every evaluation batch (see forward). The
+        # cache lays rows out as [prompt; pads; tokens], so a sliding attention window (Gemma 3, Mistral) would count
+        # a short row's pads and lose sight of the prompt: such backbones always run the full pass.
+        self.reuse_prompt_cache = (
+            self.kind == "causal" and self._cache_argument is not None and not has_sliding_window(backbone)
+        )
         self._cached_prompt: torch.Tensor | None = None
         self._cache_key: tuple | None = None
         self._prefix_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -108,9 +126,9 @@ class PromptedModel(nn.Module):
     def prompt(self) -> torch.Tensor:
         """The materialised prompt (n_virtual x d). With autograd on it is computed afresh (so gradients reach the
         prompt's parameters in train and eval mode alike); without, it is cached until a parameter changes."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or self.n_virtual == 0:
             return self.prompt_encoder()
-        key = parameter_versions(self.prompt_encoder)
+        key = prompt_fingerprint(self.prompt_encoder)
         if self._cached_prompt is None or key != self._cache_key:
             self._cached_prompt = self.prompt_encoder()
             self._cache_key = key
@@ -127,7 +145,7 @@ class PromptedModel(nn.Module):
 
         device = self.backbone.get_input_embeddings().weight.device
         autocast = torch.is_autocast_enabled(device.type)  # keys and values made under autocast have its dtype
-        key = (dtype, autocast, *parameter_versions(self))
+        key = (dtype, autocast, *parameter_versions(self.backbone), *prompt_fingerprint(self.prompt_encoder))
         if key != self._prefix_key:
             prompt = self.prompt().to(dtype).unsqueeze(0)
             ones = torch.ones(prompt.shape[:2], dtype=torch.long, device=prompt.device)
@@ -173,6 +191,12 @@ class PromptedModel(nn.Module):
             yield self
         finally:
             self.prompt_encoder = module
+
+    def clear_prompt_cache(self) -> None:
+        """Forget the cached prompt and its keys and values. Needed only after editing the backbone's weights through
+        `.data` (autograd's version counter, which keys the cache, does not see such edits; the prompt's own
+        parameters are also keyed by their contents)."""
+        self._cached_prompt = self._cache_key = self._prefix_layers = self._prefix_key = None
 
     def num_trainable_parameters(self) -> int:
         """Every trainable entry: the nominal count papers report (LAMP: l*r + r + r*d; LoRA and full fine-tuning:
@@ -259,7 +283,7 @@ class PromptedModel(nn.Module):
                 f"the prompt's {prompt.shape[1]} rows, {length} input tokens"
                 + (f" and {extra_tokens} new tokens" if extra_tokens else "")
                 + f" exceed the backbone's {limit} positions: cut inputs to {limit - prompt.shape[1] - extra_tokens} "
-                "tokens (lamp train/eval/predict do this themselves)"
+                "tokens"
             )
         return {
             "embeds": embeds,
@@ -343,6 +367,13 @@ class PromptedModel(nn.Module):
                     "takes one label per input token (-100 where no loss)"
                 )
             labels = labels.masked_fill(inputs["mask"] == 0, IGNORE_INDEX)  # a label on padding means nothing
+            covered = logits_to_keep - 1  # the kept logits predict the last logits_to_keep - 1 tokens
+            if 0 <= covered < labels.shape[1] and (labels[:, : labels.shape[1] - covered] != IGNORE_INDEX).any():
+                first = int((labels != IGNORE_INDEX).any(0).nonzero()[0])
+                raise ConfigError(
+                    f"logits_to_keep={logits_to_keep} leaves labels from input position {first} without logits: pass "
+                    f"logits_to_keep >= {labels.shape[1] - first + 1}, or 0 to keep them all"
+                )
         length = inputs["mask"].shape[1]
         # The cache holds the prompt in front of every row's pads, so it serves only when no kept logit belongs to
         # the column before a padded row's first token (that logit is the prompt's own last row in the full pass).
@@ -382,6 +413,25 @@ class PromptedModel(nn.Module):
         )
         return beams > 1 or returned > 1 or rewriting or kwargs.get("use_cache") is False
 
+    def _new_tokens(self, kwargs: dict[str, Any], prompt: torch.Tensor | None, inputs: torch.Tensor | None) -> int:
+        """Tokens generate() will add to a causal LM's sequence (0 for seq2seq, whose decoder has its own): the
+        `max_new_tokens`, else what `max_length` leaves, which counts the prompt and the input (transformers counts
+        `inputs_embeds`; its default max_length is 20)."""
+        if self.kind != "causal" or inputs is None:
+            return 0
+        config = kwargs.get("generation_config") or self.backbone.generation_config
+        new = kwargs.get("max_new_tokens", getattr(config, "max_new_tokens", None))
+        if new is not None:
+            return new
+        total = kwargs.get("max_length", getattr(config, "max_length", None)) or 20
+        rows = self.n_virtual if prompt is None else prompt.shape[-2]
+        if total <= rows + inputs.shape[1]:
+            raise ConfigError(
+                f"max_length={total} leaves no new tokens after the prompt's {rows} rows and {inputs.shape[1]} input "
+                "tokens (transformers counts both): pass max_new_tokens instead"
+            )
+        return total - rows - inputs.shape[1]
+
     @torch.no_grad()
     def generate(
         self,
@@ -402,7 +452,7 @@ class PromptedModel(nn.Module):
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
-        new_tokens = kwargs.get("max_new_tokens") or 0 if self.kind == "causal" else 0
+        new_tokens = self._new_tokens(kwargs, prompt, input_ids if input_ids is not None else inputs_embeds)
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
         cache = None
         if self._may_reuse_prompt_cache(prompt is None, inputs["per_token"], kwargs) and not self._expands_batch(

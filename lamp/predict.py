@@ -27,7 +27,14 @@ from lamp.data import chat_wrapper, fit_max_length, truncate
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.model import PromptedModel
-from lamp.scoring import generate_texts, label_token_ids, max_new_tokens, rank_scores, resolve_scorer
+from lamp.scoring import (
+    answer_tokens,
+    generate_texts,
+    label_token_ids,
+    max_new_tokens,
+    rank_scores,
+    resolve_scorer,
+)
 
 
 def parse_adapter_spec(spec: str | os.PathLike) -> tuple[str | None, Path]:
@@ -80,8 +87,8 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
     """(task, source text, cue) of an input row: its task's fields rendered as `Task.example` does (without needing
     a label), or its ``source`` put in the task's chat template if it has one. The task is its view in `views` (each
     adapter's input format and chat template), else its t5 spec; the cue is the end that truncation keeps. A row
-    without a known task, or without a text source or the task's fields, is a DataError naming `where` (e.g.
-    ``rows.jsonl line 3``)."""
+    without a known task, without a text source or the task's text fields, or with a label the task does not know,
+    is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
     from lamp.tasks import get_task
 
     if not isinstance(row, Mapping):
@@ -93,10 +100,20 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
         task = views[name] if views and name in views else get_task(name)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
+    if "label" in row:  # checked now, before any model loads, not when the predictions are scored
+        try:
+            task.label_of(row["label"])
+            if task.group:
+                task.group(row)  # MultiRC scores per question: its rows need their question's id
+        except (KeyError, ValueError, TypeError, IndexError) as error:
+            raise DataError(f"{where} ({name}) has an unusable label ({error}): fix it or drop 'label'") from None
     if "source" in row:
         if not isinstance(row["source"], str):
             raise DataError(f"{where} ({name}): 'source' must be text, got {row['source']!r}")
         return task, *task.framed(row["source"])
+    for field in task.text_fields():  # str() would quietly render 5 as "5" and null as "None"
+        if field in row and not isinstance(row[field], str):
+            raise DataError(f"{where} ({name}): field {field!r} must be text, got {row[field]!r}")
     try:
         return task, *task.render(row)
     except KeyError as error:
@@ -155,10 +172,11 @@ def predict_rows(
         prompt = model.eval().prompt().detach()
         prepared[name] = _Prepared(task, chosen, prompt, labels, max_new_tokens(tokenizer, kind, task))
 
-    # Inputs cut so the longest prompt, the input and any generated tokens fit the backbone's positions.
-    generated = max((p.max_new for p in prepared.values() if p.scorer == "generate"), default=0)
+    # Inputs cut so the longest prompt, the input and what any scorer appends fit the backbone's positions.
+    reserve = max(answer_tokens(tokenizer, kind, p.task, p.scorer) for p in prepared.values())
     longest = max(p.prompt.shape[0] for p in prepared.values())
-    max_length = fit_max_length(max_length, runner.backbone, longest, generated * (kind == "causal"))
+    max_length = fit_max_length(max_length, runner.backbone, longest, reserve)
+    budget = max(1, max_length - reserve) if kind == "causal" else max_length
     sources: list[list[int]] = []
     for index, row in enumerate(rows):
         task, text, cue = row_source(row, f"row {index + 1}", {name: p.task for name, p in prepared.items()})
@@ -167,7 +185,7 @@ def predict_rows(
                 f"row {index + 1} names task {task.name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
             )
         ids = tokenizer(text, add_special_tokens=kind == "seq2seq")["input_ids"]
-        sources.append(truncate(tokenizer, kind, text, cue, ids, max_length))
+        sources.append(truncate(tokenizer, kind, text, cue, ids, budget))
 
     results: list[dict[str, Any]] = [({"id": row["id"]} if "id" in row else {}) for row in rows]
     order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))

@@ -34,6 +34,16 @@ def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
     return 2 + max((len(target_ids(tokenizer, kind, w, task.lead)) for w in task.label_words or ("0.0",)), default=4)
 
 
+def answer_tokens(tokenizer: Any, kind: str, task: Any, scorer: str) -> int:
+    """Tokens a causal LM's scorer appends to a source: the longest label word with its EOS (rank) or the generation
+    budget (generate); 0 for seq2seq, whose answer goes to the decoder. The reserve of `lamp.data.encode`."""
+    if kind != "causal":
+        return 0
+    if scorer == "generate":
+        return max_new_tokens(tokenizer, kind, task)
+    return max(len(ids) for ids in label_token_ids(tokenizer, kind, task.label_words, task.lead))
+
+
 def _rows(prompt: torch.Tensor | None, prompt_mask: torch.Tensor | None, rows: list[int], batch: int) -> dict[str, Any]:
     """The prompt arguments for a subset of the batch's rows (a per-row prompt is (batch, n, d))."""
     if prompt is None or prompt.dim() == 2 or len(rows) == batch:

@@ -29,9 +29,11 @@ from typing import Any
 
 import torch
 
+from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, load_adapter, save_adapter
-from lamp.errors import ConfigError, TrainingError
-from lamp.scoring import SCORERS, max_new_tokens, predict, resolve_scorer
+from lamp.backbones import SMOLLM2
+from lamp.errors import ConfigError, Interrupted, TrainingError
+from lamp.scoring import SCORERS, answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import FORMATS
 
 CHECKPOINT = "checkpoint.pt"
@@ -40,6 +42,9 @@ LOG = "log.jsonl"
 PLOT = "training.png"
 ADAPTER = "adapter"
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PATH_FIELDS = ("model", "init_from", "data_dir")
+"""TrainConfig fields that may name a local folder: recorded absolute, and equal on resume however the path is
+written (relative, absolute, through a link)."""
 
 
 @dataclass
@@ -132,6 +137,11 @@ class TrainConfig:
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
                 raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+        # A local folder is recorded by its absolute path, so a run resumes (and its adapter loads) from anywhere.
+        for name in PATH_FIELDS:
+            value = getattr(self, name)
+            if value and value != SMOLLM2 and Path(value).expanduser().is_dir():
+                setattr(self, name, os.path.abspath(Path(value).expanduser()))
         if not isinstance(self.method_options, dict) or not all(isinstance(k, str) for k in self.method_options):
             raise ConfigError(f"method_options must be a mapping of option: value, got {self.method_options!r}")
         # Checked values are stored back as plain int / float (a numpy scalar would not go into results.json).
@@ -172,6 +182,8 @@ RUN_CONFIG = "train_config.json"
 """The run's TrainConfig as JSON, next to its checkpoint: --resume reads the run's settings back from it."""
 LOCK = ".lamp.lock"
 """Held by the process that runs in a folder (train: the run folder; compare: the grid folder)."""
+RUN_FILE_NAMES = (RUN_CONFIG, CHECKPOINT, RESULTS, LOG, PLOT)
+"""The files of a run (besides its ADAPTER folder): the only ones --overwrite deletes."""
 SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing")
 """The fields a resumed run may change: none changes what is trained (data_dir: the same files elsewhere). Every
 other field must match the saved run; max_steps too, since the learning-rate schedule depends on it."""
@@ -203,6 +215,35 @@ def run_files(out: Path) -> list[Path]:
     return [path for path in out.iterdir() if path.name != LOCK and not _LEFTOVER.match(path.name)]
 
 
+def holds_run(out: Path) -> bool:
+    """Whether `out` holds a lamp run, known by the files only a run writes (its settings, checkpoint, results or
+    adapter); a log or a plot alone could be anyone's."""
+    return (
+        any((out / name).is_file() for name in (RUN_CONFIG, CHECKPOINT, RESULTS))
+        or (out / ADAPTER / ADAPTER_CONFIG).is_file()
+    )
+
+
+def check_run_folder(out: Path) -> list[Path]:
+    """What `out` holds (`run_files`; nothing if it is no folder yet), refusing a folder lamp must not write into:
+    one where a run's file is a folder (or its adapter folder a file), or one that holds files but no lamp run."""
+    if not out.is_dir():
+        return []
+    held = run_files(out)
+    for name in RUN_FILE_NAMES:
+        if (out / name).exists() and not (out / name).is_file():
+            raise ConfigError(
+                f"{out / name} is a folder, not the run's {name} file: move it away or choose another --out"
+            )
+    if (out / ADAPTER).exists() and not (out / ADAPTER).is_dir():
+        raise ConfigError(
+            f"{out / ADAPTER} is a file, not the run's adapter folder: move it away or choose another --out"
+        )
+    if held and not holds_run(out):
+        raise ConfigError(f"{out} holds files that are not a lamp run: choose another --out; lamp never deletes them")
+    return held
+
+
 def remove_leftovers(folder: Path) -> None:
     """Delete the half-written files a killed process left (call it holding the folder's lock)."""
     for parent in (folder, folder / ADAPTER):
@@ -213,14 +254,53 @@ def remove_leftovers(folder: Path) -> None:
 
 def saved_config(out: Path) -> dict[str, Any] | None:
     """The settings the run in `out` was started with: its RUN_CONFIG, else (older runs) its checkpoint's copy.
-    Runs saved before --format existed were trained in the t5 format."""
-    saved = None
-    with contextlib.suppress(OSError, ValueError):
-        saved = json.loads((out / RUN_CONFIG).read_text())
-    if not isinstance(saved, dict) and (out / CHECKPOINT).is_file():
+    Runs saved before --format existed were trained in the t5 format. A RUN_CONFIG that is there but unusable is a
+    ConfigError naming it (not a fault of the checkpoint's)."""
+    path, saved = out / RUN_CONFIG, None
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            problem = _run_config_problem(saved)
+        except OSError as error:
+            problem = error.strerror or str(error)
+        except ValueError as error:  # not JSON, or bytes that are not UTF-8
+            problem = "not JSON: " + " ".join(str(error).split())[:160]
+        if problem:
+            raise ConfigError(
+                f"{path} does not hold a lamp run's settings ({problem}): restore it, or pass --overwrite instead of "
+                "--resume to start the run over (the file is left as it is)"
+            )
+    elif (out / CHECKPOINT).is_file():
         with contextlib.suppress(ConfigError, KeyError, TypeError):
             saved = json.loads(json.dumps(read_checkpoint(out / CHECKPOINT)["config"]))
     return {"format": "t5", **saved} if isinstance(saved, dict) else None
+
+
+def _run_config_problem(saved: Any) -> str | None:
+    """What makes a parsed RUN_CONFIG unusable. Every one lamp wrote names the task, model and method; fields of
+    later versions may be missing (they keep their defaults)."""
+    if not isinstance(saved, dict):
+        return f"a JSON {type(saved).__name__}, not an object"
+    missing = [name for name in ("task", "model", "method") if name not in saved]
+    if missing:
+        return f"no {', '.join(missing)}"
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    try:
+        TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    except (ConfigError, TypeError) as error:
+        return str(error)
+    return None
+
+
+def same_setting(name: str, saved: Any, wanted: Any) -> bool:
+    """Whether a saved setting equals the wanted one; for PATH_FIELDS, two paths to the same folder are equal
+    (relative or absolute, through a link), as runs saved before paths were recorded absolute hold them as typed."""
+    if saved == wanted:
+        return True
+    if name in PATH_FIELDS and isinstance(saved, str) and isinstance(wanted, str):
+        with contextlib.suppress(OSError):
+            return os.path.samefile(Path(saved).expanduser(), Path(wanted).expanduser())
+    return False
 
 
 def _shown(value: Any) -> str:
@@ -234,7 +314,9 @@ def check_resume(config: TrainConfig, out: Path) -> None:
         read_checkpoint(out / CHECKPOINT)  # neither copy of the settings can be read: say so now, not after loading
     if saved is not None:
         wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-        differ = [k for k in wanted if k not in SAFE_ON_RESUME and k in saved and saved[k] != wanted[k]]
+        differ = [
+            k for k in wanted if k not in SAFE_ON_RESUME and k in saved and not same_setting(k, saved[k], wanted[k])
+        ]
         if differ:
             flags = {k: "--set" if k == "method_options" else "--" + k.replace("_", "-") for k in differ}
             parts = ", ".join(f"{flags[k]} {_shown(wanted[k])} (the run has {_shown(saved[k])})" for k in differ)
@@ -252,7 +334,7 @@ def check_resume(config: TrainConfig, out: Path) -> None:
 def check_output(config: TrainConfig, out: Path) -> None:
     """With the folder's lock held: refuse to clobber another run, check the folder is writable, clear leftovers."""
     try:
-        held = run_files(out)
+        held = check_run_folder(out)
         if held and not (config.resume or config.overwrite):
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it")
         if held and config.resume:
@@ -278,6 +360,7 @@ def prepare_output(config: TrainConfig, accelerator: Any, cleanup: contextlib.Ex
     out = Path(config.out)
 
     def claim() -> None:
+        check_run_folder(out)  # before the lock, which would leave its file in a folder that is not lamp's
         cleanup.callback(lock_folder(out).release)
         check_output(config, out)
 
@@ -308,12 +391,13 @@ def start_run(config: TrainConfig, out: Path) -> None:
     """Just before training: remove the old run that --overwrite replaces (only now, once every input of the new run
     has been checked), and record the run's settings for --resume."""
     if config.overwrite and not config.resume:
-        try:
-            for path in run_files(out):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+        try:  # the run's own files only: anything else in the folder is the user's and stays
+            for name in RUN_FILE_NAMES:
+                (out / name).unlink(missing_ok=True)
+            for name in (WEIGHTS, ADAPTER_CONFIG):
+                (out / ADAPTER / name).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                (out / ADAPTER).rmdir()  # only once empty
         except OSError as error:
             raise ConfigError(
                 f"cannot remove the old run in {out} ({error.strerror}): remove it yourself or choose another --out"
@@ -323,17 +407,67 @@ def start_run(config: TrainConfig, out: Path) -> None:
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint's contents; a truncated, corrupt or unreadable file is a one-line error and is left in place."""
+    """A checkpoint's contents, its structure checked; a truncated, corrupt, unreadable or broken file is a one-line
+    error and is left in place."""
+    fix = "pass --overwrite instead of --resume to start the run over (the file is left as it is)"
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(saved, dict) or not {"prompt", "optimizer", "scheduler", "rng", "state"} <= saved.keys():
-            raise ValueError("not a lamp checkpoint")
     except Exception:  # torch raises many kinds here (OSError, UnpicklingError, RuntimeError, EOFError...)
         raise ConfigError(
-            f"checkpoint {path} cannot be read (truncated, corrupt or not a lamp checkpoint): pass --overwrite "
-            "instead of --resume to start the run over (the file is left as it is)"
+            f"checkpoint {path} cannot be read (truncated, corrupt or not a lamp checkpoint): {fix}"
         ) from None
+    problem = _checkpoint_problem(saved)
+    if problem:
+        raise ConfigError(f"checkpoint {path} cannot be used ({problem}): {fix}")
     return saved
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _checkpoint_problem(saved: Any) -> str | None:
+    """What makes a loaded checkpoint unusable: a missing part, a part of the wrong type, a prompt that is not finite
+    (it would train on as NaN), a state the loop cannot continue from."""
+    from lamp.adapter import nonfinite
+
+    if not isinstance(saved, dict):
+        return f"a {type(saved).__name__}, not a lamp checkpoint"
+    missing = [key for key in ("prompt", "optimizer", "scheduler", "rng", "state") if key not in saved]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    prompt, state = saved["prompt"], saved["state"]
+    if not isinstance(prompt, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in prompt.items()):
+        return "its prompt is not a mapping of name: tensor"
+    bad = nonfinite({k: v for k, v in prompt.items() if v.is_floating_point()})
+    if bad is not None:
+        return f"prompt tensor {bad!r} holds NaN or inf values"
+    if not isinstance(saved["optimizer"], dict) or not {"state", "param_groups"} <= saved["optimizer"].keys():
+        return "its optimizer state is not an optimizer's state_dict"
+    if not isinstance(saved["scheduler"], dict):
+        return "its scheduler state is not a mapping"
+    if not torch.is_tensor(saved["rng"]) or saved["rng"].dtype != torch.uint8:
+        return "its rng is not a random generator's state"
+    if not isinstance(state, dict):
+        return f"its state is a {type(state).__name__}, not a mapping"
+    missing = [key for key in ("step", "best_step", "best_score", "log") if key not in state]
+    if missing:
+        return f"its state has no {', '.join(missing)}"
+    for key in ("step", "best_step"):
+        if not _is_count(state[key]):
+            return f"its state's {key} is {state[key]!r}, not an integer >= 0"
+    if not isinstance(state["best_score"], int | float) or isinstance(state["best_score"], bool):
+        return f"its state's best_score is {state['best_score']!r}, not a number"
+    if not isinstance(state["log"], list) or not all(isinstance(row, dict) for row in state["log"]):
+        return "its state's log is not a list of rows"
+    if not isinstance(state.get("zero_shot", None), dict | None):
+        return f"its state's zero_shot is {state['zero_shot']!r}, not scores"
+    if not isinstance(state.get("elapsed_s", 0.0), int | float):
+        return f"its state's elapsed_s is {state['elapsed_s']!r}, not a number"
+    validated = {row.get("step") for row in state["log"] if "validation" in row}
+    if state["best_step"] > state["step"] or (state["best_step"] and state["best_step"] not in validated):
+        return f"its state's best_step {state['best_step']} is no validated step of its log"
+    return None
 
 
 class _RecordingFile:
@@ -417,10 +551,20 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     """Run one training job and return its results (also written to `<out>/results.json`).
 
     `callback(step, state)` is called after every optimizer step (progress hooks; tests use it to interrupt).
-    The output folder is locked for the whole run, and unlocked however the run ends.
+    The output folder is locked for the whole run, and unlocked however the run ends. An interrupt (Ctrl-C,
+    SIGTERM) is reported in one line that says how to resume, and raised as `Interrupted`.
     """
-    with contextlib.ExitStack() as cleanup:
-        return _train(config, callback, cleanup)
+    try:
+        with contextlib.ExitStack() as cleanup:
+            return _train(config, callback, cleanup)
+    except Interrupted:  # the training loop said what it kept
+        raise
+    except KeyboardInterrupt:  # before or after the loop (loading, zero-shot scoring, the final test)
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            print(f"lamp train: interrupted; resume with --resume --out {config.out}", file=sys.stderr)
+        raise Interrupted from None
 
 
 def _train(
@@ -483,14 +627,14 @@ def _train(
     scorer = resolve_scorer(config.scorer, kind, task)
     if scorer == "rank" and not task.label_words:
         raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
-    generated = max_new_tokens(tokenizer, kind, task) if scorer == "generate" and kind == "causal" else 0
-    max_length = fit_max_length(config.max_length, model.backbone, model.n_virtual, generated)
+    reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
+    max_length = fit_max_length(config.max_length, model.backbone, model.n_virtual, reserve)
     if max_length < config.max_length:
         accelerator.print(f"lamp train: inputs cut to {max_length} tokens to fit the backbone's positions")
-    train_encoded = LazyEncoded(splits["train"], tokenizer, kind, max_length)
+    train_encoded = LazyEncoded(splits["train"], tokenizer, kind, max_length, reserve)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
-    val_encoded = encode(validation, tokenizer, kind, max_length)
-    test_encoded = encode(splits["test"], tokenizer, kind, max_length)
+    val_encoded = encode(validation, tokenizer, kind, max_length, reserve)
+    test_encoded = encode(splits["test"], tokenizer, kind, max_length, reserve)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
 
     optimizer = torch.optim.AdamW(
@@ -512,7 +656,7 @@ def _train(
                 f"checkpoint {checkpoint} does not fit this run ({str(error).strip().splitlines()[0][:160]}): pass "
                 "--overwrite instead of --resume to start the run over (the file is left as it is)"
             ) from None
-        state = saved["state"]
+        state = {"zero_shot": None, **saved["state"]}  # checkpoints older than zero-shot scoring lack it
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
     saved_step = None if saved is None else state["step"]  # the step the checkpoint on disk holds
@@ -640,12 +784,13 @@ def _train(
             note = f"stopped at step {state['step']}, checkpoint saved"
         else:  # the last consistent checkpoint stays as it is
             note = f"stopped during step {current}; {on_disk()}"
+        bar.close()  # so that the note starts its own line
         if is_main:
-            print(f"\nlamp train: {note}; resume with --resume --out {out}", file=sys.stderr)
-        raise
+            print(f"lamp train: {note}; resume with --resume --out {out}", file=sys.stderr)
+        raise Interrupted from None
     finally:
+        bar.close()  # before any error propagates, so that its line does not continue the bar's
         stop.restore()
-    bar.close()
 
     accelerator.wait_for_everyone()
     # A fresh backbone: methods that change the backbone itself (LoRA, full fine-tuning) must not load twice into one.
@@ -722,7 +867,6 @@ def evaluate_adapter(
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
     examples = splits[split]
     evaluate = Evaluator(accelerator, task, tokenizer, resolve_scorer(scorer, prompted.kind, task), batch_size)
-    causal_generation = evaluate.scorer == "generate" and prompted.kind == "causal"
-    generated = max_new_tokens(tokenizer, prompted.kind, task) if causal_generation else 0
-    max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, generated)
-    return evaluate(prompted, examples, encode(examples, tokenizer, prompted.kind, max_length))
+    reserve = answer_tokens(tokenizer, prompted.kind, task, evaluate.scorer)
+    max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, reserve)
+    return evaluate(prompted, examples, encode(examples, tokenizer, prompted.kind, max_length, reserve))

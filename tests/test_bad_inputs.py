@@ -37,6 +37,7 @@ TRAIN = TRAIN_NO_METHOD + " --method pt --length 2"
 EVAL = "eval --task polarity --data-dir {data}"
 PREDICT = "predict --adapter {adapter}"
 BENCH = "bench --model random:tiny-llama --methods none --isolate none --out {fresh}"
+NOT_A_RUN = r"{not_a_run} holds files that are not a lamp run: choose another --out; lamp never deletes them$"
 
 ROWS = [
     # ---- train: options of TrainConfig (flags and YAML), its data, its --init-from adapter, its output ----
@@ -95,6 +96,20 @@ ROWS = [
         TRAIN + " --out {run} --overwrite --task rte --data-dir {not_utf8}", r"not UTF-8", id="overwrite-data"
     ),
     pytest.param(TRAIN + " --model {fresh}/no-model", r"cannot load model .*no-model", id="train-no-model"),
+    pytest.param(
+        TRAIN + " --model nope-model",
+        r"cannot load model 'nope-model': no such folder here, and the hub id could not be fetched \(.*\): pass a "
+        r"model folder, 'smollm2-135m', or a hub id reachable online$",
+        id="train-hub-id-offline",
+    ),
+    pytest.param(TRAIN + " --out {not_a_run}", NOT_A_RUN, id="train-not-a-run"),
+    pytest.param(TRAIN + " --out {not_a_run} --overwrite", NOT_A_RUN, id="overwrite-not-a-run"),
+    pytest.param(TRAIN + " --out {not_a_run} --resume", NOT_A_RUN, id="resume-not-a-run"),
+    pytest.param(
+        TRAIN + " --out {checkpoint_dir} --resume",
+        r"{checkpoint_dir}/checkpoint.pt is a folder, not the run's checkpoint.pt file: move it away",
+        id="resume-checkpoint-folder",
+    ),
     # ---- eval: its options and every kind of corrupt adapter ----
     pytest.param(EVAL + " --adapter {nan_adapter}", r"tensor 'weight' holds NaN or inf values", id="eval-nan"),
     pytest.param(
@@ -134,6 +149,18 @@ ROWS = [
     pytest.param(PREDICT + " --input {rows_not_json}", r"line 1 is not JSON", id="predict-not-json"),
     pytest.param(PREDICT + " --input {rows_source}", r"line 1 \(polarity\): 'source' must be text", id="p-source"),
     pytest.param(PREDICT + " --input {fresh}/in.jsonl", r"input file .* does not exist", id="predict-no-input"),
+    pytest.param(
+        PREDICT + " --input {rows_number}", r"line 1 \(polarity\): field 'sentence' must be text, got 5", id="p-5"
+    ),
+    pytest.param(PREDICT + " --input {rows_null}", r"line 2 \(polarity\): field 'sentence' must be text", id="p-null"),
+    pytest.param(
+        PREDICT + " --input {rows_label}",
+        r"{rows_label} line 1 \(polarity\) has an unusable label \(label 'maybe' is not one of",
+        id="predict-bad-label",
+    ),
+    pytest.param(
+        PREDICT + " --input {rows} --output {rows}", r"--output .* is the --input file: choose another", id="p-same"
+    ),
     pytest.param(PREDICT + " --input {rows} --batch-size 0", r"--batch-size: must be a positive integer", id="p-b0"),
     pytest.param(PREDICT + " --input {rows} --max-length 0", r"--max-length: must be a positive integer", id="p-len"),
     pytest.param(PREDICT + " --input {rows} --batch-size 1.5", r"--batch-size: must be a positive .*'1.5'", id="p-b"),
@@ -144,6 +171,11 @@ ROWS = [
     pytest.param("export --adapter {random_bytes} --out {fresh}", r"safetensors is corrupt", id="export-bytes"),
     pytest.param("export --adapter {json_width} --out {fresh}", r"'embedding_width' is '32'", id="export-json"),
     pytest.param("export --adapter {fresh}/none --out {fresh}", r"adapter.json is missing", id="export-missing"),
+    pytest.param(
+        "export --adapter {adapter} --out {not_a_run}",
+        r"{not_a_run} holds files that are not a PEFT export: choose another --out; lamp never overwrites them$",
+        id="export-not-an-export",
+    ),
     pytest.param("inspect --adapter {nan_adapter} --out {fresh}", r"tensor 'weight' holds NaN", id="inspect-nan"),
     pytest.param("inspect --adapter {adapter} --compare {truncated} --out {fresh}", r"is corrupt", id="inspect-cmp"),
     pytest.param("inspect --adapter {json_kind} --out {fresh}", r"backbone 'kind' is None", id="inspect-json"),
@@ -179,6 +211,11 @@ ROWS = [
     pytest.param("compare --train batch_size=2.5", r"--batch-size must be a positive integer", id="cmp-batch"),
     pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
     pytest.param("compare --tasks nope", r"unknown task 'nope'", id="compare-unknown-task"),
+    pytest.param(
+        "compare --model {model} --methods pt --max-steps 1 --out {not_a_run}",
+        r"{not_a_run} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them$",
+        id="compare-not-a-grid",
+    ),
     # ---- bench: the setup's numbers and method specs ----
     pytest.param(BENCH + " --batch-size 0", r"--batch-size must be a positive integer, got 0", id="bench-batch"),
     pytest.param(BENCH + " --seq-len 0", r"--seq-len must be a positive integer", id="bench-seq-len"),
@@ -191,6 +228,17 @@ ROWS = [
     pytest.param(BENCH + " --methods lamp:rank=nan", r"rank must be a positive integer, got 'nan'", id="bench-nan"),
     pytest.param(BENCH + " --steps 2.5", r"argument --steps: invalid int value: '2.5'", id="bench-steps-frac"),
     pytest.param("bench --model random:gpt-9 --methods none", r"unknown architecture 'gpt-9'", id="bench-arch"),
+    pytest.param(
+        BENCH + " --seq-len 100000",
+        r"--seq-len 100000 and the 0 prompt rows of none exceed the 512 positions of random:tiny-llama: pass "
+        r"--seq-len 512 or less$",
+        id="bench-seq-len-positions",
+    ),
+    pytest.param(
+        BENCH + " --seq-len 510 --methods none pt:length=4",
+        r"--seq-len 510 and the 4 prompt rows of pt:length=4 exceed the 512 positions .*: pass --seq-len 508 or less",
+        id="bench-seq-len-prompt",
+    ),
 ]
 
 # A few rows again through a real process: the exit code the shell sees.
@@ -310,6 +358,9 @@ def world(tmp_path_factory) -> dict[str, str]:
         "rows_no_task": '{"source": "x"}\n',
         "rows_not_json": '{"task": "rte"\n',
         "rows_source": '{"task": "polarity", "source": null}\n',
+        "rows_number": '{"task": "polarity", "sentence": 5}\n',
+        "rows_null": '{"task": "polarity", "sentence": "good"}\n{"task": "polarity", "sentence": null}\n',
+        "rows_label": '{"task": "polarity", "sentence": "good", "label": "maybe"}\n',
     }
     for name, content in inputs.items():
         paths[name] = write(root / "inputs" / f"{name}.jsonl", content)
@@ -334,6 +385,13 @@ def world(tmp_path_factory) -> dict[str, str]:
     for name, content in {"results.json": "{}\n", "log.jsonl": "{}\n", "checkpoint.pt": b"\0" * 64}.items():
         write(run / name, content)
     variant(good, run / "adapter")
+    not_a_run = paths["not_a_run"] = root / "mydocs"  # a user's folder: no command may write into it
+    write(not_a_run / "thesis" / "chapter1.tex", "x\n")
+    write(not_a_run / "notes.txt", "mine\n")
+    checkpoint_dir = paths["checkpoint_dir"] = root / "checkpoint_dir"  # a run whose checkpoint.pt is a folder
+    settings = {"task": "polarity", "model": str(model), "method": "pt", "length": 2, "max_steps": 2, "batch_size": 2}
+    write(checkpoint_dir / "train_config.json", json.dumps(settings))
+    write(checkpoint_dir / "checkpoint.pt" / "mine.txt", "mine\n")
     return {name: str(path) for name, path in paths.items()}
 
 
@@ -422,3 +480,33 @@ def test_checks_take_numbers_of_any_library_and_refuse_bools_and_non_finite_valu
     assert SEED("4294967295") == 2**32 - 1 and POSITIVE_INT("7") == 7
     with pytest.raises(argparse.ArgumentTypeError, match=r"^must be an integer from 0 to 4294967295, got '-1'$"):
         SEED("-1")
+
+
+def test_a_hub_id_that_cannot_be_fetched_is_one_line_without_the_retries(paths, capfd):
+    """Offline, a name that looks like a hub id makes huggingface_hub log every retry and transformers warn; lamp
+    silences both while it loads (and restores their levels) and says in one line what to pass instead."""
+    import logging
+    import warnings
+
+    from huggingface_hub.utils import logging as hub_logging
+    from transformers.utils import logging as transformers_logging
+
+    def offline(*args, **kwargs):
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+        logging.getLogger("transformers.tokenization_utils_base").warning("Could not locate the tokenizer files")
+        warnings.warn("a deprecation on the way", FutureWarning, stacklevel=1)
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files. Check your connection.")
+
+    levels = hub_logging.get_verbosity(), transformers_logging.get_verbosity()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+        patch.setattr(transformers.AutoConfig, "from_pretrained", offline)
+        for name in ("nope-model", "models/nope"):
+            code = main(["train", "--model", name, "--out", str(Path(paths["fresh"]) / "run")])
+            out, err = capfd.readouterr()
+            assert_one_line_error(code, out, err, "train", re.escape(f"cannot load model {name!r}: no such folder"))
+            assert err.strip().endswith(
+                "(We couldn't connect to 'https://huggingface.co' to load the files): pass a model folder, "
+                "'smollm2-135m', or a hub id reachable online"
+            )
+    assert (hub_logging.get_verbosity(), transformers_logging.get_verbosity()) == levels

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lamp.architectures import ARCHITECTURES, architecture_config
-from lamp.bench import parse_method, run_bench
+from lamp.bench import parse_method, prompt_rows, run_bench
 from lamp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,9 @@ def test_methods_that_change_the_backbone_leave_later_rows_alone():
     assert by["lora:rank=4"] == by["peft-lora:r=4"]
     assert by["full"] == 22688  # every weight of tiny-llama (embeddings tied)
     assert by["dept:length=4,rank=2"] == 4 * d + 256 * 2 + 2 * d  # m*d + s*r + r*d, s = max_length (256)
+    # The --seq-len check counts each method's prompt rows before any backbone loads: the rows it really adds.
+    rows += run_bench("random:tiny-llama", ["none", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6"], **TINY)
+    assert all(r["n_virtual"] == prompt_rows(parse_method(r["method"])) for r in rows), rows
 
 
 def test_peft_logits_needed_matches_the_full_logits_loss():

@@ -289,7 +289,7 @@ def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
         for key in (*RECORD_KEYS, "collapsed", "test_predictions"):
             assert key in row, key
     table = paths["markdown"].read_text()
-    assert "| Method | Trainable params | polarity | Avg |" in table
+    assert "| Method | Trainable params (effective) | polarity | Avg |" in table
     assert "Load average" in table and "Every cell" in table
     png = paths["chart"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
@@ -324,11 +324,17 @@ def test_committed_recipes_are_valid_and_fair():
     direct = make_grid(load_recipe(ROOT / "benchmarks" / "quality-quick.yaml"))
     assert quick == direct, "--quick on the full recipe is the quick recipe"
     for grid in (full, quick):
-        assert grid.model == "smollm2-135m"
-        assert {m.method for m in grid.methods} == {"lamp", "pt", "dept", "dpt", "lora", "full"}
+        assert grid.model == "smollm2-135m" and grid.train["format"] == "natural"
+        assert {m.method for m in grid.methods} >= {"lamp", "pt", "dpt", "lora"}
+        assert {m.options.get("length") for m in grid.methods if m.method == "pt"} == {100, 25}  # PT-25: LAMP's n
         assert "max_steps" not in grid.train, "one step budget for every method"
-    assert len(full.seeds) >= 3 and {"sst2", "rte", "mrpc", "cb", "cola"} <= set(full.tasks)
+        assert grid.floors == ["none", "majority"]
+    assert len(full.seeds) >= 3 and {"sst2", "rte", "mrpc"} <= set(full.tasks)
+    assert full.max_steps >= 150 and full.train["batch_size"] == 16
     assert all(len(m.lrs) >= 2 for m in full.methods), "every method gets a learning-rate sweep"
+    gpu = make_grid(load_recipe(ROOT / "benchmarks" / "quality-gpu.yaml"))
+    same = ("tasks", "seeds", "sweep_seeds", "sweep_tasks", "floors", "methods")
+    assert all(getattr(gpu, k) == getattr(full, k) for k in same) and gpu.max_steps >= 1000
     for path in sorted((ROOT / "benchmarks").glob("quality*.yaml")):  # every committed recipe parses
         grid = make_grid(load_recipe(path))
         assert grid.model == "smollm2-135m" and "max_steps" not in grid.train, path.name
@@ -452,3 +458,20 @@ def test_floors_must_be_known_names(llama_dir, tmp_path):
         tiny_grid(llama_dir, tmp_path, floors=["zero"])
     with pytest.raises(ConfigError, match="method label 'none' is the name of a floor row"):
         tiny_grid(llama_dir, tmp_path, methods={"none": {"method": "pt", "length": 2}}, lrs={}, floors=["none"])
+
+
+def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
+    """benchmarks/gpu-quality.sh's SMOKE path: the GPU recipe's grid on a tiny model built by the script, 2 workers
+    (cut to SST-2 and one seed here to stay fast); it must write a report with the floors and every method."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SMOKE": "1", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable}
+    env["EXTRA"] = "--tasks sst2 --seeds 0"
+    script = ROOT / "benchmarks" / "gpu-quality.sh"
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert {r["method"] for r in records} == {"lamp", "pt-100", "pt-25", "dpt", "lora", "none", "majority"}
+    assert sum(not r["floor"] for r in records) == 15, "every method's three learning rates on the sweep task"

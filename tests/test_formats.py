@@ -272,9 +272,10 @@ def test_chat_template_trains_in_the_chat_and_predict_renders_rows_alike(views, 
 
 
 def test_runs_saved_before_formats_resume_in_t5(tmp_path):
-    (tmp_path / "train_config.json").write_text(json.dumps({"task": "rte", "seed": 0}))
-    assert saved_config(tmp_path) == {"format": "t5", "task": "rte", "seed": 0}
-    (tmp_path / "train_config.json").write_text(json.dumps({"task": "rte", "format": "natural"}))
+    run = {"task": "rte", "model": "smollm2-135m", "method": "lamp", "seed": 0}  # every run names these three
+    (tmp_path / "train_config.json").write_text(json.dumps(run))
+    assert saved_config(tmp_path) == {"format": "t5", **run}
+    (tmp_path / "train_config.json").write_text(json.dumps({**run, "format": "natural"}))
     assert saved_config(tmp_path)["format"] == "natural"
 
 

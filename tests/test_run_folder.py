@@ -8,6 +8,7 @@ works on a copy. CLI refusals must be exit 2 with exactly one stderr line, and l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -22,6 +23,7 @@ import pytest
 import torch
 
 import lamp
+import lamp.bench
 import lamp.tasks
 import lamp.train
 from lamp.adapter import atomic_write
@@ -156,6 +158,24 @@ def test_resume_may_change_the_fields_that_are_safe_by_design(runs, stopped, tin
     assert saved["eval_batch_size"] == 5 and saved["data_dir"] == "elsewhere" and saved["lr"] == 0.3
 
 
+def test_a_model_folder_is_recorded_absolute_and_any_path_to_it_is_the_same_setting(
+    llama_dir, stopped, tmp_path, tiny_task, monkeypatch
+):
+    from lamp.compare import _same_settings
+
+    monkeypatch.chdir(Path(llama_dir).parent)
+    relative = os.path.join(".", Path(llama_dir).name)
+    fresh = lamp.train.TrainConfig(model=relative, init_from=relative, data_dir=relative)
+    assert fresh.model == fresh.init_from == fresh.data_dir == os.path.abspath(llama_dir), "resumable from anywhere"
+    assert _same_settings({**dataclasses.asdict(fresh), "model": relative}, fresh) == [], "a compare cell's check"
+    # A run saved before paths were recorded absolute holds the path as typed: a link to that folder continues it.
+    saved = json.loads((stopped / RUN_CONFIG).read_text())
+    (stopped / RUN_CONFIG).write_text(json.dumps({**saved, "model": Path(llama_dir).name}))
+    link = tmp_path / "link-to-model"
+    link.symlink_to(llama_dir)
+    assert main(["train", "--resume", "--out", str(stopped), "--model", str(link)]) == 0
+
+
 def test_resume_of_a_finished_run_without_its_checkpoint_is_refused(runs, tmp_path, tiny_task, capsys):
     out = tmp_path / "done"
     shutil.copytree(runs[0], out)
@@ -222,6 +242,52 @@ def test_a_corrupt_checkpoint_is_one_line_and_stays(stopped, tiny_task, capsys, 
     assert digest(stopped) == before
 
 
+def _edited_checkpoint(edit):
+    def damage(out: Path) -> None:
+        saved = torch.load(out / CHECKPOINT, weights_only=False)
+        edit(saved)
+        torch.save(saved, out / CHECKPOINT)
+
+    return damage
+
+
+def _nan_prompt(saved) -> None:
+    next(iter(saved["prompt"].values())).view(-1)[0] = float("nan")
+
+
+def _checkpoint_folder(out: Path) -> None:
+    (out / CHECKPOINT).unlink()
+    (out / CHECKPOINT).mkdir()
+    (out / CHECKPOINT / "mine.txt").write_text("mine\n")
+
+
+@pytest.mark.parametrize(
+    "damage,named",
+    [
+        (
+            _edited_checkpoint(lambda c: c["state"].pop("step")),
+            "checkpoint {ckpt} cannot be used (its state has no step)",
+        ),
+        (_edited_checkpoint(lambda c: c.update(state="oops")), "checkpoint {ckpt} cannot be used (its state is a str"),
+        (_edited_checkpoint(_nan_prompt), "checkpoint {ckpt} cannot be used (prompt tensor 'u' holds NaN or inf"),
+        (lambda out: (out / RUN_CONFIG).write_text("{}"), "{run_config} does not hold a lamp run's settings (no task,"),
+        (
+            lambda out: (out / RUN_CONFIG).write_text("{oops"),
+            "{run_config} does not hold a lamp run's settings (not JSON",
+        ),
+        (_checkpoint_folder, "{ckpt} is a folder, not the run's checkpoint.pt file: move it away or choose another"),
+    ],
+    ids=["no-step", "state-not-a-mapping", "nan-prompt", "run-config-empty", "run-config-not-json", "folder"],
+)
+def test_a_broken_checkpoint_or_run_config_is_one_line_naming_the_file(stopped, tiny_task, capsys, damage, named):
+    damage(stopped)
+    before = digest(stopped)
+    line = refused(["train", "--resume", "--out", str(stopped)], capsys)
+    assert named.format(ckpt=stopped / CHECKPOINT, run_config=stopped / RUN_CONFIG) in line, line
+    assert "pass --overwrite instead of --resume" in line or "move it away" in line
+    assert digest(stopped) == before
+
+
 # ---- 13. output paths and disks ----------------------------------------------------------------------------------
 def unwritable() -> Path:
     """A path no one may create, root included (sysfs refuses new entries)."""
@@ -243,7 +309,7 @@ def test_export_to_a_file_is_one_line(llama_dir, adapter_dir, tmp_path, capsys):
     assert blocker.read_text() == "mine\n"
 
 
-def test_unwritable_output_is_one_line_for_each_command(llama_dir, adapter_dir, tiny_task, capsys):
+def test_unwritable_output_is_one_line_for_each_command(llama_dir, adapter_dir, tiny_task, monkeypatch, capsys):
     out = unwritable()
     line = refused(["export", "--adapter", str(adapter_dir), "--model", llama_dir, "--out", str(out)], capsys)
     assert (
@@ -255,6 +321,43 @@ def test_unwritable_output_is_one_line_for_each_command(llama_dir, adapter_dir, 
     )
     line = refused(["compare", "--model", llama_dir, "--methods", "pt", "--max-steps", "1", "--out", str(out)], capsys)
     assert line.startswith(f"lamp compare: error: cannot write to output folder {out} (")
+    # bench checks its folder before measuring, not after the whole benchmark ran
+    monkeypatch.setattr(lamp.bench, "run_bench", lambda **kwargs: pytest.fail("measured before checking --out"))
+    line = refused(["bench", "--model", "random:tiny-llama", "--methods", "none", "--out", str(out)], capsys)
+    assert (
+        line.startswith(f"lamp bench: error: cannot write to output folder {out} (") and "choose another --out" in line
+    )
+
+
+def test_overwrite_deletes_only_a_runs_own_files(runs, llama_dir, tmp_path, tiny_task, capsys):
+    docs = tmp_path / "mydocs"  # no run: a user's folder
+    (docs / "thesis").mkdir(parents=True)
+    (docs / "thesis" / "chapter1.tex").write_text("x\n")
+    (docs / "notes.txt").write_text("mine\n")
+    listing = sorted(str(p.relative_to(docs)) for p in docs.rglob("*"))
+    for extra in ([], ["--overwrite"], ["--resume"]):
+        line = refused(["train", "--model", llama_dir, "--out", str(docs), *extra], capsys)
+        assert line == (
+            f"lamp train: error: {docs} holds files that are not a lamp run: choose another --out; lamp never "
+            "deletes them"
+        )
+    assert sorted(str(p.relative_to(docs)) for p in docs.rglob("*")) == listing, "not even a lock file is left"
+    # A run with the user's files beside it (and in its adapter folder): --overwrite replaces the run's files only.
+    out = tmp_path / "run"
+    shutil.copytree(runs[0], out)
+    mine = {out / "notes.txt": "mine\n", out / "thesis" / "chapter1.tex": "x\n", out / "adapter" / "README": "mine\n"}
+    for path, text in mine.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    old = digest(out)
+    args = ["train", "--overwrite", "--out", str(out), "--model", llama_dir, "--method", "pt", "--length", "4"]
+    assert main([*args, "--max-steps", "2", "--eval-every", "2", "--no-zero-shot"]) == 0
+    assert all(path.read_text() == text for path, text in mine.items())
+    new = digest(out)
+    assert (
+        new["results.json"] != old["results.json"]
+        and new["adapter/adapter.safetensors"] != old["adapter/adapter.safetensors"]
+    )
 
 
 def test_a_failed_export_leaves_the_earlier_one_whole(llama_dir, adapter_dir, tmp_path, monkeypatch, capsys):
@@ -476,3 +579,57 @@ def test_a_nan_before_the_first_checkpoint_says_nothing_is_saved(llama_dir, tmp_
         f"saved in {out} yet (the first checkpoint comes at step 4)"
     )
     assert not (out / CHECKPOINT).exists() and not (out / "adapter").exists()
+
+
+def test_an_error_in_the_loop_starts_its_own_line_after_the_progress_bar(
+    llama_dir, tmp_path, tiny_task, monkeypatch, capsys
+):
+    forward = lamp.PromptedModel.forward
+
+    def poisoned(self, *args, **kwargs):
+        out = forward(self, *args, **kwargs)
+        if self.training:
+            out["loss"] = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(lamp.PromptedModel, "forward", poisoned)
+    args = ["train", "--model", llama_dir, "--method", "pt", "--length", "4", "--max-steps", "8", "--eval-every", "4"]
+    assert main([*args, "--no-zero-shot", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "it/s" in err, "the progress bar was drawn"
+    errors = [line for line in err.replace("\r", "\n").splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("lamp train: error: loss became nan at step 1"), errors
+
+
+def test_an_interrupt_anywhere_is_one_line_and_exit_130(
+    llama_dir, adapter_dir, tmp_path, tiny_task, monkeypatch, capsys
+):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    args = ["train", "--model", llama_dir, "--method", "pt", "--length", "4", "--max-steps", "4", "--out", str(out)]
+    with monkeypatch.context() as patch:  # Ctrl-C during zero-shot scoring, before the training loop
+        patch.setattr(lamp.train.Evaluator, "__call__", interrupted)
+        assert main(args) == 130
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("lamp ")]
+    assert lines == [f"lamp train: interrupted; resume with --resume --out {out}"]
+
+    step, calls = torch.optim.AdamW.step, []
+
+    def stop_at_step_2(self, *args, **kwargs):  # in the loop: the loop's own line, and no second one
+        result = step(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", stop_at_step_2)
+        assert main(["train", "--resume", "--out", str(out)]) == 130
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.startswith("lamp ")]
+    assert lines == [f"lamp train: stopped at step 2, checkpoint saved; resume with --resume --out {out}"]
+
+    monkeypatch.setattr(lamp.train.Evaluator, "__call__", interrupted)  # other commands: one generic line
+    assert main(["eval", "--adapter", str(adapter_dir), "--model", llama_dir, "--task", "polarity"]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "lamp eval: interrupted"

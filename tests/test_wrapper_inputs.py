@@ -305,3 +305,78 @@ def test_method_none_is_the_bare_backbone(llama, tokenizer):
     batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     assert model.n_virtual == 0 and model.num_trainable_parameters() == 0
     torch.testing.assert_close(model(**batch).logits, llama(**batch).logits)
+
+
+# ---- the reviewers' cases: sliding windows, answers that must fit, stale caches, partial losses -------------------
+
+
+def test_a_sliding_window_backbone_scores_and_generates_padded_rows_as_alone(tokenizer):
+    gemma = make_gemma3()  # sliding_window=16: a short row behind pads must still see its prompt
+    model = lamp.wrap(gemma, lamp.PromptTuningConfig(length=8)).eval()
+    long, short = " ".join(["the movie was good and it is great fun"] * 2), "bad"
+    batch = tokenizer([long, short], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        together = model(**batch, logits_to_keep=1).logits[:, -1]
+        for row, sentence in enumerate([long, short]):
+            ids = torch.tensor(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+            torch.testing.assert_close(together[row], by_hand(gemma, model.prompt(), ids)[0, -1], atol=1e-4, rtol=1e-4)
+        reference = gemma.generate(**padded_reference_inputs(model, batch), max_new_tokens=4, pad_token_id=0)
+    assert torch.equal(model.generate(**batch, max_new_tokens=4, pad_token_id=0), reference)
+
+
+def test_sources_leave_room_for_the_longest_label_word_a_scorer_appends(tokenizer):
+    from types import SimpleNamespace
+
+    from lamp.data import encode, fit_max_length
+    from lamp.scoring import answer_tokens, rank_scores
+    from lamp.tasks import Example
+
+    model = lamp.wrap(make_gpt2(n_positions=24), lamp.PromptTuningConfig(length=8)).eval()
+    task = SimpleNamespace(label_words=("good", "not very good"), lead=" ")
+    reserve = answer_tokens(tokenizer, "causal", task, "rank")
+    assert reserve == 4  # " not very good" and EOS
+    max_length = fit_max_length(256, model.backbone, model.n_virtual, reserve)
+    assert max_length == 16
+    example = Example(" ".join(["the movie was good"] * 10), "good", 0)  # 40 tokens
+    (row,) = encode([example], tokenizer, "causal", max_length, reserve)
+    assert len(row.source) == 12
+    labels = [tokenizer(" " + w, add_special_tokens=False)["input_ids"] + [1] for w in task.label_words]
+    assert rank_scores(model, [row.source], labels, 0).isfinite().all()  # the 3-token label fits beside the prompt
+
+
+def test_generate_counts_max_length_against_the_positions():
+    model = lamp.wrap(make_gpt2(n_positions=24), lamp.PromptTuningConfig(length=8)).eval()
+    ids = torch.full((1, 14), 5)
+    with pytest.raises(ConfigError, match="max_length=20 leaves no new tokens .* pass max_new_tokens"):
+        model.generate(input_ids=ids, pad_token_id=0)  # transformers' default max_length counts prompt and input
+    with pytest.raises(ConfigError, match="exceed the backbone's 24 positions: cut inputs to 8 tokens"):
+        model.generate(input_ids=ids, pad_token_id=0, max_length=30)
+    assert model.generate(input_ids=ids, pad_token_id=0, max_length=24).shape == (1, 2)
+
+
+def test_the_prompt_cache_sees_edits_through_data_and_can_be_cleared(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3)).eval()
+    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        before = model(**batch, logits_to_keep=1).logits
+        model.prompt_encoder.weight.data.add_(1.0)  # bypasses autograd's version counter
+        after = model(**batch, logits_to_keep=1).logits
+        model.reuse_prompt_cache = False
+        fresh = model(**batch, logits_to_keep=1).logits
+        model.reuse_prompt_cache = True
+        torch.testing.assert_close(after, fresh, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(before, after)
+        llama.model.layers[0].self_attn.k_proj.weight.data.mul_(2.0)  # a backbone edit: documented, cleared by hand
+        model.clear_prompt_cache()
+        cleared = model(**batch, logits_to_keep=1).logits
+        model.reuse_prompt_cache = False
+        torch.testing.assert_close(cleared, model(**batch, logits_to_keep=1).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_logits_to_keep_that_leaves_labels_without_logits_is_refused(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3))
+    batch = tokenizer(SENTENCES[:1], return_tensors="pt")
+    with pytest.raises(ConfigError, match="logits_to_keep=2 leaves labels from input position 0 without logits"):
+        model(**batch, labels=batch["input_ids"], logits_to_keep=2)
+    full = model(**batch, labels=batch["input_ids"]).loss
+    torch.testing.assert_close(model(**batch, labels=batch["input_ids"], logits_to_keep=5).loss, full)

@@ -50,8 +50,12 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lamp.bench import format_table, run_bench, write_outputs
+    from pathlib import Path
 
+    from lamp.bench import format_table, run_bench, write_outputs
+    from lamp.export import check_output_folder
+
+    check_output_folder(Path(args.out), "bench")  # before measuring, not after
     rows = run_bench(
         model=args.model,
         methods=args.methods,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,11 +70,21 @@ def read_rows(path: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (through links too); a path that does not exist names none."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     from lamp.adapter import atomic_write
     from lamp.backbones import load_tokenizer
     from lamp.predict import load_task_adapters, predict_rows, score_rows
 
+    if args.output and args.input != "-" and _same_file(args.input, args.output):
+        raise DataError(f"--output {args.output} is the --input file: choose another --output (lamp keeps its input)")
     rows = read_rows(args.input)
     adapters = load_task_adapters(args.adapter, backbone=args.model)
     name = args.model or next(iter(adapters.values())).backbone_name

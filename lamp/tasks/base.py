@@ -157,6 +157,11 @@ class Task:
             return self.framed(*self.natural.render(row))
         return self.framed(f"{self.name} {self.formatter(row)}")
 
+    def text_fields(self) -> tuple[str, ...]:
+        """The row fields that formats render as text (the t5 formatter's and the natural template's fields)."""
+        names = [*getattr(self.formatter, "names", ()), *PLACEHOLDER.findall(self.natural.text if self.natural else "")]
+        return tuple(dict.fromkeys(names))
+
     def framed(self, source: str, cue: str = "") -> tuple[str, str]:
         """(source, cue) put in this view's chat template, if it has one; the template's end joins the cue."""
         if self.chat is None:
