@@ -4,7 +4,7 @@ Hugging Face seq2seq or causal language model."""
 from lamp.adapter import load_adapter, save_adapter
 from lamp.backbones import load_model, load_tokenizer
 from lamp.errors import AdapterError, ConfigError, DataError, LampError
-from lamp.export import export_peft, from_peft_prompt, read_prompt
+from lamp.export import export_adapter, export_peft, from_peft_prompt, read_prompt
 from lamp.inspection import effective_rank, inspect_adapters, prompt_summary
 from lamp.methods import METHODS, PromptConfig, PromptModule, config_from_dict, make_config
 from lamp.methods.lamp import LampConfig
@@ -27,6 +27,7 @@ __all__ = [
     "PromptedModel",
     "config_from_dict",
     "effective_rank",
+    "export_adapter",
     "export_peft",
     "from_peft_prompt",
     "inspect_adapters",

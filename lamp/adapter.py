@@ -94,7 +94,7 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "lamp_version": lamp.__version__,
-        "prompt": model.config.to_dict(),
+        "prompt": model.prompt_config.to_dict(),
         "backbone": {
             "name": getattr(model, "backbone_name", None) or getattr(backbone.config, "_name_or_path", ""),
             "kind": model.kind,
@@ -105,6 +105,9 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
         "n_virtual": model.n_virtual,
         "trainable_params": model.num_trainable_parameters(),
         "effective_trainable_params": model.num_effective_parameters(),
+        # how a loaded adapter's inputs are rendered (load_adapter sets these), kept when it is saved again
+        **({"format": model.input_format} if hasattr(model, "input_format") else {}),
+        **({"chat_template": model.chat_template} if hasattr(model, "chat_template") else {}),
     }
 
 
@@ -238,7 +241,7 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
     # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
     skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
     prompted = wrap(model, skeleton)
-    prompted.config = config
+    prompted.prompt_config = config
     expected = {name: tuple(p.shape) for name, p in prompted.prompt_encoder.named_parameters()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if expected != found:
@@ -256,3 +259,56 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
     prompted.input_format = data.get("format", "t5")
     prompted.chat_template = data.get("chat_template", False)
     return prompted
+
+
+def resolve_adapter(source: str | os.PathLike, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """The local folder of an adapter: `source` itself when it is a folder, else a hub repo id (owner/name) fetched
+    with huggingface_hub's `snapshot_download` (only the adapter's two files). Raises AdapterError (one line) for a
+    path that does not exist and a repo that cannot be fetched (offline, unknown, private without a token)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    name = str(source)
+    if name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise AdapterError(f"no adapter at {name}: no such folder, and not a hub repo id (owner/name)")
+    from huggingface_hub import snapshot_download
+
+    from lamp.backbones import quiet_hub
+
+    try:
+        with quiet_hub(transformers_too=False):
+            folder = snapshot_download(name, revision=revision, token=token, allow_patterns=[CONFIG, WEIGHTS])
+    except (OSError, ValueError) as error:  # huggingface_hub's errors are one or the other
+        cause = " ".join(str(error).split()).split(". ")[0][:200]
+        raise AdapterError(
+            f"cannot fetch adapter {name!r} from the hub ({cause}): pass a local adapter folder or a reachable repo id"
+        ) from None
+    return Path(folder)
+
+
+def push_adapter(
+    model: Any,
+    repo_id: str,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    message: str = "Upload lamp adapter",
+) -> str:
+    """Save `model`'s adapter to a scratch folder and upload it to the hub repo `repo_id` (created if missing) with
+    `HfApi.upload_folder`; returns the commit URL. A refusal from the hub is a one-line ConfigError."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="lamp-push-") as staging:
+        save_adapter(model, staging)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            commit = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision, commit_message=message)
+        except (OSError, ValueError) as error:
+            cause = " ".join(str(error).split()).split(". ")[0][:200]
+            raise ConfigError(
+                f"cannot push to hub repo {repo_id!r} ({cause}): check the repo id and your token"
+            ) from None
+    return str(getattr(commit, "commit_url", commit))

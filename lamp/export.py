@@ -1,7 +1,9 @@
-"""Prompts in and out of lamp: export to a stock PEFT prompt-tuning adapter, and start a prompt from a saved one.
+"""Prompts in and out of lamp: export what serves a method without lamp, and start a prompt from a saved one.
 
-Export writes the materialised prompt (for LAMP: U_r diag(q) V_r, pooled) with PEFT's own save machinery, so
-unmodified `peft.PeftModel.from_pretrained(backbone, out)` runs it. Import reads a PEFT prompt-tuning adapter (with
+Export writes what each method declares (`PromptModule.export_format`): prompt methods the materialised prompt (for
+LAMP: U_r diag(q) V_r, pooled) as a PEFT prompt-tuning adapter, LoRA its layers as a PEFT LoRA adapter, both with
+PEFT's own machinery, so unmodified `peft.PeftModel.from_pretrained(backbone, out)` runs them; full fine-tuning a
+transformers model folder (`AutoModelForCausalLM.from_pretrained(out)`). Import reads a PEFT prompt-tuning adapter (with
 PEFT's own loaders) or a lamp adapter, and hands the (l x d) prompt to a method's `from_prompt`: for LAMP, the same
 truncated SVD that decomposes any other initial prompt.
 """
@@ -45,7 +47,8 @@ def require_pure_prompt(model: PromptedModel, why: str) -> None:
     reason = impurity(model)
     if reason is not None:
         raise AdapterError(
-            f"method {model.config.method!r} {reason}, so {why}: only methods whose effect is purely a prompt can"
+            f"method {model.prompt_config.method!r} {reason}, so {why}: "
+            "only methods whose effect is purely a prompt can"
         )
 
 
@@ -66,16 +69,70 @@ def check_output_folder(out: Path, what: str = "export") -> None:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
 
 
-def check_export_folder(out: Path) -> None:
-    """`check_output_folder`, and refuse a folder that holds files but no earlier export (no adapter_config.json):
-    PEFT writes a README.md and other names a user's folder may already hold."""
+EXPORTS = {  # a method's `export_format`: the file an earlier export left, what it is, how to load it
+    "peft": (PEFT_CONFIG, "a PEFT export"),
+    "model": ("config.json", "a model folder"),
+}
+
+
+def check_export_folder(out: Path, export_format: str = "peft") -> None:
+    """`check_output_folder`, and refuse a folder that holds files but no earlier export of `export_format` (no
+    adapter_config.json, no config.json): PEFT and transformers write over names such as README.md that a user's
+    folder may already hold."""
     from lamp.train import run_files  # what the folder holds besides lamp's lock and half-written files
 
     check_output_folder(out)
-    if out.is_dir() and run_files(out) and not (out / PEFT_CONFIG).is_file():
+    marker, what = EXPORTS[export_format]
+    if out.is_dir() and run_files(out) and not (out / marker).is_file():
+        raise ConfigError(f"{out} holds files that are not {what}: choose another --out; lamp never overwrites them")
+
+
+def declared_export(source: PromptedModel | str | os.PathLike) -> tuple[str, str | None]:
+    """The method of `source` and the `export_format` its module declares, read from adapter.json before any
+    backbone loads (None for a method lamp does not know: loading the adapter then says so)."""
+    from lamp.adapter import read_adapter_config
+    from lamp.methods import METHODS
+
+    if isinstance(source, PromptedModel):
+        return source.prompt_config.method, type(source.prompt_encoder).export_format
+    method = read_adapter_config(source)["prompt"]["method"]
+    entry = METHODS.get(method)
+    return method, entry[1].export_format if entry else None
+
+
+def export_adapter(
+    source: PromptedModel | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    backbone: nn.Module | str | None = None,
+    export_format: str | None = None,
+) -> tuple[Path, str]:
+    """Write `source` (a PromptedModel or a lamp adapter folder) as what serves its method without lamp, into
+    `out_dir` all or nothing; returns the folder and one line on what it holds and how to load it.
+
+    Each method's module declares its `export_format` and writes it (`PromptModule.export`): prompt methods a stock
+    PEFT prompt-tuning adapter, LoRA a stock PEFT LoRA adapter, full fine-tuning a transformers model folder.
+    `export_format` ("peft" or "model"), when given, must be the method's. `backbone` (a model or a name) is used
+    to load an adapter folder; by default the backbone its adapter.json names. Raises ConfigError / AdapterError
+    (one line) for an output folder that holds other files, a format the method does not write, a method that
+    cannot export, and a write that fails; nothing is written then.
+    """
+    out = Path(out_dir)
+    method, declared = declared_export(source)
+    if export_format is not None and declared is not None and export_format != declared:
         raise ConfigError(
-            f"{out} holds files that are not a PEFT export: choose another --out; lamp never overwrites them"
+            f"method {method!r} exports as {EXPORTS[declared][1]} (format {declared!r}), not {export_format!r}: "
+            f"use --format {declared} (or lamp.export_adapter)"
         )
+    check_export_folder(out, declared or "peft")
+    model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
+    # Methods write their files into a scratch folder, copied into `out` all or nothing.
+    with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
+        try:
+            line = model.prompt_encoder.export(model, Path(staging))
+        except OSError as error:
+            raise ConfigError(write_problem(staging, error)) from None
+        _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])
+    return out, line.format(out=str(out))
 
 
 def export_peft(
@@ -83,17 +140,21 @@ def export_peft(
     out_dir: str | os.PathLike,
     backbone: nn.Module | str | None = None,
 ) -> Path:
-    """Write `source` (a PromptedModel or a lamp adapter folder) as a stock PEFT prompt-tuning adapter.
+    """Write `source` (a PromptedModel or a lamp adapter folder) as a stock PEFT adapter: prompt tuning for prompt
+    methods, LoRA for `lora`; `export_adapter` with format "peft" (full fine-tuning is refused: it is a model)."""
+    return export_adapter(source, out_dir, backbone, export_format="peft")[0]
 
-    `backbone` (a model or a name) is used to load an adapter folder; by default the backbone its adapter.json
-    names. The PEFT config has num_virtual_tokens = n_virtual, token_dim = d and one transformer submodule: like
-    lamp, PEFT's prompt tuning then prepends the prompt to the encoder only for seq2seq models.
+
+def write_peft_prompt(model: PromptedModel, directory: Path) -> str:
+    """Write `model`'s materialised prompt into `directory` as a PEFT prompt-tuning adapter, with PEFT's own
+    `save_pretrained`; returns the loading line (`{out}` stands for the final folder).
+
+    The PEFT config has num_virtual_tokens = n_virtual, token_dim = d and one transformer submodule: like lamp,
+    PEFT's prompt tuning then prepends the prompt to the encoder only for seq2seq models. Raises AdapterError for a
+    method whose effect is more than its prompt (`impurity`).
     """
     from peft import PromptTuningConfig, get_peft_model
 
-    out = Path(out_dir)
-    check_export_folder(out)
-    model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
     require_pure_prompt(model, "it cannot be exported as a PEFT prompt-tuning adapter")
     prompt = _materialised(model)
     config = PromptTuningConfig(
@@ -112,15 +173,9 @@ def export_peft(
     peft_model.prompt_encoder["default"].embedding.weight = nn.Parameter(prompt)
     # get_peft_model takes the name from the (nameless) skeleton, so set the backbone's name afterwards.
     peft_model.peft_config["default"].base_model_name_or_path = model.backbone_name or None
-    # PEFT writes its files in place: write them to a scratch folder first, then into `out` all or nothing.
-    with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
-        try:
-            # save_embedding_layers=False: a prompt never changes the vocabulary; "auto" would look the name up online.
-            peft_model.save_pretrained(staging, save_embedding_layers=False)
-        except OSError as error:
-            raise ConfigError(write_problem(staging, error)) from None
-        _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])
-    return out
+    # save_embedding_layers=False: a prompt never changes the vocabulary; "auto" would look the name up online.
+    peft_model.save_pretrained(str(directory), save_embedding_layers=False)
+    return "a PEFT prompt-tuning adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"
 
 
 def _write_all(files: list[tuple[Path, Path]]) -> None:
@@ -188,7 +243,7 @@ def wrap_prompt(
     skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
     with torch.random.fork_rng():
         model = wrap(backbone, skeleton, tokenizer)
-    model.config = config
+    model.prompt_config = config
     model.prompt_encoder = module.to(backbone.get_input_embeddings().weight.device)
     return model
 

@@ -65,7 +65,7 @@ def prompt_rows(model: PromptedModel) -> tuple[torch.Tensor, torch.Tensor]:
         before = model.prompt_encoder.unpooled().detach().float().cpu()
         after = model.prompt_encoder().detach().float().cpu()
     if before.numel() == 0 or after.numel() == 0:
-        raise AdapterError(f"method {model.config.method!r} adds no prompt rows: there is no prompt to inspect")
+        raise AdapterError(f"method {model.prompt_config.method!r} adds no prompt rows: there is no prompt to inspect")
     return before, after
 
 
@@ -84,7 +84,7 @@ def prompt_summary(model: PromptedModel, spectra: tuple[torch.Tensor, torch.Tens
         ]
     )
     return {
-        "method": model.config.method,
+        "method": model.prompt_config.method,
         "backbone": model.backbone_name,
         "n_virtual": model.n_virtual,
         "rows_before_pooling": before.shape[0],
@@ -231,7 +231,7 @@ def inspect_adapters(
                 loaded[name] = load_model(name)
             model = loaded[name]
         prompted = load_adapter(model, path)
-        label = f"{prompted.config.method}: {path}"
+        label = f"{prompted.prompt_config.method}: {path}"
         if label in models:
             raise AdapterError(f"adapter {path} is given twice: compare two different adapters")
         models[label] = prompted

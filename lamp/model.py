@@ -89,7 +89,17 @@ def leading_pads(mask: torch.Tensor) -> torch.Tensor:
 
 
 class PromptedModel(nn.Module):
-    """A frozen backbone plus a trainable prompt module. Only the prompt's parameters require gradients."""
+    """A frozen backbone plus a trainable prompt module. Only the prompt's parameters require gradients.
+
+    It behaves like PEFT's `PeftModel`: `config` is the backbone's Hugging Face config (the method's own is
+    `prompt_config`), `device` and `dtype` are the backbone's, `state_dict()` holds the trainable tensors only (so a
+    `transformers.Trainer` checkpoint is the prompt, not a copy of the backbone), and `save_pretrained` /
+    `from_pretrained` / `push_to_hub` read and write the adapter format (`lamp.adapter`).
+    """
+
+    # Trainer: the loss is a mean over the micro-batch's labelled tokens, so Trainer divides it by the gradient
+    # accumulation steps itself rather than passing `num_items_in_batch`.
+    accepts_loss_kwargs = False
 
     def __init__(self, backbone: nn.Module, config: PromptConfig, tokenizer: Any = None) -> None:
         super().__init__()
@@ -101,7 +111,7 @@ class PromptedModel(nn.Module):
                 "input: use a model whose forward accepts inputs_embeds (every transformers LM does)"
             )
         self.backbone = backbone
-        self.config = config
+        self.prompt_config = config
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
         device = backbone.get_input_embeddings().weight.device
@@ -217,6 +227,187 @@ class PromptedModel(nn.Module):
         from lamp.adapter import save_adapter
 
         return save_adapter(self, directory)
+
+    # ---- the PEFT-like model object -------------------------------------------------------------------------
+    @property
+    def config(self) -> Any:
+        """The backbone's Hugging Face config, which Trainer, TRL and pipelines read (the method's config is
+        `prompt_config`)."""
+        return self.backbone.config
+
+    @property
+    def generation_config(self) -> Any:
+        """The backbone's generation defaults (pipelines copy and edit them)."""
+        return self.backbone.generation_config
+
+    def can_generate(self) -> bool:
+        """Whether `generate` works: every backbone lamp wraps is a language model."""
+        return True
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        """The backbone's LM head."""
+        return self.backbone.get_output_embeddings()
+
+    @property
+    def base_model(self) -> Any:
+        """The backbone without its LM head, with the prompt in front of its input: a callable taking the backbone's
+        inputs (`input_ids` or `inputs_embeds`, `attention_mask`, ...) that returns the backbone base model's output
+        with `last_hidden_state` (batch, T, d) cut to the input's positions, where position i predicts token i+1 and
+        the one before the first token is the prompt's last row (as in `align`). TRL's SFTTrainer computes its fused
+        loss from it and `get_output_embeddings()`. Causal LMs only (ConfigError otherwise)."""
+        return self._prompted_base
+
+    def _prompted_base(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if self.kind != "causal":
+            raise ConfigError("base_model serves causal LMs only: run a seq2seq model through forward")
+        inputs = self._inputs(input_ids, inputs_embeds, attention_mask, None, None, kwargs)
+        outputs = self.backbone.base_model(**self._full_sequence(inputs), **kwargs)
+        outputs.last_hidden_state = outputs.last_hidden_state[:, -inputs["mask"].shape[1] :]
+        return outputs
+
+    def add_model_tags(self, tags: list[str] | str) -> None:
+        """Tags for the model card the backbone would write (TRL adds its own)."""
+        if hasattr(self.backbone, "add_model_tags"):
+            self.backbone.add_model_tags(tags)
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs go: the device of the backbone's input embeddings."""
+        return self.backbone.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the backbone's input embeddings (the prompt is cast to it)."""
+        return self.backbone.get_input_embeddings().weight.dtype
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        """(trainable, all) parameter entries, a tied weight counted once (PEFT's name and count)."""
+        parameters = list(self.parameters())
+        return sum(p.numel() for p in parameters if p.requires_grad), sum(p.numel() for p in parameters)
+
+    def print_trainable_parameters(self) -> None:
+        """Print PEFT's line: `trainable params: X || all params: Y || trainable%: Z`."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(
+            f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}"
+        )
+
+    def activation_checkpointing_enable(
+        self, activation_checkpointing_kwargs: dict | None = None, **kwargs: Any
+    ) -> None:
+        """Recompute the backbone's activations in backward (transformers' option, e.g. `every_n_layers`). The
+        backbone also makes its input embeddings require grad, so that methods without prompt rows (LoRA) still
+        get gradients through checkpointed layers. Trainer calls this for `activation_checkpointing=True`."""
+        enable = getattr(self.backbone, "activation_checkpointing_enable", None)
+        if enable is None:  # transformers before the rename
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=activation_checkpointing_kwargs)
+        else:
+            enable(activation_checkpointing_kwargs=activation_checkpointing_kwargs, **kwargs)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None, **kwargs: Any) -> None:
+        """transformers' older name of `activation_checkpointing_enable`."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        """Keep activations again."""
+        disable = getattr(self.backbone, "activation_checkpointing_disable", None)
+        (disable or self.backbone.gradient_checkpointing_disable)()
+
+    activation_checkpointing_disable = gradient_checkpointing_disable
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether some backbone layer recomputes its activations in backward."""
+        return any(getattr(module, "gradient_checkpointing", False) for module in self.backbone.modules())
+
+    is_activation_checkpointing = is_gradient_checkpointing
+
+    def state_dict(self, *, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> dict[str, Any]:
+        """The trainable state only: every parameter of the prompt module as `prompt_encoder.NAME`, a tied weight
+        once; the frozen backbone is `backbone.state_dict()`. So a `transformers.Trainer` checkpoint holds the prompt
+        (as a PEFT one holds the adapter), not a copy of the backbone whose tied embeddings safetensors refuses."""
+        destination = {} if destination is None else destination
+        for name, parameter in self.prompt_encoder.named_parameters():
+            destination[f"{prefix}prompt_encoder.{name}"] = parameter if keep_vars else parameter.detach()
+        return destination
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Copy what `state_dict()` gives into the prompt module (the backbone is left as it is); returns torch's
+        (missing_keys, unexpected_keys). Raises AdapterError (one line) for a tensor of the wrong shape, and with
+        `strict` for a missing or unexpected key. `assign` is accepted for torch's signature; values are copied."""
+        from torch.nn.modules.module import _IncompatibleKeys
+
+        from lamp.errors import AdapterError
+
+        parameters = {f"prompt_encoder.{name}": p for name, p in self.prompt_encoder.named_parameters()}
+        missing = [key for key in parameters if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in parameters]
+        if strict and (missing or unexpected):
+            raise AdapterError(
+                f"the state dict misses {missing} and has unexpected {unexpected}: load a state saved from the same "
+                f"method ({self.prompt_config.method!r}) and options"
+            )
+        for key, parameter in parameters.items():
+            if key in state_dict and tuple(state_dict[key].shape) != tuple(parameter.shape):
+                raise AdapterError(
+                    f"state dict entry {key} has shape {tuple(state_dict[key].shape)}, the model's "
+                    f"{tuple(parameter.shape)}: load a state saved from the same method and options"
+                )
+        with torch.no_grad():
+            for key, parameter in parameters.items():
+                if key in state_dict:
+                    parameter.copy_(state_dict[key])
+        return _IncompatibleKeys(missing, unexpected)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True) -> Path:
+        """PEFT's name for `save_adapter`: write `adapter.safetensors` and `adapter.json` to `save_directory`, which
+        `from_pretrained` and `lamp.load_adapter` read. Other ranks of a distributed run (`is_main_process=False`)
+        write nothing."""
+        return self.save_adapter(save_directory) if is_main_process else Path(save_directory)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained: str | os.PathLike,
+        model: nn.Module | str | None = None,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+    ) -> PromptedModel:
+        """A saved adapter on `model`: a backbone, a model name, or None for the backbone the adapter names.
+
+        `pretrained` is a local adapter folder (`save_pretrained`, `lamp train`'s OUT/adapter) or a hub repo id
+        (owner/name), fetched with huggingface_hub's `snapshot_download` (`revision`, `token`). PEFT's order,
+        `from_pretrained(backbone, folder)`, works too. Raises AdapterError (one line) for a folder that is not an
+        adapter, a repo that cannot be fetched, or an adapter made for another backbone.
+        """
+        from lamp.adapter import load_adapter, resolve_adapter
+
+        if isinstance(pretrained, nn.Module):  # PeftModel.from_pretrained(model, model_id)
+            pretrained, model = model, pretrained
+        return load_adapter(model, resolve_adapter(pretrained, revision=revision, token=token))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload lamp adapter",
+    ) -> str:
+        """Upload the adapter (`save_pretrained`'s files) to the hub repo `repo_id`, creating it if needed, with
+        huggingface_hub's `HfApi.upload_folder`; returns the commit's URL. `from_pretrained(repo_id)` loads it back.
+        Raises ConfigError (one line) when the hub refuses (no token, no rights, offline)."""
+        from lamp.adapter import push_adapter
+
+        return push_adapter(self, repo_id, private=private, token=token, revision=revision, message=commit_message)
 
     @property
     def n_virtual(self) -> int:
@@ -413,24 +604,31 @@ class PromptedModel(nn.Module):
         )
         return beams > 1 or returned > 1 or rewriting or kwargs.get("use_cache") is False
 
-    def _new_tokens(self, kwargs: dict[str, Any], prompt: torch.Tensor | None, inputs: torch.Tensor | None) -> int:
-        """Tokens generate() will add to a causal LM's sequence (0 for seq2seq, whose decoder has its own): the
-        `max_new_tokens`, else what `max_length` leaves, which counts the prompt and the input (transformers counts
-        `inputs_embeds`; its default max_length is 20)."""
+    def _new_tokens(self, kwargs: dict[str, Any], inputs: torch.Tensor | None) -> int:
+        """Tokens generate() will add to a causal LM's sequence (0 for seq2seq, whose decoder counts its own).
+
+        The prompt is invisible, as in PEFT: `max_length` and `min_length` count the input's tokens and the new ones,
+        as for the bare backbone, so they are turned into `max_new_tokens` / `min_new_tokens` in `kwargs` (the
+        backbone, fed the prompt's rows too, would count them). Default: transformers' max_length of 20.
+        """
         if self.kind != "causal" or inputs is None:
             return 0
         config = kwargs.get("generation_config") or self.backbone.generation_config
+        length = inputs.shape[1]
+        minimum = kwargs.pop("min_length", None)
+        if minimum is not None and kwargs.get("min_new_tokens") is None:
+            kwargs["min_new_tokens"] = max(minimum - length, 0)
+        total = kwargs.pop("max_length", None)
         new = kwargs.get("max_new_tokens", getattr(config, "max_new_tokens", None))
-        if new is not None:
-            return new
-        total = kwargs.get("max_length", getattr(config, "max_length", None)) or 20
-        rows = self.n_virtual if prompt is None else prompt.shape[-2]
-        if total <= rows + inputs.shape[1]:
-            raise ConfigError(
-                f"max_length={total} leaves no new tokens after the prompt's {rows} rows and {inputs.shape[1]} input "
-                "tokens (transformers counts both): pass max_new_tokens instead"
-            )
-        return total - rows - inputs.shape[1]
+        if new is None:
+            total = total or getattr(config, "max_length", None) or 20
+            if total <= length:
+                raise ConfigError(
+                    f"max_length={total} leaves no new tokens after the {length} input tokens: pass a larger "
+                    "max_length or max_new_tokens"
+                )
+            new = kwargs["max_new_tokens"] = total - length
+        return new
 
     @torch.no_grad()
     def generate(
@@ -441,18 +639,25 @@ class PromptedModel(nn.Module):
         prompt_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         **kwargs: Any,
-    ) -> torch.Tensor:
-        """Generate with the prompt; takes transformers' generate options (beams, sampling, returned sequences...).
+    ) -> Any:
+        """Generate with the prompt; takes transformers' generate options (beams, sampling, returned sequences,
+        `max_length`, `return_dict_in_generate`, `streamer`...) and returns what the bare backbone's generate returns
+        for the same input, the prompt invisible (as in PEFT): a causal LM given `input_ids` (or `inputs`) gives
+        ``[input_ids; new tokens]`` per returned sequence (pipelines cut the input off), given `inputs_embeds` the new
+        tokens only; seq2seq gives the decoder's tokens.
 
-        Causal inputs must be left-padded; returns only the new tokens for causal LMs (transformers' behaviour with
-        `inputs_embeds`) and the decoder's tokens for seq2seq. Greedy or sampled decoding of one sequence per row
-        reads the module's own prompt from its key/value cache (see `forward`); options that expand the batch run
-        the full pass, so every option gives the tokens the backbone gives for ``[prompt; input]``.
+        Causal inputs must be left-padded. Greedy or sampled decoding of one sequence per row reads the module's own
+        prompt from its key/value cache (see `forward`); options that expand the batch run the full pass, so every
+        option gives the tokens the backbone gives for ``[prompt; input]``. Raises ConfigError (one line) for inputs
+        and lengths that do not fit the backbone's positions.
         """
+        if input_ids is None and kwargs.get("inputs") is not None:  # transformers' name for the first argument
+            input_ids = kwargs.pop("inputs")
+        kwargs.pop("inputs", None)
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
-        new_tokens = self._new_tokens(kwargs, prompt, input_ids if input_ids is not None else inputs_embeds)
+        new_tokens = self._new_tokens(kwargs, input_ids if input_ids is not None else inputs_embeds)
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
         cache = None
         if self._may_reuse_prompt_cache(prompt is None, inputs["per_token"], kwargs) and not self._expands_batch(
@@ -466,7 +671,22 @@ class PromptedModel(nn.Module):
             mask = torch.cat([inputs["prompt_mask"], inputs["mask"]], dim=1)
             embeds = torch.cat([inputs["prompt"], inputs["embeds"]], dim=1)
             sequence = {"inputs_embeds": embeds, "attention_mask": mask, self._cache_argument: cache}
-        return self.backbone.generate(**sequence, **kwargs)
+        out = self.backbone.generate(**sequence, **kwargs)
+        if self.kind == "seq2seq" or input_ids is None:
+            return out
+        return with_input_in_front(input_ids, out)
+
+
+def with_input_in_front(input_ids: torch.Tensor, out: Any) -> Any:
+    """Put `input_ids` (batch, T) in front of generate's new tokens (batch * k, new), as a causal LM given input ids
+    returns them; `out` is a tensor or generate's output object with `sequences`, which is updated in place."""
+    sequences = getattr(out, "sequences", out)
+    repeated = input_ids.to(sequences.device).repeat_interleave(sequences.shape[0] // input_ids.shape[0], dim=0)
+    full = torch.cat([repeated, sequences], dim=1)
+    if sequences is out:
+        return full
+    out.sequences = full
+    return out
 
 
 def wrap(model: nn.Module, config: PromptConfig, tokenizer: Any = None) -> PromptedModel:

@@ -124,7 +124,8 @@ def generate_texts(
         do_sample=False,
         pad_token_id=pad_id(tokenizer),
     )
-    start = 1 if model.kind == "seq2seq" else 0  # seq2seq output begins with the decoder start token
+    # seq2seq output begins with the decoder start token, causal output with the input
+    start = 1 if model.kind == "seq2seq" else batch["input_ids"].shape[1]
     rows = [row[: start + budget] for row, budget in zip(out, budgets, strict=True)]
     return [text.strip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]
 

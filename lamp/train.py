@@ -607,7 +607,7 @@ def _train(
         from lamp.export import wrap_saved_prompt
 
         model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.prompt_options())
-        prompt_config = model.config
+        prompt_config = model.prompt_config
     else:
         model = wrap(backbone, prompt_config, tokenizer)
     if model.num_trainable_parameters() == 0:

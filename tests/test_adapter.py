@@ -21,7 +21,7 @@ def test_round_trip_gives_identical_outputs(backbone, tokenizer, tmp_path, confi
             p.add_(torch.randn_like(p) * 0.1)  # a "trained" prompt, not the init
     model.save_adapter(tmp_path)
     loaded = lamp.load_adapter(backbone, tmp_path)
-    assert loaded.config == config
+    assert loaded.prompt_config == config
     batch = tokenizer(["the movie was good"], return_tensors="pt")
     extra = {"labels": tokenizer(["positive"], return_tensors="pt")["input_ids"]} if model.kind == "seq2seq" else {}
     assert torch.equal(loaded(**batch, **extra).logits, model(**batch, **extra).logits)

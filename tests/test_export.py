@@ -95,10 +95,11 @@ def test_a_method_with_an_embedding_hook_is_refused(llama, tmp_path):
     assert not any(tmp_path.iterdir()), "nothing is written for a refused export"
 
 
-def test_a_method_inside_the_backbone_is_refused(tmp_path):
-    model = lamp.wrap(make_llama(), lamp.make_config("lora", rank=2))
-    with pytest.raises(AdapterError, match="'lora' changes the backbone's own layers"):
+def test_full_fine_tuning_is_a_model_not_a_peft_adapter(tmp_path):
+    model = lamp.wrap(make_llama(), lamp.make_config("full"))
+    with pytest.raises(ConfigError, match="'full' exports as a model folder \\(format 'model'\\), not 'peft'"):
         lamp.export_peft(model, tmp_path)
+    assert not any(tmp_path.iterdir())
 
 
 def peft_prompt_dir(make: Any, path: Any, **options: Any) -> torch.Tensor:
@@ -121,7 +122,7 @@ def test_import_from_peft_with_full_rank_and_no_pooling_keeps_the_prompt(arch, t
 
     expected = peft_prompt_dir(MAKERS[arch], tmp_path)  # T5: PEFT's default two submodules, encoder rows first
     imported = lamp.from_peft_prompt(MAKERS[arch](), tmp_path, rank=6, pool=1)
-    assert isinstance(imported.config, lamp.LampConfig) and imported.config.length == 6
+    assert isinstance(imported.prompt_config, lamp.LampConfig) and imported.prompt_config.length == 6
     torch.testing.assert_close(imported.prompt(), expected, atol=1e-5, rtol=0)
     if arch == "llama":  # and it runs like PEFT's own model (the SVD round trip's float error, amplified a little)
         peft_model = PeftModel.from_pretrained(make_llama(), tmp_path)
@@ -135,7 +136,7 @@ def test_import_from_a_lamp_pt_adapter_and_the_low_rank_default(tmp_path):
     imported = lamp.from_peft_prompt(make_llama(), tmp_path, rank=10, pool=1)
     torch.testing.assert_close(imported.prompt(), source.prompt(), atol=1e-5, rtol=0)
     low = lamp.from_peft_prompt(make_llama(), tmp_path, pool=2)  # default rank: LAMP's 8, the best rank-8 fit
-    assert (low.config.rank, low.config.pool, low.n_virtual) == (8, 2, 5)
+    assert (low.prompt_config.rank, low.prompt_config.pool, low.n_virtual) == (8, 2, 5)
     u, s, vh = torch.linalg.svd(source.prompt().detach())
     best = (u[:, :8] * s[:8]) @ vh[:8]
     torch.testing.assert_close(low.prompt_encoder.unpooled(), best, atol=1e-5, rtol=0)

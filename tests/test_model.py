@@ -70,12 +70,13 @@ def test_causal_generate_batched_equals_single(llama, tokenizer):
     model = lamp.wrap(llama, lamp.LampConfig(length=6, rank=3, pool=2))
     batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     out = model.generate(**batch, max_new_tokens=4, do_sample=False, pad_token_id=0)
-    assert out.shape == (3, 4)
+    width = batch["input_ids"].shape[1]
+    assert out.shape == (3, width + 4) and torch.equal(out[:, :width], batch["input_ids"])  # the input, then new
     for i, sentence in enumerate(SENTENCES):
         alone = model.generate(
             **tokenizer([sentence], return_tensors="pt"), max_new_tokens=4, do_sample=False, pad_token_id=0
         )
-        assert torch.equal(out[i], alone[0])
+        assert torch.equal(out[i, width:], alone[0, -4:])
 
 
 def test_seq2seq_generate(t5, tokenizer):

@@ -41,6 +41,14 @@ def by_hand(backbone: nn.Module, prompt: torch.Tensor, ids: torch.Tensor, **per_
     return backbone(inputs_embeds=embeds, **per_token).logits
 
 
+def new_tokens(out: torch.Tensor, batch: dict) -> torch.Tensor:
+    """generate's tokens after the input, checking that the input comes first (as the bare backbone returns it)."""
+    ids = batch["input_ids"]
+    copies = out.shape[0] // ids.shape[0]
+    assert torch.equal(out[:, : ids.shape[1]], ids.repeat_interleave(copies, dim=0))
+    return out[:, ids.shape[1] :]
+
+
 def padded_reference_inputs(model: lamp.PromptedModel, batch: dict) -> dict:
     """``[pads; prompt; tokens]`` per row, built by hand for the backbone's own generate."""
     prompt = model.prompt()
@@ -73,7 +81,7 @@ def test_generation_options_give_the_backbones_tokens_for_prompt_and_input(optio
     batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
     common = {"max_new_tokens": 5, "pad_token_id": 0, **options}
     torch.manual_seed(3)
-    ours = model.generate(**batch, **common)
+    ours = new_tokens(model.generate(**batch, **common), batch)
     with torch.no_grad():
         reference_inputs = padded_reference_inputs(model, batch)
     torch.manual_seed(3)
@@ -87,7 +95,7 @@ def test_a_backbone_whose_generation_config_asks_for_beams_generates_like_the_ba
     llama.generation_config.num_beams = 2
     model = lamp.wrap(llama, lamp.PromptTuningConfig(length=3)).eval()
     batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
-    ours = model.generate(**batch, max_new_tokens=4, pad_token_id=0)
+    ours = new_tokens(model.generate(**batch, max_new_tokens=4, pad_token_id=0), batch)
     with torch.no_grad():
         reference = llama.generate(**padded_reference_inputs(model, batch), max_new_tokens=4, pad_token_id=0)
     assert torch.equal(ours, reference)
@@ -321,7 +329,7 @@ def test_a_sliding_window_backbone_scores_and_generates_padded_rows_as_alone(tok
             ids = torch.tensor(tokenizer(sentence, add_special_tokens=False)["input_ids"])
             torch.testing.assert_close(together[row], by_hand(gemma, model.prompt(), ids)[0, -1], atol=1e-4, rtol=1e-4)
         reference = gemma.generate(**padded_reference_inputs(model, batch), max_new_tokens=4, pad_token_id=0)
-    assert torch.equal(model.generate(**batch, max_new_tokens=4, pad_token_id=0), reference)
+    assert torch.equal(new_tokens(model.generate(**batch, max_new_tokens=4, pad_token_id=0), batch), reference)
 
 
 def test_sources_leave_room_for_the_longest_label_word_a_scorer_appends(tokenizer):
@@ -347,11 +355,14 @@ def test_sources_leave_room_for_the_longest_label_word_a_scorer_appends(tokenize
 def test_generate_counts_max_length_against_the_positions():
     model = lamp.wrap(make_gpt2(n_positions=24), lamp.PromptTuningConfig(length=8)).eval()
     ids = torch.full((1, 14), 5)
-    with pytest.raises(ConfigError, match="max_length=20 leaves no new tokens .* pass max_new_tokens"):
-        model.generate(input_ids=ids, pad_token_id=0)  # transformers' default max_length counts prompt and input
-    with pytest.raises(ConfigError, match="exceed the backbone's 24 positions: cut inputs to 8 tokens"):
-        model.generate(input_ids=ids, pad_token_id=0, max_length=30)
-    assert model.generate(input_ids=ids, pad_token_id=0, max_length=24).shape == (1, 2)
+    # max_length counts the input and the new tokens, not the prompt (as for the bare backbone, and in PEFT)
+    with pytest.raises(ConfigError, match="max_length=14 leaves no new tokens after the 14 input tokens"):
+        model.generate(input_ids=ids, pad_token_id=0, max_length=14)
+    with pytest.raises(
+        ConfigError, match="8 rows, 14 input tokens and 6 new tokens exceed the backbone's 24 positions"
+    ):
+        model.generate(input_ids=ids, pad_token_id=0)  # transformers' default max_length of 20: 6 new tokens
+    assert model.generate(input_ids=ids, pad_token_id=0, max_length=16).shape == (1, 16)
 
 
 def test_the_prompt_cache_sees_edits_through_data_and_can_be_cleared(llama, tokenizer):

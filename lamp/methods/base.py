@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -57,6 +58,17 @@ class PromptModule(nn.Module):
     """A trainable prompt: `forward()` returns (n_virtual, d) rows to prepend to the input embeddings."""
 
     n_virtual: int
+    export_format: ClassVar[str] = "peft"
+    """What `export` writes (`lamp export`): "peft" (a stock PEFT adapter) or "model" (a transformers model folder)."""
+
+    def export(self, model: Any, directory: Path) -> str:
+        """Write what serves this method without lamp into `directory` (an empty scratch folder) and return one
+        line: what it is and how to load it, with `{out}` standing for the final folder. `model` is the
+        PromptedModel holding this module. Default: the materialised prompt as a PEFT prompt-tuning adapter (an
+        AdapterError when the method is more than its prompt)."""
+        from lamp.export import write_peft_prompt
+
+        return write_peft_prompt(model, directory)
 
     def forward(self) -> torch.Tensor:
         raise NotImplementedError

@@ -8,7 +8,9 @@ weights. It adds no virtual tokens: `forward()` is an empty (0, d) prompt.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -80,3 +82,24 @@ class LoraModule(PromptModule):
 
     def forward(self) -> torch.Tensor:
         return self.empty
+
+    def export(self, model: Any, directory: Path) -> str:
+        """A stock PEFT LoRA adapter: PEFT's own config of the injected layers (the target modules it resolved) and
+        their tensors as PEFT's `get_peft_model_state_dict` names them, under PeftModel's `base_model.model.`
+        prefix, so `peft.PeftModel.from_pretrained(backbone, out)` rebuilds this model."""
+        from peft.utils import SAFETENSORS_WEIGHTS_NAME, get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        from lamp.export import TASK_TYPES
+
+        backbone = model.backbone
+        config = copy.deepcopy(backbone.peft_config["default"])
+        config.task_type = TASK_TYPES[model.kind]
+        config.base_model_name_or_path = model.backbone_name or None
+        config.inference_mode = True
+        config.save_pretrained(str(directory))
+        # save_embedding_layers=False: LoRA never changes the vocabulary; "auto" may look the name up online.
+        weights = get_peft_model_state_dict(backbone, save_embedding_layers=False)
+        tensors = {f"base_model.model.{name}": t.detach().cpu().contiguous() for name, t in weights.items()}
+        save_file(tensors, str(directory / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt"})
+        return "a PEFT LoRA adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"
