@@ -126,7 +126,7 @@ def generate_texts(
     )
     # seq2seq output begins with the decoder start token, causal output with the input
     start = 1 if model.kind == "seq2seq" else batch["input_ids"].shape[1]
-    rows = [row[: start + budget] for row, budget in zip(out, budgets, strict=True)]
+    rows = [row[start : start + budget] for row, budget in zip(out, budgets, strict=True)]
     return [text.strip() for text in tokenizer.batch_decode(rows, skip_special_tokens=True)]
 
 
