@@ -252,9 +252,9 @@ class PromptedModel(nn.Module):
     def base_model(self) -> Any:
         """The backbone without its LM head, with the prompt in front of its input: a callable taking the backbone's
         inputs (`input_ids` or `inputs_embeds`, `attention_mask`, ...) that returns the backbone base model's output
-        with `last_hidden_state` (batch, T, d) cut to the input's positions, where position i predicts token i+1 and
-        the one before the first token is the prompt's last row (as in `align`). TRL's SFTTrainer computes its fused
-        loss from it and `get_output_embeddings()`. Causal LMs only (ConfigError otherwise)."""
+        with `last_hidden_state` (batch, T, d): the last T columns of ``[prompt; input]``, column i predicting token
+        i+1 (a left-padded row's column before its first token is the prompt's last row, as in `align`). TRL's
+        SFTTrainer computes its fused loss from it and `get_output_embeddings()`. Causal LMs only (ConfigError)."""
         return self._prompted_base
 
     def _prompted_base(
