@@ -108,6 +108,7 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
         # how a loaded adapter's inputs are rendered (load_adapter sets these), kept when it is saved again
         **({"format": model.input_format} if hasattr(model, "input_format") else {}),
         **({"chat_template": model.chat_template} if hasattr(model, "chat_template") else {}),
+        **({"task_spec": model.task_spec} if getattr(model, "task_spec", None) else {}),
     }
 
 
@@ -147,6 +148,8 @@ def _config_problem(data: Any) -> str | None:
         return f"'format' is {data['format']!r}, not one of {', '.join(FORMATS)}"
     if not isinstance(data.get("chat_template", False), bool):
         return f"'chat_template' is {data['chat_template']!r}, not true or false"
+    if not isinstance(data.get("task_spec", {}), dict):  # a user task's spec (lamp.tasks.user.TaskSpec.to_dict)
+        return f"'task_spec' is {data['task_spec']!r}, not an object"
     return None
 
 
@@ -258,6 +261,7 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
     # How the adapter's inputs were rendered, so that eval and predict render rows the same way (before: t5).
     prompted.input_format = data.get("format", "t5")
     prompted.chat_template = data.get("chat_template", False)
+    prompted.task_spec = data.get("task_spec")  # a user task's spec, so eval and predict can rebuild the task
     return prompted
 
 

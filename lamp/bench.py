@@ -657,13 +657,17 @@ def _measure_all(
     setup: BenchSetup, specs: list[MethodSpec], isolate: str, repeats: int, say: Callable[[str], None]
 ) -> dict[str, list[dict[str, Any]]]:
     from lamp.model import model_kind
+    from lamp.progress import progress
 
     backbone, kind, state = None, "", None
     raws: dict[str, list[dict[str, Any]]] = {spec.text: [] for spec in specs}
+    bar = progress(total=repeats * len(specs), desc="bench", unit="run", leave=False)
     for round_ in range(repeats):
         shift = round_ % len(specs)
         for spec in specs[shift:] + specs[:shift]:
-            say(f"bench: {spec.text} (round {round_ + 1}/{repeats}, load {os.getloadavg()[0]:.2f})")
+            with bar.external_write_mode():  # the line goes above the bar, not through it
+                say(f"bench: {spec.text} (round {round_ + 1}/{repeats}, load {os.getloadavg()[0]:.2f})")
+            bar.update(1)
             if isolate == "process":
                 raws[spec.text].append(_measure_in_subprocess(spec, setup))
                 continue
@@ -674,6 +678,7 @@ def _measure_all(
                 kind, state = model_kind(backbone), _fingerprint(backbone)
             raws[spec.text].append(measure_method(backbone, kind, spec, setup, isolated=False))
             _free(setup.device)
+    bar.close()
     return raws
 
 

@@ -453,19 +453,26 @@ def run_cells(
             pending.append((i, tag, dataclasses.replace(config, resume=resume)))
             continue
         records[i] = cell_record(task, spec, lr, seed, results)
+    from lamp.progress import progress as progress_bar
+
+    bar = progress_bar(total=len(pending), desc="grid", unit="cell", enabled=len(pending) > 1)
     for i, tag, results in _train_cells(pending, workers):
+        bar.update(1)
         task, spec, lr, seed = cells[i]
         out = Path(grid_config(grid, task, spec, lr, seed, resume=False).out)
         if "error" in results:  # a diverged run is a result; other errors stop the grid
             text = json.dumps(results) + "\n"
             atomic_write(out / "failed.json", lambda tmp, text=text: Path(tmp).write_text(text))
-            log(f"{tag}: failed: {results['error']}")
+            with bar.external_write_mode():  # the line goes above the bar, not through it
+                log(f"{tag}: failed: {results['error']}")
         else:
-            log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
+            with bar.external_write_mode():
+                log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
             # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights plus
             # optimizer state, ~2 GB) is dead weight; the adapter stays.
             (out / training.CHECKPOINT).unlink(missing_ok=True)
         records[i] = {**cell_record(task, spec, lr, seed, results), "trained_now": True}
+    bar.close()
     return [records[i] for i in sorted(records)]
 
 

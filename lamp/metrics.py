@@ -1,4 +1,5 @@
-"""Task metrics on a 0-100 scale, following ATTEMPT / DePT, computed with scikit-learn and scipy.
+"""Task metrics on a 0-100 scale, following ATTEMPT / DePT, computed with scikit-learn and scipy; free-form answers
+with SQuAD's exact match and token F1 and with `rouge-score`'s ROUGE-L.
 
 Every function has one signature, ``metric(predictions, labels, groups=None) -> {name: value}``, so task specs can
 name any of them. Predictions may hold ``None`` for generated text that did not parse: an invalid prediction always
@@ -131,3 +132,49 @@ def multirc_f1_em(
         question_right[key] = question_right.get(key, True) and p == g
     exact = sum(question_right.values()) / len(question_right)
     return {"f1": 100.0 * float(f1), "exact_match": 100.0 * exact}
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, drop punctuation and the articles a / an / the, collapse
+    whitespace. Source: the official SQuAD v1.1 evaluation script (`normalize_answer` in evaluate-v1.1.py,
+    https://rajpurkar.github.io/SQuAD-explorer/), as Hugging Face `evaluate`'s "squad" metric uses it."""
+    import re
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD's token F1 (0-1) of the normalised answers' bag of tokens (same source as `normalize_answer`)."""
+    from collections import Counter
+
+    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not wanted:  # SQuAD v2's rule for empty answers: 1 if both are empty, else 0
+        return float(predicted == wanted)
+    common = sum((Counter(predicted) & Counter(wanted)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(wanted)
+    return 2 * precision * recall / (precision + recall)
+
+
+def generation(
+    predictions: Sequence[str | None], labels: Sequence[str], groups: Sequence[str | None] | None = None
+) -> dict[str, float]:
+    """Free-form answers: exact match and token F1 after SQuAD's normalisation (`normalize_answer`), and ROUGE-L
+    F-measure from Google's `rouge-score` package (its own tokenizer, no stemming); means over examples, 0-100. A
+    missing prediction (None) is the empty answer."""
+    from rouge_score import rouge_scorer
+
+    _check(predictions, labels)
+    if not labels:
+        return {"exact_match": 0.0, "f1": 0.0, "rouge_l": 0.0}
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pairs = [(p or "", str(gold)) for p, gold in zip(predictions, labels, strict=True)]
+    exact = sum(normalize_answer(p) == normalize_answer(g) for p, g in pairs)
+    f1 = sum(token_f1(p, g) for p, g in pairs)
+    rouge = sum(scorer.score(g, p)["rougeL"].fmeasure for p, g in pairs)
+    n = len(pairs)
+    return {"exact_match": 100.0 * exact / n, "f1": 100.0 * f1 / n, "rouge_l": 100.0 * rouge / n}

@@ -83,6 +83,23 @@ def load_task_adapters(
     return adapters
 
 
+def adapter_tasks(specs: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    """task name -> its Task as each adapter was trained (input format, a user task's saved spec), read from the
+    adapters' adapter.json alone (no model loads), so rows can be checked first. Adapters that name no task are left
+    to `load_task_adapters` to refuse."""
+    from lamp.tasks import task_of
+
+    tasks = {}
+    for spec in specs:
+        task, path = parse_adapter_spec(spec)
+        data = read_adapter_config(path)
+        name = task or data.get("task")
+        if name:
+            saved = data.get("task_spec") if name == data.get("task") else None
+            tasks[name] = task_of(name, saved, data.get("format", "t5"))
+    return tasks
+
+
 def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> tuple[Any, str, str]:
     """(task, source text, cue) of an input row: its task's fields rendered as `Task.example` does (without needing
     a label), or its ``source`` put in the task's chat template if it has one. The task is its view in `views` (each
@@ -100,13 +117,15 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
         task = views[name] if views and name in views else get_task(name)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
-    if "label" in row:  # checked now, before any model loads, not when the predictions are scored
+    if task.gold_field in row:  # checked now, before any model loads, not when the predictions are scored
         try:
-            task.label_of(row["label"])
+            task.label_of(row[task.gold_field])
             if task.group:
                 task.group(row)  # MultiRC scores per question: its rows need their question's id
         except (KeyError, ValueError, TypeError, IndexError) as error:
-            raise DataError(f"{where} ({name}) has an unusable label ({error}): fix it or drop 'label'") from None
+            raise DataError(
+                f"{where} ({name}) has an unusable label ({error}): fix it or drop {task.gold_field!r}"
+            ) from None
     if "source" in row:
         if not isinstance(row["source"], str):
             raise DataError(f"{where} ({name}): 'source' must be text, got {row['source']!r}")
@@ -141,15 +160,17 @@ def predict_rows(
     scorer: str = "auto",
     max_length: int = 256,
     by_length: bool = True,
+    show_progress: bool = True,
 ) -> list[dict[str, Any]]:
     """One prediction per row, in order: ``{"task", "prediction", ...}`` plus ``scores`` (label word ->
     log-probability) for rank classification or ``text`` for generation, and the row's ``id`` if it has one.
 
     Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
-    `resolve_scorer`).
+    `resolve_scorer`). `show_progress`: a progress bar over the rows (`lamp.progress`).
     """
-    from lamp.tasks import get_task
+    from lamp.progress import progress
+    from lamp.tasks import task_of
 
     if not adapters:
         raise AdapterError("no adapters given: pass at least one adapter")
@@ -162,7 +183,8 @@ def predict_rows(
                 f"adapter for {name!r} sits on another backbone object: load all with load_task_adapters"
             )
         require_pure_prompt(model, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
-        task = get_task(name, getattr(model, "input_format", "t5"))  # rows render as the adapter was trained
+        # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
+        task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):
             task = task.in_chat(chat_wrapper(tokenizer, kind))
         chosen = resolve_scorer(scorer, kind, task)
@@ -189,6 +211,7 @@ def predict_rows(
 
     results: list[dict[str, Any]] = [({"id": row["id"]} if "id" in row else {}) for row in rows]
     order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))
+    bar = progress(total=len(order), enabled=show_progress, desc="predict", unit="row", leave=False)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         for mode in ("rank", "generate"):
@@ -202,6 +225,8 @@ def predict_rows(
                     mode,
                     [results[i] for i in members],
                 )
+        bar.update(len(chunk))
+    bar.close()
     return results
 
 
@@ -244,8 +269,11 @@ def _run_batch(
         result.update(task=t.task.name, prediction=shown, value=value, text=text)
 
 
-def score_rows(rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Task metrics (0-100) for each task whose rows all carry a ``label``; other tasks are left out."""
+def score_rows(
+    rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any] | None = None
+) -> dict[str, dict[str, float]]:
+    """Task metrics (0-100) for each task whose rows all carry their answer (a ``label``, or a user task's label or
+    target field); other tasks are left out. `tasks`: name -> Task for user tasks (`adapter_tasks`)."""
     from lamp.tasks import Example, get_task
 
     by_task: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
@@ -253,12 +281,12 @@ def score_rows(rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str,
         by_task.setdefault(row["task"], []).append((row, result))
     metrics = {}
     for name, pairs in by_task.items():
-        if not all("label" in row for row, _ in pairs):
+        task = tasks[name] if tasks and name in tasks else get_task(name)
+        if not all(task.gold_field in row for row, _ in pairs):
             continue
-        task = get_task(name)
         try:
             examples = [
-                Example("", "", task.label_of(row["label"]), task.group(row) if task.group else None)
+                Example("", "", task.label_of(row[task.gold_field]), task.group(row) if task.group else None)
                 for row, _ in pairs
             ]
         except (KeyError, ValueError) as error:

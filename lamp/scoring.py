@@ -13,6 +13,7 @@ import torch
 
 from lamp.data import Encoded, collate_sources, collate_train, pad_id, target_ids
 from lamp.model import IGNORE_INDEX
+from lamp.progress import progress
 
 SCORERS = ("auto", "rank", "generate")
 
@@ -30,7 +31,10 @@ def label_token_ids(tokenizer: Any, kind: str, label_words: tuple[str, ...], lea
 
 
 def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
-    """Generation budget: the longest label word's tokens plus two (regression tasks: room for a number)."""
+    """Generation budget: the task's own (`Task.max_new_tokens`, free-form answers), else the longest label word's
+    tokens plus two (regression tasks: room for a number)."""
+    if getattr(task, "max_new_tokens", None):
+        return task.max_new_tokens
     return 2 + max((len(target_ids(tokenizer, kind, w, task.lead)) for w in task.label_words or ("0.0",)), default=4)
 
 
@@ -131,18 +135,26 @@ def generate_texts(
 
 
 def predict(
-    model: Any, encoded: list[Encoded], task: Any, tokenizer: Any, scorer: str, batch_size: int
-) -> list[int | float | None]:
-    """Predictions for `encoded` examples as the task's metrics take them (label values, or None if invalid).
+    model: Any,
+    encoded: list[Encoded],
+    task: Any,
+    tokenizer: Any,
+    scorer: str,
+    batch_size: int,
+    show_progress: bool = True,
+) -> list[int | float | str | None]:
+    """Predictions for `encoded` examples as the task's metrics take them (label values, generated text for a
+    free-form task, or None if invalid).
 
     Batches are formed from examples of similar length (longest first) and the predictions are put back in the
     given order: a row scores the same in any batch (left padding, positions count real tokens), so this only
-    removes padding work.
+    removes padding work. `show_progress`: a progress bar over the examples (see `lamp.progress`).
     """
-    predictions: list[int | float | None] = [None] * len(encoded)
+    predictions: list[int | float | str | None] = [None] * len(encoded)
     labels = label_token_ids(tokenizer, model.kind, task.label_words, task.lead) if scorer == "rank" else None
     max_new = max_new_tokens(tokenizer, model.kind, task)
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i].source))
+    bar = progress(total=len(order), enabled=show_progress, desc=f"scoring {task.name}", unit="ex", leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         sources = [encoded[i].source for i in rows]
@@ -153,4 +165,6 @@ def predict(
             values = [task.parse(t) for t in generate_texts(model, sources, tokenizer, max_new)]
         for i, value in zip(rows, values, strict=True):
             predictions[i] = value
+        bar.update(len(rows))
+    bar.close()
     return predictions

@@ -35,6 +35,7 @@ from lamp.backbones import SMOLLM2
 from lamp.errors import ConfigError, Interrupted, TrainingError
 from lamp.scoring import SCORERS, answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import FORMATS
+from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -42,9 +43,9 @@ LOG = "log.jsonl"
 PLOT = "training.png"
 ADAPTER = "adapter"
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PATH_FIELDS = ("model", "init_from", "data_dir")
-"""TrainConfig fields that may name a local folder: recorded absolute, and equal on resume however the path is
-written (relative, absolute, through a link)."""
+PATH_FIELDS = ("model", "init_from", "data_dir", "task", "train_file", "validation_file", "test_file")
+"""TrainConfig fields that may name a local folder or file (`task`: a task YAML file): recorded absolute, and equal on
+resume however the path is written (relative, absolute, through a link)."""
 
 
 @dataclass
@@ -53,7 +54,7 @@ class TrainConfig:
     to finish in minutes on 2 CPU cores; DePT's T5-Base recipe is `configs/dept-t5-base.yaml`."""
 
     task: str = "polarity"
-    """Task name (see `lamp data --help`)."""
+    """Task name (see `lamp data --help`), or a task YAML file (your own data; see docs/tasks.md)."""
     model: str = "smollm2-135m"
     """`smollm2-135m` (offline), a local folder or a Hugging Face hub id."""
     method: str = "lamp"
@@ -120,6 +121,27 @@ class TrainConfig:
     auto (t5 for seq2seq backbones, natural for causal ones)."""
     chat_template: bool = False
     """Put each input in the model's chat template (instruct causal LMs), the label word as the assistant's answer."""
+    train_file: str | None = None
+    """Your own data: a CSV, TSV, JSON/JSONL or Parquet file of training rows (the task is named by --task if new,
+    else by the file)."""
+    validation_file: str | None = None
+    """Your own validation rows (else split off --train-file, or --test-file's split halved; see docs/tasks.md)."""
+    test_file: str | None = None
+    """Your own test rows (else split off the train or validation rows)."""
+    dataset: str | None = None
+    """Your own data from the Hugging Face hub: owner/name or owner/name:config (instead of --train-file)."""
+    template: str | None = None
+    """Your task's input: text with the row's fields in braces, e.g. 'Review: {text}\nSentiment:'."""
+    label_words: str | None = None
+    """Classification: the answers, comma-separated (e.g. negative,positive), in the order of the label indices."""
+    label_values: str | None = None
+    """Classification: what --label-field holds for each label word, comma-separated (default: the words or 0, 1...)."""
+    label_field: str | None = None
+    """Classification: the row field that holds the label (default: label)."""
+    target_field: str | None = None
+    """Free-form generation: the row field that holds the answer text (instead of --label-words)."""
+    max_new_tokens: int | None = None
+    """Free-form generation: tokens generated per answer when scoring (default: 32)."""
 
     def __post_init__(self) -> None:
         """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped."""
@@ -140,7 +162,9 @@ class TrainConfig:
         # A local folder is recorded by its absolute path, so a run resumes (and its adapter loads) from anywhere.
         for name in PATH_FIELDS:
             value = getattr(self, name)
-            if value and value != SMOLLM2 and Path(value).expanduser().is_dir():
+            if name == "task" and not is_spec_file(value):  # a task name, not a file
+                continue
+            if value and value != SMOLLM2 and Path(value).expanduser().exists():
                 setattr(self, name, os.path.abspath(Path(value).expanduser()))
         if not isinstance(self.method_options, dict) or not all(isinstance(k, str) for k in self.method_options):
             raise ConfigError(f"method_options must be a mapping of option: value, got {self.method_options!r}")
@@ -165,6 +189,10 @@ class TrainConfig:
             raise ConfigError(f"unknown --mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
         if self.format not in ("auto", *FORMATS):
             raise ConfigError(f"unknown --format {self.format!r}: choose auto, {', '.join(FORMATS)}")
+
+    def data_options(self) -> dict[str, Any]:
+        """The options that describe a user's own task (`lamp.tasks.user.DATA_OPTIONS`), None where unset."""
+        return {name: getattr(self, name) for name in DATA_OPTIONS}
 
     def prompt_options(self) -> dict[str, Any]:
         shortcuts = {k: getattr(self, k) for k in ("length", "rank", "pool", "init", "init_text")}
@@ -534,7 +562,13 @@ class Evaluator:
         indices = list(range(rank, len(encoded), world))
         with self.accelerator.autocast():
             mine = predict(
-                model, [encoded[i] for i in indices], self.task, self.tokenizer, self.scorer, self.batch_size
+                model,
+                [encoded[i] for i in indices],
+                self.task,
+                self.tokenizer,
+                self.scorer,
+                self.batch_size,
+                show_progress=self.accelerator.is_main_process,
             )
         pairs = list(zip(indices, mine, strict=True))
         if world > 1:
@@ -572,7 +606,6 @@ def _train(
 ) -> dict[str, Any]:
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     from lamp.backbones import load_model, load_tokenizer
@@ -580,7 +613,8 @@ def _train(
     from lamp.methods import make_config
     from lamp.model import wrap
     from lamp.plots import plot_training
-    from lamp.tasks import get_task, load_splits, resolve_format
+    from lamp.progress import progress
+    from lamp.tasks import load_splits, resolve_format
 
     mixed = config.mixed_precision
     if mixed == "auto":
@@ -592,7 +626,8 @@ def _train(
     out = prepare_output(config, accelerator, cleanup) if config.resume else None
     # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
     prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
-    task = get_task(config.task)
+    spec = spec_of(config.task, config.data_options())  # a user's own task, None for a built-in one
+    task = task_of(config.task, spec)
     out = out or prepare_output(config, accelerator, cleanup)
     checkpoint = out / CHECKPOINT
     saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before any loading
@@ -619,11 +654,13 @@ def _train(
     model.backbone_name = config.model
     kind = model.kind
     input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
-    task = get_task(config.task, input_format)
+    task = task_of(config.task, spec, input_format)
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, kind))
     splits = load_splits(task, config.data_dir, config.seed)
     adapter_extra = {"task": task.name, "format": input_format, "chat_template": config.chat_template}
+    if task.spec is not None:  # a user task travels with its adapters, so eval and predict can rebuild it
+        adapter_extra["task_spec"] = dict(task.spec)
     scorer = resolve_scorer(config.scorer, kind, task)
     if scorer == "rank" and not task.label_words:
         raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
@@ -719,7 +756,7 @@ def _train(
         return [collate_train([train_encoded[j] for j in m[rank::world]], pad, kind) for m in micro]
 
     model.train()
-    bar = tqdm(total=config.max_steps, initial=state["step"], disable=not is_main, desc=f"{config.method} {task.name}")
+    bar = progress(total=config.max_steps, initial=state["step"], enabled=is_main, desc=f"{config.method} {task.name}")
     running: list[tuple[int, torch.Tensor, float]] = []
 
     def flush_losses() -> None:
@@ -814,9 +851,10 @@ def _train(
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
         "validation": evaluations[state["best_step"]],
         "test": test,
-        "test_predictions": dict(sorted(predicted.items())),
+        "test_predictions": dict(sorted(predicted.most_common(20))),  # free-form answers: the 20 most common
         "zero_shot": state["zero_shot"],
         "split_sizes": {name: len(rows) for name, rows in splits.items()},
+        **({"task_spec": dict(task.spec)} if task.spec is not None else {}),
         "config": dataclasses.asdict(config),
         "prompt_config": prompt_config.to_dict(),
     }
@@ -832,7 +870,7 @@ def _train(
 
 def evaluate_adapter(
     adapter: str | os.PathLike,
-    task_name: str,
+    task_name: str | None = None,
     split: str = "test",
     data_dir: str | None = None,
     seed: int = 42,
@@ -843,23 +881,28 @@ def evaluate_adapter(
     format: str | None = None,
     chat_template: bool | None = None,
 ) -> dict[str, float]:
-    """Score a saved adapter on one split of a task. Rows are rendered as the adapter was trained: its recorded
-    input format and chat template (adapters saved before formats existed: t5), unless `format` (auto, t5 or
-    natural) or `chat_template` say otherwise."""
+    """Score a saved adapter on one split of a task: `task_name` (a task name or task YAML file; default: the
+    adapter's own task, a user task rebuilt from the spec its adapter.json saved). Rows are rendered as the adapter
+    was trained: its recorded input format and chat template (adapters saved before formats existed: t5), unless
+    `format` (auto, t5 or natural) or `chat_template` say otherwise."""
     from accelerate import Accelerator
 
     from lamp.adapter import read_adapter_config
     from lamp.backbones import load_tokenizer
     from lamp.data import chat_wrapper, encode, fit_max_length
-    from lamp.tasks import get_task, load_splits, resolve_format
+    from lamp.tasks import load_splits, resolve_format
 
-    task = get_task(task_name)
     saved = read_adapter_config(adapter)
+    task_name = task_name or saved.get("task")
+    if not task_name:
+        raise ConfigError(f"adapter {adapter} names no task: pass --task")
+    spec = saved.get("task_spec") if task_name == saved.get("task") else None
+    task = task_of(task_name, spec)  # checked before the model loads
     name = model or saved["backbone"]["name"]
     tokenizer = load_tokenizer(name)
     accelerator = Accelerator()
     prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
-    task = get_task(task_name, resolve_format(format or saved.get("format", "t5"), prompted.kind))
+    task = task_of(task_name, spec, resolve_format(format or saved.get("format", "t5"), prompted.kind))
     if saved.get("chat_template", False) if chat_template is None else chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
     splits = load_splits(task, data_dir, seed)

@@ -14,7 +14,10 @@ SPLITS = ("train", "validation", "test")
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("eval", help="score a saved adapter on a task", description=__doc__)
     parser.add_argument("--adapter", required=True, help="adapter folder (from lamp train: OUT/adapter)")
-    parser.add_argument("--task", required=True, help="task name")
+    parser.add_argument(
+        "--task",
+        help="task name or task YAML file (default: the adapter's own task; a user task is rebuilt from its adapter)",
+    )
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--data-dir", help="folder with the official task files")
     parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
@@ -36,6 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lamp.adapter import read_adapter_config
     from lamp.train import evaluate_adapter
 
     metrics = evaluate_adapter(
@@ -53,5 +57,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        print(f"{args.task} {args.split}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        task = args.task or read_adapter_config(args.adapter).get("task")
+        print(f"{task} {args.split}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     return 0

@@ -42,9 +42,10 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
+def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The rows of a JSON-lines file ('-': standard input), each checked (a known task, and a source text or the
-    task's fields) before any model loads; a bad line is a DataError naming the file and line."""
+    task's fields) before any model loads; a bad line is a DataError naming the file and line. `tasks`: the
+    adapters' tasks by name (`lamp.predict.adapter_tasks`), so that user tasks are known."""
     from lamp.predict import row_source
 
     if path != "-" and not Path(path).is_file():
@@ -63,7 +64,7 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             row = json.loads(line)
         except ValueError:
             raise DataError(f"{path} line {number} is not JSON: write one JSON object per line") from None
-        row_source(row, f"{path} line {number}")
+        row_source(row, f"{path} line {number}", tasks)
         rows.append(row)
     if not rows:
         raise DataError(f'{path} holds no rows: write one JSON object per line, e.g. {{"task": "rte", "source": ...}}')
@@ -81,11 +82,12 @@ def _same_file(a: str, b: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from lamp.adapter import atomic_write
     from lamp.backbones import load_tokenizer
-    from lamp.predict import load_task_adapters, predict_rows, score_rows
+    from lamp.predict import adapter_tasks, load_task_adapters, predict_rows, score_rows
 
     if args.output and args.input != "-" and _same_file(args.input, args.output):
         raise DataError(f"--output {args.output} is the --input file: choose another --output (lamp keeps its input)")
-    rows = read_rows(args.input)
+    tasks = adapter_tasks(args.adapter)
+    rows = read_rows(args.input, tasks)
     adapters = load_task_adapters(args.adapter, backbone=args.model)
     name = args.model or next(iter(adapters.values())).backbone_name
     tokenizer = load_tokenizer(name)
@@ -98,6 +100,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     print(f"{len(rows)} rows, {len(adapters)} tasks, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
-    for task, metrics in score_rows(rows, results).items():
+    for task, metrics in score_rows(rows, results, tasks).items():
         print(f"  {task}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), file=sys.stderr)
     return 0

@@ -5,7 +5,12 @@
 >>> get_task("rte").compute_metrics(predictions, splits["test"])
 >>> load_splits("rte", "../shared/data", format="natural")  # the natural format for decoder LMs (see FORMATS)
 
-Adding a task is one `Task(...)` in `glue.py`, `superglue.py` or a module of its own listed below.
+Adding a task is one `Task(...)` in `glue.py`, `superglue.py` or a module of its own listed below. A user's own
+data is a `TaskSpec` (flags, a YAML file, or the API; see `lamp.tasks.user`):
+
+>>> spec = TaskSpec(name="reviews", train_file="reviews.csv", template="Review: {text}\nSentiment:",
+...                 label_words=("negative", "positive"))
+>>> load_splits(spec.task())
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from lamp.tasks import glue, polarity, superglue
 from lamp.tasks.base import FORMATS, Example, Task, Template, resolve_format
 from lamp.tasks.polarity import fetch_polarity
 from lamp.tasks.sources import load_official
+from lamp.tasks.user import TaskSpec, spec_of, task_of
 
 TASKS: dict[str, Task] = {task.name: task for task in (*glue.TASKS, *superglue.TASKS, polarity.TASK)}
 
@@ -26,11 +32,14 @@ __all__ = [
     "DataError",
     "Example",
     "Task",
+    "TaskSpec",
     "Template",
     "fetch_polarity",
     "get_task",
     "load_splits",
     "resolve_format",
+    "spec_of",
+    "task_of",
 ]
 
 
@@ -40,7 +49,10 @@ def get_task(name: str, format: str = "t5") -> Task:
     try:
         task = TASKS[name]
     except KeyError:
-        raise DataError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+        raise DataError(
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; for your own data pass --train-file or "
+            "--dataset with --template, or a task YAML file (docs/tasks.md)"
+        ) from None
     return task.in_format(format)
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from lamp.errors import ConfigError, DataError
+from lamp.tasks.files import UserData
 from lamp.tasks.sources import Hub, LocalFiles, Packaged
 from lamp.tasks.splits import Protocol, halve_validation
 
@@ -46,7 +47,7 @@ class Example:
 
     source: str  # formatted input text, e.g. "rte sentence1: ... sentence2: ..."
     target: str  # gold target text, e.g. "entailment" (STS-B: the score rounded to 0.2, e.g. "3.8")
-    label: int | float  # gold class index into task.label_words; the gold score (float) for STS-B
+    label: int | float | str  # gold class index into task.label_words; STS-B: the score; free-form: the target
     group: str | None = None  # MultiRC question id (exact match per question); None elsewhere
     cue: str = ""  # the end of `source` that truncation keeps (a natural format's answer cue); "" keeps the start
     lead: str = " "  # what a causal LM reads between source and target (see `Task.lead`)
@@ -118,6 +119,11 @@ class Task:
     input_format: str = "t5"  # the format this view renders, one of FORMATS
     classes: tuple[str, ...] | None = None  # in a natural view: the t5 label words, which releases' labels name
     chat: tuple[str, str] | None = None  # a chat view: the text before and after the user's message (`in_chat`)
+    label_field: str = "label"  # the row field that holds the label
+    target_field: str | None = None  # free-form generation: the row field that holds the target text
+    max_new_tokens: int | None = None  # tokens generated for an answer (None: the longest label word's plus two)
+    user_data: UserData | None = None  # a user's own files or hub dataset (`lamp.tasks.user`), read first
+    spec: Mapping[str, Any] | None = None  # a user task's spec (`TaskSpec.to_dict`), saved with its adapters
 
     # ----- formats -----
 
@@ -141,6 +147,16 @@ class Task:
         """This view with each source as the user's message of an instruct model's chat template: `wrapper` is the
         (before, after) text around it, the assistant's turn opened (`lamp.data.chat_wrapper`)."""
         return dataclasses.replace(self, chat=wrapper)
+
+    @property
+    def is_generation(self) -> bool:
+        """Free-form generation: the target is a row's text, scored by generation (exact match, F1, ROUGE-L)."""
+        return self.target_field is not None
+
+    @property
+    def gold_field(self) -> str:
+        """The row field that holds the gold answer: the target text's field, else the label's."""
+        return self.target_field or self.label_field
 
     @property
     def lead(self) -> str:
@@ -171,8 +187,14 @@ class Task:
 
     # ----- rows -> examples -----
 
-    def label_of(self, raw: object) -> int | float:
-        """A release's or the hub's label (index, bool, label word or digit string; a number for regression)."""
+    def label_of(self, raw: object) -> int | float | str:
+        """A release's or the hub's label (index, bool, label word or digit string; a number for regression; the
+        text itself for free-form generation). A label value that equals a label word's text (a user's ``-1`` for
+        ``("-1", "1")``) is that word, before it is read as an index. ValueError on a label it cannot place."""
+        if self.is_generation:
+            if raw is None or not str(raw).strip():
+                raise ValueError(f"target field {self.gold_field!r} is empty")
+            return str(raw).strip()
         words = self.classes or self.label_words or ()  # releases name the t5 label words
         if self.is_regression:
             value = float(raw)  # type: ignore[arg-type]
@@ -181,6 +203,8 @@ class Task:
                 raise ValueError(f"score {value} outside {low}..{high}")
             return value
         index = raw
+        if isinstance(raw, numbers.Integral) and not isinstance(raw, bool) and str(raw) in words:
+            return words.index(str(raw))
         if isinstance(raw, str):
             if raw in words:
                 return words.index(raw)
@@ -189,9 +213,11 @@ class Task:
             return int(index)
         raise ValueError(f"label {raw!r} is not one of {list(words)} or an index into them")
 
-    def target_of(self, label: int | float) -> str:
+    def target_of(self, label: int | float | str) -> str:
         """The target text: the label word; for regression the nearest label word, ties to the even index
-        (STS-B: T5's ``round(score * 5) / 5``, so 3.9 -> "4.0" and 3.7 -> "3.6")."""
+        (STS-B: T5's ``round(score * 5) / 5``, so 3.9 -> "4.0" and 3.7 -> "3.6"); free-form: the label itself."""
+        if self.is_generation:
+            return str(label)
         assert self.label_words is not None
         if not self.is_regression:
             return self.label_words[int(label)]
@@ -206,15 +232,18 @@ class Task:
 
     def example(self, row: Row) -> Example:
         """The `Example` of a row in the hub's schema."""
-        label = self.label_of(row["label"])
+        label = self.label_of(row[self.gold_field])
         source, cue = self.render(row)
         return Example(source, self.target_of(label), label, self.group(row) if self.group else None, cue, self.lead)
 
     # ----- predictions -----
 
-    def parse(self, text: str) -> int | float | None:
-        """Generated text -> label index (classification) or number (regression); None if it is neither."""
+    def parse(self, text: str) -> int | float | str | None:
+        """Generated text -> label index (classification) or number (regression), None if it is neither; free-form
+        generation keeps the text."""
         text = text.strip()
+        if self.is_generation:
+            return text
         if self.is_regression:
             try:
                 value = float(text)
@@ -234,8 +263,10 @@ class Task:
             raise IndexError(f"label index {index} out of range for {len(self.label_words)} label words")
         return float(self.label_words[index]) if self.is_regression else int(index)
 
-    def valid(self, prediction: object) -> int | float | None:
+    def valid(self, prediction: object) -> int | float | str | None:
         """The prediction if it is a usable value for this task, else None (scored as wrong)."""
+        if self.is_generation:
+            return prediction if isinstance(prediction, str) else None
         if self.is_regression:
             if isinstance(prediction, numbers.Real) and math.isfinite(float(prediction)):
                 return float(prediction)
@@ -246,7 +277,7 @@ class Task:
         return None
 
     def compute_metrics(
-        self, predictions: Sequence[int | float | None], examples: Sequence[Example]
+        self, predictions: Sequence[int | float | str | None], examples: Sequence[Example]
     ) -> dict[str, float]:
         """Task metrics on 0-100 plus "score" (their mean). None / out-of-range predictions count as wrong."""
         if len(predictions) != len(examples):

