@@ -39,6 +39,8 @@ PREDICT = "predict --adapter {adapter}"
 BENCH = "bench --model random:tiny-llama --methods none --isolate none --out {fresh}"
 NOT_A_RUN = r"{not_a_run} holds files that are not a lamp run: choose another --out; lamp never deletes them$"
 
+OWN = TRAIN + " --template 'review {{text}}' --label-words negative,positive --train-file"  # a user task's flags
+
 ROWS = [
     # ---- train: options of TrainConfig (flags and YAML), its data, its --init-from adapter, its output ----
     pytest.param(TRAIN + " --task nope", r"unknown task 'nope'; known tasks: cola", id="train-unknown-task"),
@@ -110,6 +112,50 @@ ROWS = [
         r"{checkpoint_dir}/checkpoint.pt is a folder, not the run's checkpoint.pt file: move it away",
         id="resume-checkpoint-folder",
     ),
+    # ---- train on your own data: files, their fields and labels, the task's flags and its YAML spec ----
+    pytest.param(OWN + " {fresh}/none.csv", r"data file .*none.csv does not exist: check the path$", id="own-none"),
+    pytest.param(OWN + " {own}/empty.csv", r"data file {own}/empty.csv is empty: add a header", id="own-empty"),
+    pytest.param(OWN + " {own}/header.csv", r"{own}/header.csv holds no rows \(a header only\?\)", id="own-header"),
+    pytest.param(
+        OWN + " {own}/labels.csv",
+        r"{own}/labels.csv: label values 'maybe' \(first at {own}/labels.csv row 2\) are not the task's labels "
+        r"negative, positive nor indices 0-1: fix the rows, or map them with --label-values$",
+        id="own-labels",
+    ),
+    pytest.param(
+        OWN + " {own}/review.csv",
+        r"{own}/review.csv has no field 'text' \(its fields: review, label\): fix --template or the file$",
+        id="own-field",
+    ),
+    pytest.param(
+        OWN + " {own}/good.csv --label-field mood", r"has no field 'mood' .* fix --label-field", id="own-label-field"
+    ),
+    pytest.param(OWN + " {own}/broken.jsonl", r"cannot read {own}/broken.jsonl as JSONL \(", id="own-not-json"),
+    pytest.param(OWN + " {own}/latin1.csv", r"cannot read {own}/latin1.csv as CSV \(.*save it as UTF-8", id="own-utf8"),
+    pytest.param(OWN + " {own}/data.xlsx", r"unknown data file type '.xlsx': use a .csv, .tsv", id="own-suffix"),
+    pytest.param(OWN + " {own}/null.jsonl", r"{own}/null.jsonl row 1: field 'text' is empty", id="own-null"),
+    pytest.param(
+        TRAIN + " --train-file {own}/good.csv --template 'x {{text}}'", r"pass exactly one$", id="own-no-answer"
+    ),
+    pytest.param(
+        TRAIN + " --train-file {own}/good.csv --label-words a,b", r"needs a template \(the input", id="own-no-template"
+    ),
+    pytest.param(
+        OWN + " {own}/good.csv --template 'no fields'", r"must name the row's fields in braces", id="own-template"
+    ),
+    pytest.param(OWN + " {own}/good.csv --label-words good", r"at least two different", id="own-one-word"),
+    pytest.param(
+        OWN + " {own}/good.csv --dataset a/b", r"pass --train-file FILE or --dataset HUB_ID, not both", id="own-both"
+    ),
+    pytest.param(
+        TRAIN + " --dataset nobody/nothing --template '{{text}}' --target-field y",
+        r"cannot load dataset 'nobody/nothing' \(.*\): pass a hub id reachable online",
+        id="own-dataset-offline",
+    ),
+    pytest.param(TRAIN + " --task {own}/bogus.yaml", r"{own}/bogus.yaml: unknown keys bogus; known", id="own-yaml-key"),
+    pytest.param(TRAIN + " --task {fresh}/no.yaml", r"task file .*no.yaml does not exist", id="own-yaml-missing"),
+    pytest.param(TRAIN + " --task {own}/rte.yaml", r"task name 'rte' is a built-in task's", id="own-yaml-builtin"),
+    pytest.param(EVAL + " --adapter {adapter} --task {fresh}/no.yaml", r"task file .*no.yaml does not", id="eval-yaml"),
     # ---- eval: its options and every kind of corrupt adapter ----
     pytest.param(EVAL + " --adapter {nan_adapter}", r"tensor 'weight' holds NaN or inf values", id="eval-nan"),
     pytest.param(
@@ -349,6 +395,23 @@ def world(tmp_path_factory) -> dict[str, str]:
     )
     write(root / "jsonl_not_utf8/superglue/CB/val.jsonl", CB_ROW * 2)
 
+    own = paths["own"] = root / "own"  # a user's own data files
+    good_rows = "text,label\nthe film was good,positive\nthe film was bad,negative\n"
+    own_files = {
+        "good.csv": good_rows,
+        "empty.csv": "",
+        "header.csv": "text,label\n",
+        "labels.csv": "text,label\nthe film was good,positive\nit was,maybe\n",
+        "review.csv": good_rows.replace("text,", "review,"),
+        "broken.jsonl": '{"text": "good", "label": 1}\n{"text": \n',
+        "latin1.csv": "text,label\ncaf\xe9,positive\n".encode("latin-1"),
+        "data.xlsx": "not a spreadsheet",
+        "null.jsonl": '{"text": null, "label": "positive"}\n',
+        "bogus.yaml": "train_file: good.csv\ntemplate: '{text}'\nlabel_words: [a, b]\nbogus: 1\n",
+        "rte.yaml": "name: rte\ntrain_file: good.csv\ntemplate: '{text}'\nlabel_words: [negative, positive]\n",
+    }
+    for name, content in own_files.items():
+        write(own / name, content)
     inputs = {
         "rows": '{"task": "polarity", "source": "polarity sentence: the film was good"}\n',
         "rows_not_utf8": b'{"task": "polarity", "source": "ok"}\n{"task": "polarity", "source": "caf\xe9"}\n',

@@ -8,6 +8,7 @@ naming the file and the fix: missing, of an unknown type, empty, unreadable, or 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ def _quiet() -> Iterator[None]:
     was_disabled = datasets.utils.are_progress_bars_disabled()
     level = datasets.utils.logging.get_verbosity()
     datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
+    datasets.utils.logging.set_verbosity(logging.CRITICAL)  # it logs a broken file's error before raising it
     try:
         yield
     finally:
@@ -55,7 +56,10 @@ def _quiet() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: BaseException) -> str:
+    """The innermost cause of a loading error (datasets wraps the reader's own error), in one short line."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
     return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
 
@@ -73,9 +77,12 @@ def read_file(path: str) -> list[dict[str, Any]]:
         )
     if not file.is_file():
         raise DataError(f"data file {path} does not exist: check the path")
-    if not file.read_bytes().strip():
+    data = file.read_bytes()
+    if not data.strip():
         raise DataError(f"data file {path} is empty: add a header and rows (CSV) or one JSON object per line")
     builder, options = reader
+    if builder == "csv" and len(data.strip().splitlines()) < 2:  # datasets cannot read a header alone
+        raise DataError(f"data file {path} holds no rows (a header only?): add rows")
     try:
         with _quiet():
             loaded = datasets.load_dataset(builder, data_files=str(file.resolve()), split="train", **options)

@@ -1,0 +1,274 @@
+"""A user's own data: CSV / JSONL / Parquet files and a YAML spec become tasks that train, evaluate and predict on a
+tiny model through the CLI and the API; splits follow the built-in rules; free-form answers are scored by
+generation; the loss covers the target tokens only."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from lamp.cli import main
+from lamp.data import collate_train, encode
+from lamp.errors import ConfigError
+from lamp.metrics import generation, normalize_answer
+from lamp.model import IGNORE_INDEX
+from lamp.progress import bars_disabled, progress
+from lamp.tasks import TaskSpec, load_splits, spec_of, task_of
+from lamp.train import TrainConfig, train
+
+from .conftest import make_llama, make_t5, make_tokenizer
+
+POSITIVE, NEGATIVE = "good great fun".split(), "bad terrible boring".split()
+FILLER = "the a movie film was is very it".split()
+TEMPLATE = "review {text} sentiment"
+
+
+def reviews(n: int, seed: int = 0) -> list[dict]:
+    """Rows ``{"text", "sentiment"}``: filler words and one polar word; sentiment "pos" / "neg"."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        words = [*rng.sample(FILLER, 3), rng.choice(POSITIVE if label else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "sentiment": "pos" if label else "neg"})
+    return rows
+
+
+def questions(n: int, seed: int = 0) -> list[dict]:
+    """Rows ``{"question", "answer"}``: "the movie was good" -> "positive" (a free-form target)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        word = rng.choice(POSITIVE + NEGATIVE)
+        rows.append({"question": f"the movie was {word}", "answer": "positive" if word in POSITIVE else "negative"})
+    return rows
+
+
+def write_csv(path, rows: list[dict]):
+    names = list(rows[0])
+    path.write_text(",".join(names) + "\n" + "".join(",".join(row[k] for k in names) + "\n" for row in rows))
+    return path
+
+
+def write_jsonl(path, rows: list[dict]):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("llama")
+    make_llama().save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.delenv("LAMP_DATA_DIR", raising=False)
+
+
+SHORT = ["--method", "pt", "--length", "4", "--lr", "0.3", "--max-steps", "6", "--eval-every", "3"]
+SHORT += ["--batch-size", "8", "--warmup-steps", "0", "--seed", "0"]
+
+
+def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir, tmp_path, capsys):
+    data = write_csv(tmp_path / "reviews.csv", reviews(50))
+    out = tmp_path / "run"
+    flags = ["--train-file", str(data), "--template", TEMPLATE, "--label-words", "negative,positive"]
+    flags += ["--label-values", "neg,pos", "--label-field", "sentiment"]
+    assert main(["train", "--model", llama_dir, *flags, *SHORT, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "reviews", "named by the file when --task names no new task"
+    assert results["split_sizes"] == {"train": 40, "validation": 5, "test": 5}, "one file: 80 / 10 / 10"
+    assert set(results["test"]) == {"accuracy", "score"} and results["scorer"] == "rank"
+    saved = json.loads((out / "adapter" / "adapter.json").read_text())
+    assert saved["task"] == "reviews" and saved["task_spec"]["label_values"] == ["neg", "pos"]
+
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(out / "adapter"), "--seed", "0", "--json"]) == 0  # task: the adapter's
+    assert json.loads(capsys.readouterr().out) == pytest.approx(results["test"])
+
+    rows = [{"task": "reviews", "id": i, **row} for i, row in enumerate(reviews(6, seed=9))]
+    write_jsonl(tmp_path / "rows.jsonl", rows)
+    assert main(["predict", "--adapter", str(out / "adapter"), "--input", str(tmp_path / "rows.jsonl")]) == 0
+    captured = capsys.readouterr()
+    predictions = [json.loads(line) for line in captured.out.splitlines()]
+    assert [p["id"] for p in predictions] == list(range(6))
+    assert all(p["prediction"] in ("negative", "positive") for p in predictions)
+    assert "reviews: accuracy" in captured.err, "rows carrying their label field are scored"
+
+
+def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_dir, tmp_path, capsys):
+    train_file = write_jsonl(tmp_path / "qa.jsonl", questions(40))
+    test_file = write_jsonl(tmp_path / "qa-test.jsonl", questions(8, seed=1))
+    spec = TaskSpec(
+        name="qa",
+        train_file=str(train_file),
+        test_file=str(test_file),
+        template="question {question} answer",
+        target_field="answer",
+        max_new_tokens=3,
+    )
+    task = spec.task()
+    splits = load_splits(task)
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [36, 4, 8], "10% of train selects models"
+    example = splits["train"][0]
+    assert example.target in ("positive", "negative") and example.label == example.target
+
+    tokenizer = make_tokenizer()
+    encoded = encode([example], tokenizer, "causal", 64)[0]
+    labels = collate_train([encoded], 0, "causal")["labels"][0].tolist()
+    assert labels[: len(encoded.source)] == [IGNORE_INDEX] * len(encoded.source), "no loss on the input"
+    assert labels[len(encoded.source) :] == encoded.target, "loss on the target and its EOS"
+
+    config = TrainConfig(
+        task="qa",
+        model=llama_dir,
+        train_file=str(train_file),
+        test_file=str(test_file),
+        template="question {question} answer",
+        target_field="answer",
+        max_new_tokens=3,
+        method="pt",
+        length=4,
+        lr=0.3,
+        max_steps=6,
+        eval_every=3,
+        batch_size=8,
+        out=str(tmp_path / "run"),
+    )
+    results = train(config)
+    assert results["scorer"] == "generate" and results["task"] == "qa"
+    assert set(results["test"]) == {"exact_match", "f1", "rouge_l", "score"}
+    assert set(results["zero_shot"]) == set(results["test"])
+
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(tmp_path / "run" / "adapter"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(results["test"])
+    write_jsonl(tmp_path / "rows.jsonl", [{"task": "qa", **row} for row in questions(3, seed=2)])
+    assert (
+        main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--input", str(tmp_path / "rows.jsonl")]) == 0
+    )
+    captured = capsys.readouterr()
+    assert all("text" in json.loads(line) for line in captured.out.splitlines())
+    assert "qa: exact_match" in captured.err
+
+
+def test_yaml_spec_is_a_task_file_with_relative_paths_and_flags_on_top(llama_dir, tmp_path, capsys):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    write_csv(folder / "train.csv", reviews(30))
+    write_csv(folder / "dev.csv", reviews(10, seed=3))
+    (folder / "sentiment.yaml").write_text(
+        "train_file: train.csv\nvalidation_file: dev.csv\ntemplate: 'review {text} sentiment'\n"
+        "label_words: [negative, positive]\nlabel_values: [neg, pos]\nlabel_field: sentiment\n"
+    )
+    spec = spec_of(str(folder / "sentiment.yaml"))
+    assert spec.name == "sentiment" and spec.train_file == str(folder / "train.csv")
+    splits = load_splits(spec.task())
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [30, 5, 5], "validation halved, as RTE's"
+    assert spec_of(str(folder / "sentiment.yaml"), {"label_field": "mood"}).label_field == "mood"
+
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--model", llama_dir, "--task", str(folder / "sentiment.yaml"), *SHORT, "--out", str(out)]) == 0
+    )
+    assert json.loads((out / "results.json").read_text())["task"] == "sentiment"
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(out / "adapter"), "--task", str(folder / "sentiment.yaml"), "--json"]) == 0
+    assert "accuracy" in json.loads(capsys.readouterr().out)
+
+
+def test_parquet_tsv_and_a_local_dataset_folder_load_like_csv(tmp_path):
+    import pandas as pd
+
+    rows = reviews(20)
+    pd.DataFrame(rows).to_parquet(tmp_path / "r.parquet")
+    pd.DataFrame(rows).to_csv(tmp_path / "r.tsv", sep="\t", index=False)
+    folder = tmp_path / "hub-like"
+    folder.mkdir()
+    write_csv(folder / "train.csv", rows)
+    write_csv(folder / "test.csv", reviews(6, seed=5))
+    common = {"template": TEMPLATE, "label_words": "negative,positive", "label_values": "neg,pos"}
+    common["label_field"] = "sentiment"
+    texts = None
+    for source in ({"train_file": str(tmp_path / "r.parquet")}, {"train_file": str(tmp_path / "r.tsv")}):
+        splits = load_splits(spec_of("mine", {**common, **source}).task())
+        assert texts is None or [e.source for e in splits["train"]] == texts
+        texts = [e.source for e in splits["train"]]
+    splits = load_splits(spec_of("mine", {**common, "dataset": str(folder)}).task())
+    assert len(splits["test"]) == 6 and len(splits["train"]) + len(splits["validation"]) == 20
+
+
+def test_labels_match_label_values_words_or_indices(tmp_path):
+    base = dict(name="mine", template="{text}", label_words=("negative", "positive"), train_file="x.csv")
+    task = TaskSpec(**base, label_values=("-1", "1")).task()
+    assert [task.label_of(v) for v in (-1, 1, "-1", "1")] == [0, 1, 0, 1], "a value before an index"
+    task = TaskSpec(**base).task()
+    assert [task.label_of(v) for v in ("negative", "positive", 0, 1, "1")] == [0, 1, 0, 1, 1]
+    with pytest.raises(ValueError):
+        task.label_of("maybe")
+
+
+def test_spec_checks_name_the_key_and_the_fix():
+    good = dict(name="mine", template="{text}", train_file="x.csv")
+    cases = [
+        ({**good, "label_words": "a,b", "target_field": "y"}, "pass exactly one"),
+        ({**good}, "pass exactly one"),
+        ({**good, "template": "no fields", "label_words": "a,b"}, "must name the row's fields in braces"),
+        ({**good, "template": "{text", "label_words": "a,b"}, "is not a valid template"),
+        ({**good, "label_words": "a"}, "at least two different"),
+        ({**good, "label_words": "a,b", "label_values": "x,y,z"}, "one value per label word"),
+        ({**good, "dataset": "o/n", "label_words": "a,b"}, "not both"),
+        ({**good, "target_field": "y", "max_new_tokens": 0}, "max_new_tokens must be a positive integer"),
+    ]
+    for values, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            TaskSpec(**values)
+    with pytest.raises(ConfigError, match="is a built-in task's"):
+        spec_of("rte", {"train_file": "rte.csv", "template": "{x}", "label_words": "a,b"})
+    assert spec_of("rte") is None and task_of("rte").name == "rte", "built-in tasks are untouched"
+
+
+def test_t5_backbone_trains_a_user_generation_task(tmp_path):
+    path = tmp_path / "t5"
+    make_t5().save_pretrained(path)
+    make_tokenizer(padding_side="right").save_pretrained(path)
+    data = write_jsonl(tmp_path / "qa.jsonl", questions(30))
+    config = TrainConfig(
+        model=str(path),
+        train_file=str(data),
+        template="question {question} answer",
+        target_field="answer",
+        max_new_tokens=3,
+        method="pt",
+        length=4,
+        max_steps=4,
+        eval_every=2,
+        batch_size=8,
+        out=str(tmp_path / "run"),
+    )
+    results = train(config)
+    assert results["format"] == "t5" and set(results["test"]) == {"exact_match", "f1", "rouge_l", "score"}
+
+
+def test_generation_metrics_follow_squad_and_rouge_score():
+    assert normalize_answer("The  Cat, sat!") == "cat sat"
+    values = generation(["the cat sat", "a dog", None], ["Cat sat.", "dog barked", "x"])
+    assert values["exact_match"] == pytest.approx(100 / 3)
+    assert values["f1"] == pytest.approx(100 * (1 + 2 / 3 + 0) / 3)
+    assert 0 < values["rouge_l"] < 100
+
+
+def test_progress_bars_follow_tqdm_disable(monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert bars_disabled() and progress(total=3).disable
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert not bars_disabled()
+    assert progress(total=3, enabled=False).disable
