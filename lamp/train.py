@@ -125,9 +125,9 @@ class TrainConfig:
     """Your own data: a CSV, TSV, JSON/JSONL or Parquet file of training rows (the task is named by --task if new,
     else by the file)."""
     validation_file: str | None = None
-    """Your own validation rows (else split off --train-file, or --test-file's split halved; see docs/tasks.md)."""
+    """Your own validation rows; unset: 10% of the train rows (without --test-file: 80/10/10; docs/tasks.md)."""
     test_file: str | None = None
-    """Your own test rows (else split off the train or validation rows)."""
+    """Your own test rows; unset: half of --validation-file, or 10% of the train rows."""
     dataset: str | None = None
     """Your own data from the Hugging Face hub: owner/name or owner/name:config (instead of --train-file)."""
     template: str | None = None
@@ -135,13 +135,13 @@ class TrainConfig:
     label_words: str | None = None
     """Classification: the answers, comma-separated (e.g. negative,positive), in the order of the label indices."""
     label_values: str | None = None
-    """Classification: what --label-field holds for each label word, comma-separated (default: the words or 0, 1...)."""
+    """Classification: what --label-field holds for each label word, comma-separated (unset: the words or 0, 1...)."""
     label_field: str | None = None
-    """Classification: the row field that holds the label (default: label)."""
+    """Classification: the row field that holds the label (unset: label)."""
     target_field: str | None = None
     """Free-form generation: the row field that holds the answer text (instead of --label-words)."""
     max_new_tokens: int | None = None
-    """Free-form generation: tokens generated per answer when scoring (default: 32)."""
+    """Free-form generation: tokens generated per answer when scoring (unset: 32)."""
 
     def __post_init__(self) -> None:
         """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped."""
