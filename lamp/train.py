@@ -628,6 +628,8 @@ def _train(
     prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
     spec = spec_of(config.task, config.data_options())  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
+    if task.user_data is not None:  # a user's files are read once now, so that a bad one fails before the backbone
+        load_splits(task, config.data_dir, config.seed)
     out = out or prepare_output(config, accelerator, cleanup)
     checkpoint = out / CHECKPOINT
     saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before any loading
@@ -851,7 +853,7 @@ def _train(
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
         "validation": evaluations[state["best_step"]],
         "test": test,
-        "test_predictions": dict(sorted(predicted.most_common(20))),  # free-form answers: the 20 most common
+        "test_predictions": dict(sorted(predicted.most_common(50))),  # free-form answers: the 50 most common
         "zero_shot": state["zero_shot"],
         "split_sizes": {name: len(rows) for name, rows in splits.items()},
         **({"task_spec": dict(task.spec)} if task.spec is not None else {}),

@@ -272,3 +272,32 @@ def test_progress_bars_follow_tqdm_disable(monkeypatch):
     monkeypatch.setenv("TQDM_DISABLE", "0")
     assert not bars_disabled()
     assert progress(total=3, enabled=False).disable
+
+
+def test_chat_template_wraps_a_user_generation_task_and_travels_with_its_adapter(tmp_path, capsys):
+    """--chat-template on a user task: each input is the user's message, the answer the assistant's turn; the
+    adapter records it, so eval renders rows the same way."""
+    from lamp.data import chat_wrapper
+
+    path = tmp_path / "instruct"
+    tokenizer = make_tokenizer()
+    tokenizer.chat_template = (
+        "{% for m in messages %}question {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}answer{% endif %}"
+    )
+    make_llama().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    data = write_jsonl(tmp_path / "qa.jsonl", questions(30))
+    spec = spec_of("qa", {"train_file": str(data), "template": "{question}", "target_field": "answer"})
+    task = spec.task().in_chat(chat_wrapper(tokenizer, "causal"))
+    example = load_splits(task)["train"][0]
+    assert example.source.startswith("question the movie was ") and example.source.endswith("answer")
+    assert example.lead == "", "the answer follows the opened assistant turn"
+
+    flags = ["--train-file", str(data), "--template", "{question}", "--target-field", "answer", "--chat-template"]
+    out = tmp_path / "run"
+    assert main(["train", "--model", str(path), *flags, "--max-new-tokens", "2", *SHORT, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads((out / "adapter" / "adapter.json").read_text())["chat_template"] is True
+    capsys.readouterr()
+    assert main(["eval", "--adapter", str(out / "adapter"), "--seed", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == pytest.approx(results["test"])
