@@ -301,3 +301,16 @@ def test_chat_template_wraps_a_user_generation_task_and_travels_with_its_adapter
     capsys.readouterr()
     assert main(["eval", "--adapter", str(out / "adapter"), "--seed", "0", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == pytest.approx(results["test"])
+
+
+def test_lamp_data_shows_a_task_file(tmp_path, capsys):
+    write_csv(tmp_path / "train.csv", reviews(20))
+    (tmp_path / "mine.yaml").write_text(
+        "train_file: train.csv\ntemplate: 'review {text} sentiment'\nlabel_words: [negative, positive]\n"
+        "label_values: [neg, pos]\nlabel_field: sentiment\n"
+    )
+    assert main(["data", str(tmp_path / "mine.yaml"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"train": 16, "validation": 2, "test": 2}
+    assert main(["data", str(tmp_path / "mine.yaml"), "--show", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "source: review " in shown and "sentiment\n" in shown

@@ -13,7 +13,7 @@ SPLITS = ("train", "validation", "test")
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("data", help="show a task's splits and formatted examples", description=__doc__)
-    parser.add_argument("task", help="task name, e.g. rte, sst2, cb, polarity")
+    parser.add_argument("task", help="task name, e.g. rte, sst2, cb, polarity, or a task YAML file (docs/tasks.md)")
     parser.add_argument("--data-dir", help="folder with the official task files (default: $LAMP_DATA_DIR, else hub)")
     parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
     output = parser.add_mutually_exclusive_group()
@@ -21,15 +21,17 @@ def add_parser(subparsers: Any) -> None:
     output.add_argument("--show", type=POSITIVE_INT, metavar="N", help="print N formatted examples (source, target)")
     parser.add_argument("--split", choices=SPLITS, default="train", help="split --show reads (default: train)")
     parser.add_argument(
-        "--format", choices=("t5", "natural"), default="t5", help="input format --show renders (default: t5)"
+        "--format",
+        choices=("t5", "natural"),
+        help="input format --show renders (default: t5; natural, the template, for a task YAML file)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lamp.tasks import load_splits
+    from lamp.tasks import load_splits, task_of
 
-    splits = load_splits(args.task, args.data_dir, args.seed, format=args.format)
+    splits = load_splits(task_of(args.task), args.data_dir, args.seed, format=args.format)
     sizes = {name: len(splits[name]) for name in SPLITS}
     if args.json:
         print(json.dumps(sizes))

@@ -199,15 +199,17 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None) -> TaskSpec | N
     return spec
 
 
-def task_of(name: str, spec: TaskSpec | Mapping[str, Any] | None = None, format: str = "t5") -> Task:
-    """The task `name` viewed in `format`: a user task from `spec` (a TaskSpec or its dict, as adapters save it)
-    or a task YAML file, else the built-in task of that name (`lamp.tasks.get_task`)."""
+def task_of(name: str, spec: TaskSpec | Mapping[str, Any] | None = None, format: str | None = None) -> Task:
+    """The task `name` viewed in `format` (None: a built-in task's t5 format, a user task's template): a user task
+    from `spec` (a TaskSpec or its dict, as adapters save it) or a task YAML file, else the built-in task of that
+    name (`lamp.tasks.get_task`)."""
     from lamp.tasks import get_task
 
     if isinstance(spec, Mapping):
         spec = TaskSpec.from_dict(spec, f"the saved spec of task {name!r}")
     spec = spec or spec_of(name)
-    return spec.task().in_format(format) if spec else get_task(name, format)
+    task = spec.task() if spec else get_task(name)
+    return task.in_format(format) if format else task
 
 
 def _unlabelled(rows: list[tuple[str, dict[str, Any]]], field: str) -> bool:
