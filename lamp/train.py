@@ -36,6 +36,7 @@ from lamp.errors import ConfigError, Interrupted, TrainingError
 from lamp.scoring import SCORERS, answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import FORMATS
 from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
+from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scalars
 
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.json"
@@ -103,11 +104,15 @@ class TrainConfig:
     """Output folder."""
     resume: bool = False
     """Continue the run in --out from its last checkpoint with the settings it was started with (other flags are
-    refused, except --eval-batch-size, --data-dir and --gradient-checkpointing)."""
+    refused, except --eval-batch-size, --data-dir, --gradient-checkpointing and --report-to)."""
     overwrite: bool = False
     """Replace a finished or interrupted run in --out."""
     mixed_precision: str = "auto"
-    """auto (bf16 on a GPU that supports it, else fp32), no, bf16 or fp16."""
+    """auto (under `accelerate launch`: the launcher's --mixed_precision; else bf16 on a GPU that supports it, else
+    fp32), no, bf16 or fp16 (given, it wins over the launcher's, and a line says so)."""
+    report_to: str = "none"
+    """Experiment trackers, through Accelerate: none, all (every one installed), or a comma list of tensorboard, wandb,
+    mlflow, comet_ml, aim, clearml, dvclive. TensorBoard writes under OUT/runs (tensorboard --logdir OUT/runs)."""
     zero_shot: bool = True
     """Also score the bare backbone (no prompt, same format and scorer) on test: the floor a prompt must beat."""
     dtype: str = "auto"
@@ -189,6 +194,7 @@ class TrainConfig:
             raise ConfigError(f"unknown --mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
         if self.format not in ("auto", *FORMATS):
             raise ConfigError(f"unknown --format {self.format!r}: choose auto, {', '.join(FORMATS)}")
+        self.report_to = ",".join(parse_report_to(self.report_to)) or "none"
 
     def data_options(self) -> dict[str, Any]:
         """The options that describe a user's own task (`lamp.tasks.user.DATA_OPTIONS`), None where unset."""
@@ -212,9 +218,10 @@ LOCK = ".lamp.lock"
 """Held by the process that runs in a folder (train: the run folder; compare: the grid folder)."""
 RUN_FILE_NAMES = (RUN_CONFIG, CHECKPOINT, RESULTS, LOG, PLOT)
 """The files of a run (besides its ADAPTER folder): the only ones --overwrite deletes."""
-SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing")
-"""The fields a resumed run may change: none changes what is trained (data_dir: the same files elsewhere). Every
-other field must match the saved run; max_steps too, since the learning-rate schedule depends on it."""
+SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing", "report_to")
+"""The fields a resumed run may change: none changes what is trained (data_dir: the same files elsewhere; report_to:
+only where the numbers are also sent). Every other field must match the saved run; max_steps too, since the
+learning-rate schedule depends on it."""
 _LEFTOVER = re.compile(r"^\..+\.\w{8}\.tmp(\.\w+)?$|^\.write-test-\d+$")  # atomic_write's and the write probe's
 
 
@@ -426,6 +433,8 @@ def start_run(config: TrainConfig, out: Path) -> None:
                 (out / ADAPTER / name).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 (out / ADAPTER).rmdir()  # only once empty
+            if (out / TRACKING_DIR).is_dir():  # the old run's tracker files (TensorBoard events...)
+                shutil.rmtree(out / TRACKING_DIR)
         except OSError as error:
             raise ConfigError(
                 f"cannot remove the old run in {out} ({error.strerror}): remove it yourself or choose another --out"
@@ -581,6 +590,26 @@ class Evaluator:
         return self.task.compute_metrics(predictions, examples)
 
 
+LAUNCHER_PRECISION = "ACCELERATE_MIXED_PRECISION"
+"""Where `accelerate launch --mixed_precision X` (or its config file) hands X to the script
+(accelerate/utils/launch.py); Accelerator reads it when given no mixed_precision (accelerate/state.py)."""
+
+
+def resolve_mixed_precision(wanted: str) -> tuple[str, str | None]:
+    """The mixed precision a run uses, and a line to print when --mixed-precision overrides the launcher's.
+
+    auto defers to the launcher (`accelerate launch` always sets LAUNCHER_PRECISION, `no` by default); without one:
+    bf16 on a GPU that supports it, else no. An explicit no, bf16 or fp16 wins over the launcher's."""
+    launcher = os.environ.get(LAUNCHER_PRECISION, "").strip().lower() or None
+    if wanted == "auto":
+        if launcher:
+            return launcher, None
+        return ("bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"), None
+    if launcher in (None, wanted):
+        return wanted, None
+    return wanted, f"lamp train: mixed precision {wanted} (--mixed-precision), not the launcher's {launcher}"
+
+
 def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one training job and return its results (also written to `<out>/results.json`).
 
@@ -616,11 +645,14 @@ def _train(
     from lamp.progress import progress
     from lamp.tasks import load_splits, resolve_format
 
-    mixed = config.mixed_precision
-    if mixed == "auto":
-        mixed = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    accelerator = Accelerator(mixed_precision=mixed)
+    mixed, note = resolve_mixed_precision(config.mixed_precision)
+    trackers = [] if config.report_to == "none" else config.report_to.split(",")
+    accelerator = Accelerator(
+        mixed_precision=mixed, log_with=trackers or None, project_dir=str(Path(config.out) / TRACKING_DIR)
+    )
     is_main = accelerator.is_main_process
+    if note:
+        accelerator.print(note)
     # A resume is checked against its run first (an option that contradicts the run is named as such); a new run's
     # folder only once its options are known to be good, so that a typo leaves no folder behind.
     out = prepare_output(config, accelerator, cleanup) if config.resume else None
@@ -702,6 +734,16 @@ def _train(
     if is_main:
         start_run(config, out)
     accelerator.wait_for_everyone()
+    if trackers:  # after start_run, so that --overwrite has cleared the old run's tracker files
+        accelerator.init_trackers(PROJECT, config=hparams(dataclasses.asdict(config)))
+
+        def finish_trackers() -> None:
+            """accelerator.end_training() without its destroy_process_group(): the next train() of a `lamp compare`
+            grid under `accelerate launch` still needs the group. Only the main process holds trackers."""
+            for tracker in accelerator.trackers:
+                tracker.finish()
+
+        cleanup.callback(finish_trackers)
     # A resumed run's wall_s counts the earlier invocations up to their last checkpoint (work lost after it is not).
     earlier_s = state.get("elapsed_s", 0.0)
 
@@ -771,6 +813,7 @@ def _train(
                     f"--overwrite; {on_disk()}"
                 )
             state["log"].append({"step": step, "loss": value, "lr": lr})
+            accelerator.log({"train/loss": value, "train/lr": lr}, step=step)
         running.clear()
         bar.set_postfix(loss=f"{state['log'][-1]['loss']:.4f}")
 
@@ -804,6 +847,7 @@ def _train(
             if step % config.eval_every == 0 or step == config.max_steps:
                 metrics = evaluate(model, validation, val_encoded)
                 state["log"].append({"step": step, "validation": metrics})
+                accelerator.log(scalars("validation", metrics), step=step)
                 bar.set_postfix(loss=f"{state['log'][-2]['loss']:.4f}", val=f"{metrics['score']:.2f}")
                 if metrics["score"] > state["best_score"]:
                     state["best_score"], state["best_step"] = metrics["score"], step
@@ -837,6 +881,7 @@ def _train(
     evaluations = {r["step"]: r["validation"] for r in state["log"] if "validation" in r}
     test = evaluate(best, splits["test"], test_encoded)
     predicted = Counter(str(p) for p in evaluate.last_predictions)  # e.g. {"0": 400, "1": 472}; "None" = invalid
+    accelerator.log({**scalars("test", test), **scalars("zero_shot", state["zero_shot"] or {})}, step=state["step"])
     results = {
         "task": task.name,
         "method": config.method,
@@ -844,6 +889,7 @@ def _train(
         "seed": config.seed,
         "scorer": scorer,
         "format": input_format,
+        "mixed_precision": accelerator.mixed_precision,
         "trainable_params": model.num_trainable_parameters(),
         "effective_trainable_params": model.num_effective_parameters(),
         "n_virtual": model.n_virtual,

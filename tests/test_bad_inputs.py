@@ -72,6 +72,20 @@ ROWS = [
     ),
     pytest.param("train --config {yaml_unknown}", r"unknown keys bogus; known keys are", id="yaml-unknown-key"),
     pytest.param(TRAIN + " --config {fresh}/no.yaml", r"config file .*no.yaml does not exist", id="yaml-missing"),
+    pytest.param(
+        TRAIN + " --report-to nope",
+        r"unknown --report-to 'nope': choose none, all, or one or more \(comma-separated\) of tensorboard, wandb",
+        id="report-to-unknown",
+    ),
+    pytest.param(
+        TRAIN + " --report-to tensorboard,none", r"unknown --report-to 'tensorboard,none'", id="report-to-none"
+    ),
+    # a tracker whose package is not installed (clearml is not a dependency of lamp's, dev extras included)
+    pytest.param(
+        TRAIN + " --report-to clearml",
+        r"--report-to clearml needs its package: pip install clearml$",
+        id="report-to-missing",
+    ),
     pytest.param(TRAIN + " --rank 0 --method lamp", r"rank must be a positive integer, got 0", id="train-rank-0"),
     pytest.param(
         TRAIN_NO_METHOD + " --method lora --set alpha=1e999", r"alpha must be a finite number > 0", id="lora-inf"
