@@ -658,7 +658,8 @@ def _train(
     out = prepare_output(config, accelerator, cleanup) if config.resume else None
     # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
     prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
-    spec = spec_of(config.task, config.data_options())  # a user's own task, None for a built-in one
+    default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
+    spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
     if task.user_data is not None:  # a user's files are read once now, so that a bad one fails before the backbone
         load_splits(task, config.data_dir, config.seed)

@@ -149,6 +149,12 @@ ROWS = [
     pytest.param(OWN + " {own}/data.xlsx", r"unknown data file type '.xlsx': use a .csv, .tsv", id="own-suffix"),
     pytest.param(OWN + " {own}/null.jsonl", r"{own}/null.jsonl row 1: field 'text' is empty", id="own-null"),
     pytest.param(
+        OWN + " {own}/good.csv --task rte",
+        r"--task rte is a built-in task, which reads its own data: .* \(e.g. --task my-rte\)$",
+        id="own-builtin-name",
+    ),
+    pytest.param(OWN + " {own}", r"data file {own} is a folder, not a file: pass the file itself$", id="own-folder"),
+    pytest.param(
         TRAIN + " --train-file {own}/good.csv --template 'x {{text}}'", r"pass exactly one$", id="own-no-answer"
     ),
     pytest.param(

@@ -231,8 +231,12 @@ def test_spec_checks_name_the_key_and_the_fix():
     for values, message in cases:
         with pytest.raises(ConfigError, match=message):
             TaskSpec(**values)
+    options = {"train_file": "rte.csv", "template": "{x}", "label_words": "a,b"}
+    with pytest.raises(ConfigError, match=r"--task rte is a built-in task, which reads its own data: .*--task my-rte"):
+        spec_of("rte", options)  # the user's files must not silently replace a named built-in task's data
     with pytest.raises(ConfigError, match="is a built-in task's"):
-        spec_of("rte", {"train_file": "rte.csv", "template": "{x}", "label_words": "a,b"})
+        spec_of("polarity", options, default="polarity")  # unset --task: named after the file, here a built-in name
+    assert spec_of("polarity", {**options, "train_file": "mine.csv"}, default="polarity").name == "mine"
     assert spec_of("rte") is None and task_of("rte").name == "rte", "built-in tasks are untouched"
 
 

@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(text))
     else:
         sys.stdout.write(text)
-    print(f"{len(rows)} rows, {len(adapters)} tasks, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
+    tasks_served = f"{len(adapters)} task" + "s" * (len(adapters) != 1)
+    print(f"{len(rows)} rows, {tasks_served}, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
     for task, metrics in score_rows(rows, results, tasks).items():
         print(f"  {task}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), file=sys.stderr)
     return 0

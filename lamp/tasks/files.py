@@ -69,6 +69,8 @@ def read_file(path: str) -> list[dict[str, Any]]:
     import datasets
 
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise DataError(f"data file {path} is a folder, not a file: pass the file itself")
     reader = READERS.get(file.suffix.lower())
     if reader is None:
         raise DataError(
