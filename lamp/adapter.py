@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from lamp.errors import AdapterError, ConfigError, LampError
+from lamp.errors import AdapterError, ConfigError, LampError, first_sentence
 from lamp.methods import config_from_dict
 
 WEIGHTS = "adapter.safetensors"
@@ -283,7 +283,7 @@ def resolve_adapter(source: str | os.PathLike, revision: str | None = None, toke
         with quiet_hub(transformers_too=False):
             folder = snapshot_download(name, revision=revision, token=token, allow_patterns=[CONFIG, WEIGHTS])
     except (OSError, ValueError) as error:  # huggingface_hub's errors are one or the other
-        cause = " ".join(str(error).split()).split(". ")[0][:200]
+        cause = first_sentence(error)
         raise AdapterError(
             f"cannot fetch adapter {name!r} from the hub ({cause}): pass a local adapter folder or a reachable repo id"
         ) from None
@@ -311,7 +311,7 @@ def push_adapter(
             api.create_repo(repo_id, private=private, exist_ok=True)
             commit = api.upload_folder(repo_id=repo_id, folder_path=staging, revision=revision, commit_message=message)
         except (OSError, ValueError) as error:
-            cause = " ".join(str(error).split()).split(". ")[0][:200]
+            cause = first_sentence(error)
             raise ConfigError(
                 f"cannot push to hub repo {repo_id!r} ({cause}): check the repo id and your token"
             ) from None

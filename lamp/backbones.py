@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, first_sentence
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -100,7 +100,7 @@ def quiet_hub(transformers_too: bool = True) -> Iterator[None]:
 
 def _load_error(name: str, path: str, what: str, error: Exception) -> ConfigError:
     """One line for a model or tokenizer that does not load: a folder's own problem, or a hub id not fetched."""
-    cause = " ".join(str(error).split()).split(". ")[0][:200]
+    cause = first_sentence(error)
     if Path(path).expanduser().is_dir():
         return ConfigError(f"cannot load {what} from {name!r} ({cause}): pass a folder saved with save_pretrained")
     return ConfigError(

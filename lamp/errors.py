@@ -23,3 +23,9 @@ class TrainingError(LampError):
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM, already reported in one line (what is kept, how to resume): the CLI only exits 130."""
+
+
+def first_sentence(error: BaseException, limit: int = 200) -> str:
+    """The first sentence of a library's error message on one line, at most `limit` characters: the cause lamp quotes
+    in its own one-line error (huggingface_hub's messages run over several lines and sentences)."""
+    return " ".join(str(error).split()).split(". ")[0][:limit]
