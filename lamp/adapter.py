@@ -7,7 +7,6 @@ the lamp version; loading checks all of it before any tensor is used, so a wrong
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import json
 import os
@@ -242,8 +241,7 @@ def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
             f"load it on {saved['name']}"
         )
     # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
-    skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
-    prompted = wrap(model, skeleton)
+    prompted = wrap(model, config.skeleton())
     prompted.prompt_config = config
     expected = {name: tuple(p.shape) for name, p in prompted.prompt_encoder.named_parameters()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}

@@ -43,7 +43,7 @@ from lamp.adapter import atomic_write
 from lamp.checks import COUNT, POSITIVE_INT, SEED
 from lamp.errors import ConfigError, LampError
 from lamp.methods import METHODS, make_config
-from lamp.methods.base import PromptConfig, PromptModule
+from lamp.methods.base import Declaration, PromptConfig, PromptModule
 from lamp.model import IGNORE_INDEX
 
 DEFAULT_METHODS = [
@@ -100,6 +100,7 @@ class GainOnlyConfig(PromptConfig):
     """bench's `none`: no prompt; a trainable scalar gain on the input embeddings makes backward reach the input."""
 
     method = "none"
+    declares = Declaration(prompt_rows=False, input_embeddings=True, export=None)  # the wrapper calls embed_inputs
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
         return InputGain(backbone.get_input_embeddings().weight.shape[1])

@@ -1,16 +1,17 @@
 """Prompts in and out of lamp: export what serves a method without lamp, and start a prompt from a saved one.
 
-Export writes what each method declares (`PromptModule.export_format`): prompt methods the materialised prompt (for
-LAMP: U_r diag(q) V_r, pooled) as a PEFT prompt-tuning adapter, LoRA its layers as a PEFT LoRA adapter, both with
-PEFT's own machinery, so unmodified `peft.PeftModel.from_pretrained(backbone, out)` runs them; full fine-tuning a
-transformers model folder (`AutoModelForCausalLM.from_pretrained(out)`). Import reads a PEFT prompt-tuning adapter (with
-PEFT's own loaders) or a lamp adapter, and hands the (l x d) prompt to a method's `from_prompt`: for LAMP, the same
-truncated SVD that decomposes any other initial prompt.
+Export writes what each method's config declares (`Declaration.export`, one writer per kind in `WRITERS`): prompt
+methods the materialised prompt (for LAMP: U_r diag(q) V_r, pooled) as a PEFT prompt-tuning adapter, layer-injecting
+tuners (LoRA) their layers as a PEFT LoRA adapter, both with PEFT's own machinery, so unmodified
+`peft.PeftModel.from_pretrained(backbone, out)` runs them; a method that trains the backbone a transformers model
+folder (`AutoModelForCausalLM.from_pretrained(out)`). Import reads a PEFT prompt-tuning adapter (with PEFT's own
+loaders) or a lamp adapter, and hands the (l x d) prompt to a method's `from_prompt`: for LAMP, the same truncated SVD
+that decomposes any other initial prompt.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import os
 import shutil
 import tempfile
@@ -21,35 +22,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.adapter import CONFIG, atomic_write, check_tensors, load_adapter, write_problem
-from lamp.errors import AdapterError, ConfigError
-from lamp.methods import PromptConfig, PromptModule, make_config
-from lamp.methods.lamp import LampConfig
+from lamp.adapter import CONFIG, atomic_write, check_tensors, load_adapter, read_adapter_config, write_problem
+from lamp.backbones import load_tokenizer
+from lamp.errors import AdapterError, ConfigError, LampError
+from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, lookup, make_config
 from lamp.model import PromptedModel, model_kind, wrap
 
 PEFT_CONFIG = "adapter_config.json"
 TASK_TYPES = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
 
 
-def impurity(model: PromptedModel) -> str | None:
-    """Why the method's effect is more than its prompt rows (None when it is purely a prompt): it overrides
-    `embed_inputs`, or its parameters live inside the backbone (LoRA, full fine-tuning)."""
-    module = model.prompt_encoder
-    if type(module).embed_inputs is not PromptModule.embed_inputs:
-        return "also changes the input embeddings (it overrides embed_inputs)"
-    inside = {id(p) for p in model.backbone.parameters()}
-    if any(id(p) in inside for p in module.parameters()):
-        return "changes the backbone's own layers"
-    return None
-
-
-def require_pure_prompt(model: PromptedModel, why: str) -> None:
-    reason = impurity(model)
+def require_pure_prompt(config: PromptConfig | type[PromptConfig], why: str) -> None:
+    """Refuse (AdapterError, one line ending in `why`) a method whose declared effect is more than its prompt rows
+    (`Declaration.beyond_prompt`): it changes the input embeddings or the backbone."""
+    reason = config.declares.beyond_prompt()
     if reason is not None:
-        raise AdapterError(
-            f"method {model.prompt_config.method!r} {reason}, so {why}: "
-            "only methods whose effect is purely a prompt can"
-        )
+        raise AdapterError(f"method {config.method!r} {reason}, so {why}: only methods whose effect is purely a prompt can")
 
 
 def _materialised(model: PromptedModel) -> torch.Tensor:
@@ -69,7 +57,7 @@ def check_output_folder(out: Path, what: str = "export") -> None:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
 
 
-EXPORTS = {  # a method's `export_format`: the file an earlier export left, what it is, how to load it
+EXPORTS = {  # a declared export's `format`: the file an earlier export left, and what it is
     "peft": (PEFT_CONFIG, "a PEFT export"),
     "model": ("config.json", "a model folder"),
 }
@@ -87,17 +75,25 @@ def check_export_folder(out: Path, export_format: str = "peft") -> None:
         raise ConfigError(f"{out} holds files that are not {what}: choose another --out; lamp never overwrites them")
 
 
-def declared_export(source: PromptedModel | str | os.PathLike) -> tuple[str, str | None]:
-    """The method of `source` and the `export_format` its module declares, read from adapter.json before any
-    backbone loads (None for a method lamp does not know: loading the adapter then says so)."""
-    from lamp.adapter import read_adapter_config
-    from lamp.methods import METHODS
-
+def declared(source: PromptedModel | str | os.PathLike) -> tuple[str, Declaration | None]:
+    """The method of `source` and what its config declares, read from adapter.json before any backbone loads (None
+    for a method lamp does not know: loading the adapter then says so)."""
     if isinstance(source, PromptedModel):
-        return source.prompt_config.method, type(source.prompt_encoder).export_format
+        return source.prompt_config.method, source.declares
     method = read_adapter_config(source)["prompt"]["method"]
     entry = METHODS.get(method)
-    return method, entry[1].export_format if entry else None
+    return method, entry.config.declares if entry else None
+
+
+def export_refusal(method: str, declares: Declaration) -> str:
+    """Why a method that declares no export cannot be exported, and what to do instead."""
+    reason = declares.beyond_prompt()
+    if reason is not None:
+        return (
+            f"method {method!r} {reason}, so it cannot be exported as a PEFT prompt-tuning adapter: only methods "
+            "whose effect is purely a prompt can; score it with lamp eval"
+        )
+    return f"method {method!r} adds and trains nothing, so there is nothing to export: the backbone is the model"
 
 
 def export_adapter(
@@ -109,26 +105,29 @@ def export_adapter(
     """Write `source` (a PromptedModel or a lamp adapter folder) as what serves its method without lamp, into
     `out_dir` all or nothing; returns the folder and one line on what it holds and how to load it.
 
-    Each method's module declares its `export_format` and writes it (`PromptModule.export`): prompt methods a stock
+    Each method's config declares its export (`Declaration.export`), written by `WRITERS`: prompt methods a stock
     PEFT prompt-tuning adapter, LoRA a stock PEFT LoRA adapter, full fine-tuning a transformers model folder.
-    `export_format` ("peft" or "model"), when given, must be the method's. `backbone` (a model or a name) is used
+    `export_format` ("peft" or "model"), when given, must be the declared one's `format`. `backbone` (a model or a name) is used
     to load an adapter folder; by default the backbone its adapter.json names. Raises ConfigError / AdapterError
     (one line) for an output folder that holds other files, a format the method does not write, a method that
     cannot export, and a write that fails; nothing is written then.
     """
     out = Path(out_dir)
-    method, declared = declared_export(source)
-    if export_format is not None and declared is not None and export_format != declared:
+    method, declares = declared(source)
+    if declares is not None and declares.export is None:
+        raise AdapterError(export_refusal(method, declares))
+    wanted = declares.export.format if declares is not None else None
+    if export_format is not None and wanted is not None and export_format != wanted:
         raise ConfigError(
-            f"method {method!r} exports as {EXPORTS[declared][1]} (format {declared!r}), not {export_format!r}: "
-            f"use --format {declared} (or lamp.export_adapter)"
+            f"method {method!r} exports as {EXPORTS[wanted][1]} (format {wanted!r}), not {export_format!r}: "
+            f"use --format {wanted} (or lamp.export_adapter)"
         )
-    check_export_folder(out, declared or "peft")
+    check_export_folder(out, wanted or "peft")
     model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
-    # Methods write their files into a scratch folder, copied into `out` all or nothing.
+    # The writer puts its files into a scratch folder, copied into `out` all or nothing.
     with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
         try:
-            line = model.prompt_encoder.export(model, Path(staging))
+            line = WRITERS[model.declares.export](model, Path(staging))
         except OSError as error:
             raise ConfigError(write_problem(staging, error)) from None
         _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])
@@ -141,7 +140,8 @@ def export_peft(
     backbone: nn.Module | str | None = None,
 ) -> Path:
     """Write `source` (a PromptedModel or a lamp adapter folder) as a stock PEFT adapter: prompt tuning for prompt
-    methods, LoRA for `lora`; `export_adapter` with format "peft" (full fine-tuning is refused: it is a model)."""
+    methods, LoRA for layer-injecting ones; `export_adapter` with format "peft" (a method that exports a model folder
+    is refused)."""
     return export_adapter(source, out_dir, backbone, export_format="peft")[0]
 
 
@@ -151,11 +151,11 @@ def write_peft_prompt(model: PromptedModel, directory: Path) -> str:
 
     The PEFT config has num_virtual_tokens = n_virtual, token_dim = d and one transformer submodule: like lamp,
     PEFT's prompt tuning then prepends the prompt to the encoder only for seq2seq models. Raises AdapterError for a
-    method whose effect is more than its prompt (`impurity`).
+    method whose declared effect is more than its prompt (`require_pure_prompt`).
     """
     from peft import PromptTuningConfig, get_peft_model
 
-    require_pure_prompt(model, "it cannot be exported as a PEFT prompt-tuning adapter")
+    require_pure_prompt(model.prompt_config, "it cannot be exported as a PEFT prompt-tuning adapter")
     prompt = _materialised(model)
     config = PromptTuningConfig(
         task_type=TASK_TYPES[model.kind],
@@ -176,6 +176,47 @@ def write_peft_prompt(model: PromptedModel, directory: Path) -> str:
     # save_embedding_layers=False: a prompt never changes the vocabulary; "auto" would look the name up online.
     peft_model.save_pretrained(str(directory), save_embedding_layers=False)
     return "a PEFT prompt-tuning adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"
+
+
+def write_peft_layers(model: PromptedModel, directory: Path) -> str:
+    """Write the layers a PEFT tuner injected into `model`'s backbone (LoRA) into `directory` as a stock PEFT adapter:
+    PEFT's own config of the injected layers (the target modules it resolved) and their tensors as PEFT's
+    `get_peft_model_state_dict` names them, under PeftModel's `base_model.model.` prefix, so
+    `peft.PeftModel.from_pretrained(backbone, out)` rebuilds this model. Returns the loading line."""
+    from peft.utils import SAFETENSORS_WEIGHTS_NAME, get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    backbone = model.backbone
+    config = copy.deepcopy(backbone.peft_config["default"])
+    config.task_type = TASK_TYPES[model.kind]
+    config.base_model_name_or_path = model.backbone_name or None
+    config.inference_mode = True
+    config.save_pretrained(str(directory))
+    # save_embedding_layers=False: the injected layers never change the vocabulary; "auto" may look the name up online.
+    weights = get_peft_model_state_dict(backbone, save_embedding_layers=False)
+    tensors = {f"base_model.model.{name}": t.detach().cpu().contiguous() for name, t in weights.items()}
+    save_file(tensors, str(directory / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt"})
+    return "a PEFT LoRA adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"
+
+
+def write_model_folder(model: PromptedModel, directory: Path) -> str:
+    """Write `model`'s (trained) backbone into `directory` as a transformers model folder (`save_pretrained`), with
+    the tokenizer of the backbone's name when that name loads one (a model folder or hub id lamp can reach). Returns
+    the loading line."""
+    model.backbone.save_pretrained(str(directory))
+    tokenizer = ""
+    if model.backbone_name:
+        try:
+            load_tokenizer(model.backbone_name).save_pretrained(str(directory))
+            tokenizer = " and its tokenizer"
+        except LampError:  # a backbone built in memory, or a name that cannot be fetched here
+            pass
+    auto = "AutoModelForSeq2SeqLM" if model.kind == "seq2seq" else "AutoModelForCausalLM"
+    return f"a transformers model folder{tokenizer} to {{out}}: transformers.{auto}.from_pretrained({{out!r}})"
+
+
+WRITERS = {Export.PEFT_PROMPT: write_peft_prompt, Export.PEFT_LORA: write_peft_layers, Export.MODEL: write_model_folder}
+"""The writer of each declared export: (model, scratch folder) -> the line saying what it wrote and how to load it."""
 
 
 def _write_all(files: list[tuple[Path, Path]]) -> None:
@@ -217,9 +258,11 @@ def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
         # only ones PEFT's prompt tuning uses.
         prompt = weights["prompt_embeddings"][: config.num_virtual_tokens].float()
     elif (path / CONFIG).is_file():
+        entry = METHODS.get(read_adapter_config(path)["prompt"]["method"])  # unknown: load_adapter says so
+        if entry is not None:  # refused before loading, which would change the backbone of a LoRA adapter
+            require_pure_prompt(entry.config, "its prompt alone does not reproduce it and cannot be imported")
         with torch.random.fork_rng():  # loading builds a throwaway init first; keep the caller's seeded stream
             model = load_adapter(backbone, path)
-        require_pure_prompt(model, "its prompt alone does not reproduce it and cannot be imported")
         prompt = _materialised(model)
     else:
         raise AdapterError(
@@ -240,16 +283,19 @@ def wrap_prompt(
     module = config.from_prompt(initial)
     # The wrapper builds a throwaway module first: give it the cheapest init, and keep the caller's seeded
     # generator where it was, so a seeded run with an imported prompt stays reproducible.
-    skeleton = dataclasses.replace(config, init="random", init_text=None) if hasattr(config, "init") else config
     with torch.random.fork_rng():
-        model = wrap(backbone, skeleton, tokenizer)
+        model = wrap(backbone, config.skeleton(), tokenizer)
     model.prompt_config = config
     model.prompt_encoder = module.to(backbone.get_input_embeddings().weight.device)
     return model
 
 
 def wrap_saved_prompt(
-    backbone: nn.Module, source: str | os.PathLike, method: str = "lamp", tokenizer: Any = None, **options: Any
+    backbone: nn.Module,
+    source: str | os.PathLike,
+    method: str = DEFAULT_METHOD,
+    tokenizer: Any = None,
+    **options: Any,
 ) -> PromptedModel:
     """`method` started from the prompt saved in `source` (PEFT or lamp adapter); its length is that prompt's."""
     initial = read_prompt(source, backbone)
@@ -264,12 +310,12 @@ def wrap_saved_prompt(
 def from_peft_prompt(
     backbone: nn.Module, source: str | os.PathLike, rank: int | None = None, pool: int = 1, **options: Any
 ) -> PromptedModel:
-    """A LAMP prompt initialised from a PEFT prompt-tuning adapter or a lamp adapter, through the truncated SVD.
+    """A prompt of the default method (LAMP) initialised from a PEFT prompt-tuning adapter or a lamp adapter, through
+    the truncated SVD.
 
-    `rank` defaults to LAMP's default capped at min(l, d); with rank = min(l, d) and pool = 1 the LAMP prompt
-    equals the imported one (up to float error). Other LampConfig options pass through.
+    `rank` defaults to LAMP's default capped at min(l, d) (`for_prompt`); with rank = min(l, d) and pool = 1 the
+    LAMP prompt equals the imported one (up to float error). Other options of the method pass through.
     """
     initial = read_prompt(source, backbone)
-    if rank is None:
-        rank = min(LampConfig.rank, *initial.shape)
-    return wrap_prompt(backbone, LampConfig(length=len(initial), rank=rank, pool=pool, **options), initial)
+    config = lookup(DEFAULT_METHOD).config.for_prompt(initial, rank=rank, pool=pool, **options)
+    return wrap_prompt(backbone, config, initial)

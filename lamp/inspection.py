@@ -61,11 +61,11 @@ def mean_pairwise_cosine(rows: torch.Tensor) -> float:
 
 def prompt_rows(model: PromptedModel) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows before pooling, rows after pooling) as float32 on the CPU."""
+    if not model.declares.prompt_rows:
+        raise AdapterError(f"method {model.prompt_config.method!r} adds no prompt rows: there is no prompt to inspect")
     with torch.no_grad():
         before = model.prompt_encoder.unpooled().detach().float().cpu()
         after = model.prompt_encoder().detach().float().cpu()
-    if before.numel() == 0 or after.numel() == 0:
-        raise AdapterError(f"method {model.prompt_config.method!r} adds no prompt rows: there is no prompt to inspect")
     return before, after
 
 

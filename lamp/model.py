@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.errors import ConfigError
-from lamp.methods import PromptConfig, PromptModule
+from lamp.methods import Backbone, Declaration, EmptyPrompt, PromptConfig, PromptModule
 
 IGNORE_INDEX = -100
 # Per-token inputs the wrapper extends over the prompt; any other (batch, tokens) integer input is refused.
@@ -112,8 +112,9 @@ class PromptedModel(nn.Module):
             )
         self.backbone = backbone
         self.prompt_config = config
+        trains_backbone = config.declares.backbone is Backbone.TRAINED  # full fine-tuning; every other method: frozen
         for parameter in backbone.parameters():
-            parameter.requires_grad_(False)
+            parameter.requires_grad_(trains_backbone)
         device = backbone.get_input_embeddings().weight.device
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in accepted
@@ -131,6 +132,11 @@ class PromptedModel(nn.Module):
         self._prefix_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._prefix_key: tuple | None = None
         self.backbone_name: str = getattr(backbone.config, "_name_or_path", "")
+
+    @property
+    def declares(self) -> Declaration:
+        """What the method changes, as its config class declares it (`lamp.methods.Declaration`)."""
+        return self.prompt_config.declares
 
     # ---- the prompt -------------------------------------------------------------------------------------------
     def prompt(self) -> torch.Tensor:
@@ -193,10 +199,8 @@ class PromptedModel(nn.Module):
     def without_prompt(self) -> Iterator[PromptedModel]:
         """This model with no prompt rows and no input hook for the duration: the bare backbone's zero-shot. A method
         that changed the backbone itself (LoRA, full fine-tuning) keeps its change, which is none before training."""
-        from lamp.methods.none import NoPrompt
-
         module = self.prompt_encoder
-        self.prompt_encoder = NoPrompt(self.backbone.get_input_embeddings().weight.shape[1])
+        self.prompt_encoder = EmptyPrompt(self.backbone.get_input_embeddings().weight.shape[1])
         try:
             yield self
         finally:
@@ -460,7 +464,9 @@ class PromptedModel(nn.Module):
                     f"{name} is a per-token input the prompt cannot be put in front of: drop it, or feed the "
                     f"backbone yourself (lamp extends {', '.join(PER_TOKEN_INPUTS)} only)"
                 )
-        embeds = self.prompt_encoder.embed_inputs(inputs_embeds, attention_mask)
+        embeds = inputs_embeds
+        if self.declares.input_embeddings:  # DePT's offset; the hook of every other method is the identity
+            embeds = self.prompt_encoder.embed_inputs(inputs_embeds, attention_mask)
         if prompt is None:
             prompt = self.prompt()
         if prompt.dim() == 2:

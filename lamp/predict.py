@@ -26,6 +26,7 @@ from lamp.adapter import load_adapter, read_adapter_config
 from lamp.data import chat_wrapper, fit_max_length, truncate
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
+from lamp.methods import METHODS
 from lamp.model import PromptedModel
 from lamp.scoring import (
     answer_tokens,
@@ -65,6 +66,9 @@ def load_task_adapters(
             raise AdapterError(f"adapter {path} names no task (adapter.json has no 'task'): pass it as TASK={path}")
         if task in {name for name, _, _ in named}:
             raise AdapterError(f"two adapters for task {task!r}: pass one adapter per task")
+        entry = METHODS.get(data["prompt"]["method"])  # an unknown method: load_adapter says so
+        if entry is not None:  # refused before anything loads onto the shared backbone
+            require_pure_prompt(entry.config, f"adapter {path} cannot share a batch with other tasks (use lamp eval)")
         named.append((task, path, data))
     names = sorted({data["backbone"]["name"] for *_, data in named})
     if backbone is None and len(names) > 1:
@@ -79,7 +83,6 @@ def load_task_adapters(
     adapters = {}
     for task, path, _ in named:
         adapters[task] = load_adapter(backbone, path)
-        require_pure_prompt(adapters[task], f"adapter {path} cannot share a batch with other tasks (use lamp eval)")
     return adapters
 
 
@@ -182,7 +185,7 @@ def predict_rows(
             raise AdapterError(
                 f"adapter for {name!r} sits on another backbone object: load all with load_task_adapters"
             )
-        require_pure_prompt(model, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
+        require_pure_prompt(model.prompt_config, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
         # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
         task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):

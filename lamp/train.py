@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, load_adapter, save_adapter
 from lamp.backbones import SMOLLM2
 from lamp.errors import ConfigError, Interrupted, TrainingError
+from lamp.methods import DEFAULT_METHOD, PromptConfig, check_options, lookup, make_config
 from lamp.scoring import SCORERS, answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import FORMATS
 from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
@@ -47,6 +48,9 @@ DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, 
 PATH_FIELDS = ("model", "init_from", "data_dir", "task", "train_file", "validation_file", "test_file")
 """TrainConfig fields that may name a local folder or file (`task`: a task YAML file): recorded absolute, and equal on
 resume however the path is written (relative, absolute, through a link)."""
+SHORTHANDS = ("length", "rank", "pool", "init", "init_text")
+"""Method options with their own flags (--length...) and TrainConfig keywords (once TrainConfig fields of their own):
+each goes into `method_options`, and runs saved before that hold them as top-level keys (`upgrade_saved`)."""
 
 
 @dataclass
@@ -58,20 +62,22 @@ class TrainConfig:
     """Task name (see `lamp data --help`), or a task YAML file (your own data; see docs/tasks.md)."""
     model: str = "smollm2-135m"
     """`smollm2-135m` (offline), a local folder or a Hugging Face hub id."""
-    method: str = "lamp"
-    """Prompt method (lamp, pt, ...)."""
-    length: int | None = None
-    """Prompt length l (method default when unset)."""
-    rank: int | None = None
-    """LAMP rank r (method default when unset)."""
-    pool: int | None = None
-    """LAMP pooling kernel and stride k (method default when unset)."""
-    init: str | None = None
-    """Prompt init: vocab, text or random (method default when unset)."""
-    init_text: str | None = None
-    """Phrase for init=text."""
+    method: str = DEFAULT_METHOD
+    """Prompt method, a name of lamp.METHODS (lamp, pt, dept, dpt, lora, full). Its options: --method.NAME VALUE,
+    --set NAME=VALUE, or the shorthands --length, --rank, --pool, --init, --init-text."""
     method_options: dict[str, Any] = field(default_factory=dict)
-    """Any other option of the method's config, as key=value."""
+    """The options of the method's config that are given, as key=value (the others keep the method's defaults);
+    checked against the method on construction."""
+    length: InitVar[int | None] = None
+    """Shorthand for --method.length: the prompt length l (method default when unset)."""
+    rank: InitVar[int | None] = None
+    """Shorthand for --method.rank: the rank r (method default when unset)."""
+    pool: InitVar[int | None] = None
+    """Shorthand for --method.pool: LAMP's pooling kernel and stride k (method default when unset)."""
+    init: InitVar[str | None] = None
+    """Shorthand for --method.init: the prompt init, vocab, text or random (method default when unset)."""
+    init_text: InitVar[str | None] = None
+    """Shorthand for --method.init_text: the phrase for init=text."""
     lr: float = 0.03
     """Peak learning rate (the prompt's; methods may set their own per group)."""
     batch_size: int = 16
@@ -148,8 +154,11 @@ class TrainConfig:
     max_new_tokens: int | None = None
     """Free-form generation: tokens generated per answer when scoring (unset: 32)."""
 
-    def __post_init__(self) -> None:
-        """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped."""
+    def __post_init__(
+        self, length: int | None, rank: int | None, pool: int | None, init: str | None, init_text: str | None
+    ) -> None:
+        """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped. The
+        shorthand keywords (`SHORTHANDS`) join `method_options`; the method and its options are checked last."""
         from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
 
         def flag(name: str) -> str:
@@ -195,14 +204,46 @@ class TrainConfig:
         if self.format not in ("auto", *FORMATS):
             raise ConfigError(f"unknown --format {self.format!r}: choose auto, {', '.join(FORMATS)}")
         self.report_to = ",".join(parse_report_to(self.report_to)) or "none"
+        shorthands = dict(zip(SHORTHANDS, (length, rank, pool, init, init_text), strict=True))
+        self.method_options = with_shorthands(self.method_options, shorthands)
+        check_options(self.method, self.method_options)
+        if not self.init_from:  # with --init-from the saved prompt sets the length: checked when it is read
+            self.method_config()
 
     def data_options(self) -> dict[str, Any]:
         """The options that describe a user's own task (`lamp.tasks.user.DATA_OPTIONS`), None where unset."""
         return {name: getattr(self, name) for name in DATA_OPTIONS}
 
-    def prompt_options(self) -> dict[str, Any]:
-        shortcuts = {k: getattr(self, k) for k in ("length", "rank", "pool", "init", "init_text")}
-        return {**{k: v for k, v in shortcuts.items() if v is not None}, **self.method_options}
+    def method_config(self) -> PromptConfig:
+        """The method's config: its defaults with `method_options` on top; ConfigError (one line) for a bad value."""
+        return make_config(self.method, **self.method_options)
+
+
+def with_shorthands(options: dict[str, Any], shorthands: dict[str, Any]) -> dict[str, Any]:
+    """`options` plus the shorthands that are set (not None); one given both ways with two values is refused."""
+    given = {name: value for name, value in shorthands.items() if value is not None}
+    for name, value in given.items():
+        if name in options and options[name] != value:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value} and method option {name}={options[name]!r} disagree: pass one"
+            )
+    return {**options, **given}
+
+
+def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's settings (train_config.json, or the copy in its checkpoint or results.json) in today's keys.
+
+    Runs saved while the shorthands were TrainConfig fields hold them as top-level keys (null unless given) next to
+    `method_options`, which won where both set an option: the set ones join `method_options` that way, so the run
+    compares equal to the same settings given today."""
+    if not any(name in saved for name in SHORTHANDS):
+        return saved
+    upgraded = {k: v for k, v in saved.items() if k not in SHORTHANDS}
+    options = saved.get("method_options", {})
+    if isinstance(options, dict):  # anything else is left for the settings' check to name
+        flat = {name: saved[name] for name in SHORTHANDS if saved.get(name) is not None}
+        upgraded["method_options"] = {**flat, **options}
+    return upgraded
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -295,6 +336,7 @@ def saved_config(out: Path) -> dict[str, Any] | None:
     if path.exists():
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
+            saved = upgrade_saved(saved) if isinstance(saved, dict) else saved
             problem = _run_config_problem(saved)
         except OSError as error:
             problem = error.strerror or str(error)
@@ -307,7 +349,7 @@ def saved_config(out: Path) -> dict[str, Any] | None:
             )
     elif (out / CHECKPOINT).is_file():
         with contextlib.suppress(ConfigError, KeyError, TypeError):
-            saved = json.loads(json.dumps(read_checkpoint(out / CHECKPOINT)["config"]))
+            saved = upgrade_saved(json.loads(json.dumps(read_checkpoint(out / CHECKPOINT)["config"])))
     return {"format": "t5", **saved} if isinstance(saved, dict) else None
 
 
@@ -342,6 +384,28 @@ def _shown(value: Any) -> str:
     return "unset" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
 
 
+def option_flag(name: str) -> str:
+    """The flag of method option `name`: its shorthand (--length) if it has one, else --method.NAME."""
+    return "--" + name.replace("_", "-") if name in SHORTHANDS else f"--method.{name}"
+
+
+def setting_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(flag, wanted value, saved value) for each setting of `wanted` (a TrainConfig as JSON) that `saved` (an
+    upgraded saved run) holds with another value, SAFE_ON_RESUME fields aside. Method options are compared one by
+    one, and not at all when the method itself differs."""
+    differ = [k for k in wanted if k not in SAFE_ON_RESUME and k in saved and not same_setting(k, saved[k], wanted[k])]
+    found = []
+    for name in differ:
+        if name != "method_options":
+            found.append(("--" + name.replace("_", "-"), wanted[name], saved[name]))
+        elif "method" not in differ:  # another method's options are no comparison
+            mine, theirs = wanted[name], saved[name] if isinstance(saved[name], dict) else {}
+            for option in [*mine, *(o for o in theirs if o not in mine)]:
+                if mine.get(option) != theirs.get(option):
+                    found.append((option_flag(option), mine.get(option), theirs.get(option)))
+    return found
+
+
 def check_resume(config: TrainConfig, out: Path) -> None:
     """Refuse a resume whose settings contradict the saved run's (only SAFE_ON_RESUME fields may change)."""
     saved = saved_config(out)
@@ -349,15 +413,12 @@ def check_resume(config: TrainConfig, out: Path) -> None:
         read_checkpoint(out / CHECKPOINT)  # neither copy of the settings can be read: say so now, not after loading
     if saved is not None:
         wanted = json.loads(json.dumps(dataclasses.asdict(config)))
-        differ = [
-            k for k in wanted if k not in SAFE_ON_RESUME and k in saved and not same_setting(k, saved[k], wanted[k])
-        ]
+        differ = setting_differences(saved, wanted)
         if differ:
-            flags = {k: "--set" if k == "method_options" else "--" + k.replace("_", "-") for k in differ}
-            parts = ", ".join(f"{flags[k]} {_shown(wanted[k])} (the run has {_shown(saved[k])})" for k in differ)
+            parts = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})" for flag, mine, theirs in differ)
             raise ConfigError(
-                f"{out} holds a run with other settings: {parts}; drop {' '.join(flags.values())} to continue it, "
-                "or pass --overwrite instead of --resume to start over"
+                f"{out} holds a run with other settings: {parts}; drop {' '.join(f for f, _, _ in differ)} to continue "
+                "it, or pass --overwrite instead of --resume to start over"
             )
     if not (out / CHECKPOINT).is_file() and (out / RESULTS).is_file():
         raise ConfigError(
@@ -639,7 +700,6 @@ def _train(
 
     from lamp.backbones import load_model, load_tokenizer
     from lamp.data import LazyEncoded, chat_wrapper, collate_train, encode, fit_max_length, pad_id
-    from lamp.methods import make_config
     from lamp.model import wrap
     from lamp.plots import plot_training
     from lamp.progress import progress
@@ -656,8 +716,13 @@ def _train(
     # A resume is checked against its run first (an option that contradicts the run is named as such); a new run's
     # folder only once its options are known to be good, so that a typo leaves no folder behind.
     out = prepare_output(config, accelerator, cleanup) if config.resume else None
-    # Fail fast on bad method options; with --init-from the saved prompt sets the length, checked when it is read.
-    prompt_config = None if config.init_from else make_config(config.method, **config.prompt_options())
+    if not lookup(config.method).config.declares.trains:
+        raise ConfigError(
+            f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
+            "(floors: [none]), or choose a method that trains"
+        )
+    # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only).
+    prompt_config = None if config.init_from else config.method_config()
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
@@ -676,15 +741,10 @@ def _train(
     if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
         from lamp.export import wrap_saved_prompt
 
-        model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.prompt_options())
+        model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.method_options)
         prompt_config = model.prompt_config
     else:
         model = wrap(backbone, prompt_config, tokenizer)
-    if model.num_trainable_parameters() == 0:
-        raise ConfigError(
-            f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
-            "(floors: [none]), or choose a method that trains"
-        )
     model = model.to(accelerator.device)
     model.backbone_name = config.model
     kind = model.kind

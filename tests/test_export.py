@@ -16,7 +16,7 @@ import lamp
 import lamp.tasks
 from lamp.cli import main
 from lamp.errors import AdapterError, ConfigError
-from lamp.methods import PromptConfig, PromptModule
+from lamp.methods import Declaration, PromptConfig, PromptModule
 from lamp.tasks import Example
 
 from .conftest import make_llama, make_t5, make_tokenizer
@@ -70,6 +70,7 @@ class HookConfig(PromptConfig):
     """Test-only method: a prompt plus a change to the input embeddings."""
 
     method = "hook"
+    declares = Declaration(input_embeddings=True, export=None)
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> HookPrompt:
         return HookPrompt(backbone.get_input_embeddings().weight.shape[1])
@@ -90,7 +91,7 @@ class HookPrompt(PromptModule):
 
 
 def test_a_method_with_an_embedding_hook_is_refused(llama, tmp_path):
-    with pytest.raises(AdapterError, match="'hook' also changes the input embeddings .*overrides embed_inputs"):
+    with pytest.raises(AdapterError, match="'hook' also changes the input embeddings, so it cannot be exported as a PEFT"):
         lamp.export_peft(lamp.wrap(llama, HookConfig()), tmp_path)
     assert not any(tmp_path.iterdir()), "nothing is written for a refused export"
 

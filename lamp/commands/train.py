@@ -1,4 +1,5 @@
-"""`lamp train`: flags generated from TrainConfig's fields, plus a YAML --config with the same keys."""
+"""`lamp train`: flags generated from TrainConfig's fields, nested --method.NAME flags for the method's options,
+plus a YAML --config with the same keys."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from typing import Any
 from lamp.errors import ConfigError
 
 
-def _field_docs() -> dict[str, str]:
-    """Attribute docstrings of TrainConfig (the string after each field) become the flags' help."""
+def _field_docs(config_class: type) -> dict[str, str]:
+    """Attribute docstrings of `config_class` (the string after each field) become the flags' help."""
     import inspect
 
-    from lamp.train import TrainConfig
-
-    tree = ast.parse(inspect.getsource(TrainConfig))
+    tree = ast.parse(inspect.getsource(config_class))
     body = tree.body[0].body
     docs = {}
     for node, after in zip(body, body[1:], strict=False):
@@ -27,45 +26,99 @@ def _field_docs() -> dict[str, str]:
     return docs
 
 
+def _value(text: str) -> Any:
+    """A typed value from the command line: true/false (any case), a Python literal (8, 3e-4, ['q', 'v']), or text."""
+    if text.lower() in ("true", "false"):  # YAML and shell habits: true/false as well as True/False
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def _option(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    if value.lower() in ("true", "false"):  # YAML and shell habits: true/false as well as True/False
-        return key, value.lower() == "true"
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+    return key, _value(value)
+
+
+def _config_keys(config_class: type) -> dict[str, Any]:
+    """name -> type of every keyword `config_class` takes: its fields and its init-only shorthands (InitVar)."""
+    hints = typing.get_type_hints(config_class)
+    return {name: getattr(hints[name], "type", hints[name]) for name in config_class.__dataclass_fields__}
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One flag per dataclass field, typed from its annotation; defaults stay None so YAML can fill them."""
-    docs = _field_docs()
-    hints = typing.get_type_hints(config_class)
-    for f in dataclasses.fields(config_class):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{docs.get(f.name, '')} (default: {default})".replace("%", "%%")  # argparse formats help
-        kind = hints[f.name]
+    """One flag per dataclass field (and init-only shorthand), typed from its annotation; defaults stay None so
+    YAML can fill them."""
+    docs = _field_docs(config_class)
+    defaults = {name: f.default for name, f in config_class.__dataclass_fields__.items()}
+    for name, kind in _config_keys(config_class).items():
+        flag = "--" + name.replace("_", "-")
+        default = defaults[name] if defaults[name] is not dataclasses.MISSING else None
+        help_text = f"{docs.get(name, '')} (default: {default})".replace("%", "%%")  # argparse formats help
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif f.name == "method_options":
-            parser.add_argument(
-                "--set", dest=f.name, type=_option, action="append", metavar="KEY=VALUE", help=help_text
-            )
+        elif name == "method_options":
+            parser.add_argument("--set", dest=name, type=_option, action="append", metavar="KEY=VALUE", help=help_text)
         else:
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-            parser.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=help_text)
+            parser.add_argument(flag, type=base, default=None, metavar=name.upper(), help=help_text)
+
+
+METHOD_FLAG = "method."
+"""Prefix of the nested method-option flags (--method.rank 8) and of their argparse destinations."""
+
+
+def add_method_flags(parser: argparse.ArgumentParser) -> None:
+    """--method.NAME VALUE for every option of every registered method; the chosen method's config checks them."""
+    from lamp.methods import METHODS
+
+    owners: dict[str, list[str]] = {}
+    kinds: dict[str, Any] = {}
+    for method, entry in METHODS.items():
+        hints = typing.get_type_hints(entry.config)
+        for f in dataclasses.fields(entry.config):
+            owners.setdefault(f.name, []).append(method)
+            kinds.setdefault(f.name, hints[f.name])
+    group = parser.add_argument_group(
+        "method options", "Any option of the --method's config, e.g. --method.rank 8 (the same as --set rank=8)."
+    )
+    for name, methods in owners.items():
+        text = kinds[name] in (str, str | None)  # text stays text (an init phrase "1 2" is not a tuple)
+        flags = dict.fromkeys([f"--{METHOD_FLAG}{name}", f"--{METHOD_FLAG}{name.replace('_', '-')}"])
+        group.add_argument(
+            *flags,
+            dest=METHOD_FLAG + name,
+            type=str if text else _value,
+            default=None,
+            metavar="VALUE",
+            help=f"option of {', '.join(methods)}",
+        )
+
+
+def _method_options(source: dict[str, Any], nested: dict[str, Any] | None = None) -> Any:
+    """The method options one source (a YAML file, or the flags) gives: its method_options (--set), its nested
+    options (--method.NAME) and its shorthands (--length...), popped from `source`; two values for one option are
+    refused. A method_options that is not a mapping is returned as it is, for TrainConfig to refuse."""
+    from lamp.train import SHORTHANDS, with_shorthands
+
+    options = source.pop("method_options", None)
+    shorthands = {name: source.pop(name) for name in SHORTHANDS if name in source}
+    if options is not None and not isinstance(options, dict):
+        return options
+    options = with_shorthands(dict(options or {}), nested or {})
+    return with_shorthands(options, shorthands)
 
 
 def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
-    """YAML values first, then command-line flags on top.
+    """YAML values first, then command-line flags on top (method options one by one).
 
     With --resume on a folder that holds a run, the run's saved settings come first and only the values given
     explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
     """
-    values: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     if args.config:
         import yaml
 
@@ -78,15 +131,26 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
             raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of option: value")
-        known = {f.name for f in dataclasses.fields(config_class)}
+        known = set(_config_keys(config_class))
         unknown = sorted(set(loaded) - known)
         if unknown:
             raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; known keys are {', '.join(sorted(known))}")
-        values.update(loaded)
-    for f in dataclasses.fields(config_class):
-        value = getattr(args, f.name, None)
+    flags: dict[str, Any] = {}
+    for name in _config_keys(config_class):
+        value = getattr(args, name, None)
         if value is not None:
-            values[f.name] = dict(value) if f.name == "method_options" else value
+            flags[name] = dict(value) if name == "method_options" else value
+    nested = {
+        key[len(METHOD_FLAG) :]: value
+        for key, value in vars(args).items()
+        if key.startswith(METHOD_FLAG) and value is not None
+    }
+    from_yaml, from_flags = _method_options(loaded, {}), _method_options(flags, nested)
+    values = {**loaded, **flags}
+    if not isinstance(from_yaml, dict) or not isinstance(from_flags, dict):
+        values["method_options"] = from_flags if not isinstance(from_flags, dict) else from_yaml
+    elif from_yaml or from_flags:
+        values["method_options"] = {**from_yaml, **from_flags}  # a flag wins over the YAML file, option by option
     if values.get("resume") is True:
         values = _with_saved_run(values, config_class)
     try:
@@ -96,7 +160,8 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
 
 
 def _with_saved_run(values: dict[str, Any], config_class: type) -> dict[str, Any]:
-    """The explicit `values` over the settings of the run they resume (none when the folder holds no run yet)."""
+    """The explicit `values` over the settings of the run they resume (none when the folder holds no run yet); the
+    given method options add to the run's, unless another method is given."""
     from lamp.train import saved_config
 
     out = Path(values.get("out", config_class.out))
@@ -105,8 +170,12 @@ def _with_saved_run(values: dict[str, Any], config_class: type) -> dict[str, Any
         return values
     known = {f.name for f in dataclasses.fields(config_class)} - {"out", "resume", "overwrite"}
     merged = {**{k: v for k, v in saved.items() if k in known}, **values}
-    if isinstance(saved.get("method_options"), dict) and isinstance(values.get("method_options"), dict):
-        merged["method_options"] = {**saved["method_options"], **values["method_options"]}  # --set adds to them
+    same_method = values.get("method", saved.get("method")) == saved.get("method")
+    options = values.get("method_options", {})
+    if not same_method:  # the run's options belong to its own method: a contradiction check_resume names alone
+        merged["method_options"] = options
+    elif isinstance(saved.get("method_options"), dict) and isinstance(options, dict):
+        merged["method_options"] = {**saved["method_options"], **options}  # --set adds to them
     return merged
 
 
@@ -120,6 +189,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
     add_config_flags(parser, TrainConfig)
+    add_method_flags(parser)
     parser.set_defaults(func=run)
 
 

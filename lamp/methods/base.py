@@ -1,16 +1,20 @@
-"""The interface every prompt method implements, and the prompt initialisations they share.
+"""The interface every prompt method implements, the declaration of what it changes, and the prompt initialisations
+they share.
 
 A method is a pair: a config dataclass (validated on construction) and an `nn.Module` built from it whose
-`forward()` returns the prompt rows (n_virtual x d). A method may also change the input embeddings through
-`embed_inputs` (DePT's offset); the default leaves them as they are.
+`forward()` returns the prompt rows (n_virtual x d). The config class declares what the method changes
+(`Declaration`), following PEFT's split between prompt-learning methods (prompt rows in front of the input, perhaps
+a change to the input embeddings, a frozen backbone) and layer-injecting tuners (LoRA) or full fine-tuning, which
+change the backbone. Shared code (the wrapper, adapters, export, predict, train) reads that declaration; it never
+inspects a module to guess, and never asks which method it holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -22,11 +26,78 @@ from lamp.errors import ConfigError
 INITS = ("vocab", "text", "random")
 
 
+class Backbone(enum.Enum):
+    """What a method does to the backbone's own layers."""
+
+    FROZEN = "frozen"
+    """Prompt learning: the backbone never changes (the wrapper freezes it)."""
+    INJECTED = "injected"
+    """A layer-injecting tuner (LoRA): `build` inserts trainable layers into the frozen backbone."""
+    TRAINED = "trained"
+    """The backbone's own weights train (full fine-tuning): the wrapper leaves them trainable."""
+
+
+class Export(enum.Enum):
+    """What `lamp export` writes for a method, so that it serves without lamp."""
+
+    PEFT_PROMPT = "peft-prompt"
+    """The materialised prompt as a stock PEFT prompt-tuning adapter."""
+    PEFT_LORA = "peft-lora"
+    """The injected layers as a stock PEFT LoRA adapter."""
+    MODEL = "model"
+    """The whole backbone as a transformers model folder."""
+
+    @property
+    def format(self) -> str:
+        """`lamp export --format`: "peft" (a PEFT adapter for a backbone) or "model" (a model folder)."""
+        return "model" if self is Export.MODEL else "peft"
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a method changes, declared once by its config class (`PromptConfig.declares`).
+
+    prompt_rows: it puts virtual tokens (n_virtual > 0 rows) in front of the input.
+    input_embeddings: it changes the input embeddings through its module's `embed_inputs` (DePT's offset); the
+    wrapper calls `embed_inputs` only when this is declared.
+    backbone: what it does to the backbone's own layers (`Backbone`).
+    export: what `lamp export` writes (`Export`), None when nothing serves it without lamp.
+    prompt_init: its config takes a vanilla prompt's init (`init`, `init_text` fields; see `initial_prompt`).
+    trains: it has parameters to train (False: the bare backbone, a floor).
+    """
+
+    prompt_rows: bool = True
+    input_embeddings: bool = False
+    backbone: Backbone = Backbone.FROZEN
+    export: Export | None = Export.PEFT_PROMPT
+    prompt_init: bool = False
+    trains: bool = True
+
+    def __post_init__(self) -> None:
+        """A declaration contradicting itself is a programming error in the method (ValueError at import)."""
+        needs = {Export.PEFT_LORA: Backbone.INJECTED, Export.MODEL: Backbone.TRAINED}
+        if self.export is Export.PEFT_PROMPT and self.beyond_prompt() is not None:
+            raise ValueError(f"a PEFT prompt export needs a method whose effect is its prompt, but it {self.beyond_prompt()}")
+        if self.export in needs and self.backbone is not needs[self.export]:
+            raise ValueError(f"export {self.export.value} needs backbone {needs[self.export].value}, not {self.backbone.value}")
+
+    def beyond_prompt(self) -> str | None:
+        """Why the method's effect is more than its prompt rows, or None when the rows alone reproduce it (then it
+        exports as a PEFT prompt, imports as a prompt, and shares a batch with other tasks' prompts)."""
+        if self.input_embeddings:
+            return "also changes the input embeddings"
+        if self.backbone is not Backbone.FROZEN:
+            return "changes the backbone's own layers"
+        return None
+
+
 @dataclass
 class PromptConfig:
-    """Base of every method's config. Subclasses set `method` and add their own fields."""
+    """Base of every method's config. Subclasses add their own fields and state `declares`; the registry
+    (`lamp.methods.register`) sets `method`, the name adapters and run configs record."""
 
     method: ClassVar[str] = ""
+    declares: ClassVar[Declaration] = Declaration()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # a flag's "false" must not pass as a truthy string
@@ -38,7 +109,7 @@ class PromptConfig:
         """Raise ConfigError on a bad value; called on construction."""
 
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
-        """Build the trainable module for `backbone` (already frozen by the wrapper).
+        """Build the trainable module for `backbone` (frozen by the wrapper unless `declares.backbone` is TRAINED).
 
         Prompt methods take their init from what the input embedding layer returns (`embedding_rows`,
         `embedding_std`), never from its raw weight (Gemma scales rows by sqrt(d) in forward); a method that
@@ -50,6 +121,21 @@ class PromptConfig:
         """Build the module starting from a given (length x d) prompt instead of an init (import, --init-from)."""
         raise ConfigError(f"method {self.method!r} cannot start from a given prompt: use method 'lamp'")
 
+    @classmethod
+    def for_prompt(cls, initial: torch.Tensor, **options: Any) -> PromptConfig:
+        """The config that starts from the given (l x d) prompt (`from_prompt`): length l and `options`; a method
+        may fit an unset option to the prompt (LAMP caps its rank at min(l, d))."""
+        if "length" not in {f.name for f in dataclasses.fields(cls)}:
+            raise ConfigError(f"method {cls.method!r} cannot start from a given prompt: use method 'lamp'")
+        return cls(length=len(initial), **options)
+
+    def skeleton(self) -> PromptConfig:
+        """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as
+        it is built (loading an adapter, starting from a given prompt)."""
+        if not self.declares.prompt_init:
+            return self
+        return dataclasses.replace(self, init="random", init_text=None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **dataclasses.asdict(self)}
 
@@ -58,17 +144,6 @@ class PromptModule(nn.Module):
     """A trainable prompt: `forward()` returns (n_virtual, d) rows to prepend to the input embeddings."""
 
     n_virtual: int
-    export_format: ClassVar[str] = "peft"
-    """What `export` writes (`lamp export`): "peft" (a stock PEFT adapter) or "model" (a transformers model folder)."""
-
-    def export(self, model: Any, directory: Path) -> str:
-        """Write what serves this method without lamp into `directory` (an empty scratch folder) and return one
-        line: what it is and how to load it, with `{out}` standing for the final folder. `model` is the
-        PromptedModel holding this module. Default: the materialised prompt as a PEFT prompt-tuning adapter (an
-        AdapterError when the method is more than its prompt)."""
-        from lamp.export import write_peft_prompt
-
-        return write_peft_prompt(model, directory)
 
     def forward(self) -> torch.Tensor:
         raise NotImplementedError
@@ -87,8 +162,22 @@ class PromptModule(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
 
     def embed_inputs(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Hook on the input embeddings (batch x seq x d) before the prompt is prepended."""
+        """Hook on the input embeddings (batch x seq x d) before the prompt is prepended; the wrapper calls it only
+        for methods that declare `input_embeddings`."""
         return inputs_embeds
+
+
+class EmptyPrompt(PromptModule):
+    """No prompt rows: an empty (0, d) prompt, and no parameters of its own. The base of methods that add no rows;
+    the wrapper's `without_prompt` swaps it in for the bare backbone."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer("empty", torch.zeros(0, width), persistent=False)
+        self.n_virtual = 0
+
+    def forward(self) -> torch.Tensor:
+        return self.empty
 
 
 def check_positive(name: str, value: int) -> None:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.checks import POSITIVE
-from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
 
 
 @dataclass
@@ -34,7 +34,8 @@ class DeptConfig(PromptConfig):
     init: prompt init, `vocab`, `text` (embeddings of init_text) or `random`.
     """
 
-    method = "dept"
+    # The offset changes the input embeddings, so the prompt rows alone do not reproduce DePT: no PEFT export.
+    declares = Declaration(input_embeddings=True, export=None, prompt_init=True)
     length: int = 60
     rank: int = 30
     max_length: int = 256

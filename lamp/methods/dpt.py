@@ -16,14 +16,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.methods.base import PromptConfig, PromptModule, check_positive, embedding_std
+from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_positive, embedding_std
 
 
 @dataclass
 class DptConfig(PromptConfig):
     """length: virtual tokens (l). rank: inner dimension of the product (r); 8 matches LAMP's default budget."""
 
-    method = "dpt"
+    declares = Declaration()  # prompt rows only, exported as a PEFT prompt; its own random init
     length: int = 100
     rank: int = 8
 

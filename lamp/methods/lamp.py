@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lamp.errors import ConfigError
-from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
 
 
 @dataclass
@@ -40,7 +40,7 @@ class LampConfig(PromptConfig):
     step; both off is the paper's single Adam rate.
     """
 
-    method = "lamp"
+    declares = Declaration(prompt_init=True)
     length: int = 100
     rank: int = 8
     pool: int = 4
@@ -64,6 +64,13 @@ class LampConfig(PromptConfig):
     def build(self, backbone: nn.Module, tokenizer: Any = None) -> LampPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
+
+    @classmethod
+    def for_prompt(cls, initial: torch.Tensor, **options: Any) -> LampConfig:
+        """Length l of the given (l x d) prompt; an unset rank is the default capped at min(l, d)."""
+        if options.get("rank") is None:
+            options["rank"] = min(cls.rank, *initial.shape)
+        return cls(length=len(initial), **options)
 
     def from_prompt(self, initial: torch.Tensor) -> LampPrompt:
         if initial.dim() != 2 or initial.shape[0] != self.length:

@@ -1,24 +1,22 @@
 """LoRA (Hu et al., 2022) through `peft`, as a method of the same harness: low-rank updates on backbone layers,
 no prompt.
 
-`build` injects LoRA layers into the (frozen) backbone with `peft.inject_adapter_in_model` and registers the
-injected low-rank tensors in this module, so its parameters, and hence the saved adapter, are exactly the LoRA
-weights. It adds no virtual tokens: `forward()` is an empty (0, d) prompt.
+A layer-injecting tuner in PEFT's sense (its config declares it): `build` injects LoRA layers into the (frozen)
+backbone with `peft.inject_adapter_in_model` and registers the injected low-rank tensors in this module, so its
+parameters, and hence the saved adapter, are exactly the LoRA weights. It adds no virtual tokens: `forward()` is an
+empty (0, d) prompt. `lamp export` writes a stock PEFT LoRA adapter (`lamp.export.write_peft_layers`).
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from lamp.checks import POSITIVE, Number
 from lamp.errors import ConfigError
-from lamp.methods.base import PromptConfig, PromptModule, check_positive
+from lamp.methods.base import Backbone, Declaration, EmptyPrompt, Export, PromptConfig, check_positive
 
 
 @dataclass
@@ -28,7 +26,7 @@ class LoraConfig(PromptConfig):
     None takes peft's default for the architecture: the attention query and value projections
     (q_proj/v_proj on Llama, q/v on T5)."""
 
-    method = "lora"
+    declares = Declaration(prompt_rows=False, backbone=Backbone.INJECTED, export=Export.PEFT_LORA)
     rank: int = 8
     alpha: float = 8.0
     dropout: float = 0.0
@@ -64,11 +62,11 @@ class LoraConfig(PromptConfig):
         return LoraModule(backbone)
 
 
-class LoraModule(PromptModule):
-    """Holds the LoRA tensors peft injected into the backbone, keyed by the wrapped module's path."""
+class LoraModule(EmptyPrompt):
+    """Holds the LoRA tensors peft injected into the backbone, keyed by the wrapped module's path; no prompt rows."""
 
     def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
+        super().__init__(backbone.get_input_embeddings().weight.shape[1])
         from peft.tuners.lora import LoraLayer
 
         self.layers = nn.ModuleDict()
@@ -76,30 +74,3 @@ class LoraModule(PromptModule):
             if isinstance(module, LoraLayer):
                 parts = nn.ModuleDict({part: getattr(module, part) for part in module.adapter_layer_names})
                 self.layers[name.replace(".", "-")] = parts
-        width = backbone.get_input_embeddings().weight.shape[1]
-        self.register_buffer("empty", torch.zeros(0, width), persistent=False)
-        self.n_virtual = 0
-
-    def forward(self) -> torch.Tensor:
-        return self.empty
-
-    def export(self, model: Any, directory: Path) -> str:
-        """A stock PEFT LoRA adapter: PEFT's own config of the injected layers (the target modules it resolved) and
-        their tensors as PEFT's `get_peft_model_state_dict` names them, under PeftModel's `base_model.model.`
-        prefix, so `peft.PeftModel.from_pretrained(backbone, out)` rebuilds this model."""
-        from peft.utils import SAFETENSORS_WEIGHTS_NAME, get_peft_model_state_dict
-        from safetensors.torch import save_file
-
-        from lamp.export import TASK_TYPES
-
-        backbone = model.backbone
-        config = copy.deepcopy(backbone.peft_config["default"])
-        config.task_type = TASK_TYPES[model.kind]
-        config.base_model_name_or_path = model.backbone_name or None
-        config.inference_mode = True
-        config.save_pretrained(str(directory))
-        # save_embedding_layers=False: LoRA never changes the vocabulary; "auto" may look the name up online.
-        weights = get_peft_model_state_dict(backbone, save_embedding_layers=False)
-        tensors = {f"base_model.model.{name}": t.detach().cpu().contiguous() for name, t in weights.items()}
-        save_file(tensors, str(directory / SAFETENSORS_WEIGHTS_NAME), metadata={"format": "pt"})
-        return "a PEFT LoRA adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"

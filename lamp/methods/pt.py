@@ -8,14 +8,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.methods.base import PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
 
 
 @dataclass
 class PromptTuningConfig(PromptConfig):
     """length: virtual tokens; init: `vocab`, `text` (embeddings of init_text) or `random`."""
 
-    method = "pt"
+    declares = Declaration(prompt_init=True)
     length: int = 100
     init: str = "vocab"
     init_text: str | None = None
