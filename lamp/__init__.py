@@ -6,9 +6,15 @@ from lamp.backbones import load_model, load_tokenizer
 from lamp.errors import AdapterError, ConfigError, DataError, LampError
 from lamp.export import export_adapter, export_peft, from_peft_prompt, read_prompt
 from lamp.inspection import effective_rank, inspect_adapters, prompt_summary
-from lamp.methods import METHODS, PromptConfig, PromptModule, config_from_dict, make_config
-from lamp.methods.lamp import LampConfig
-from lamp.methods.pt import PromptTuningConfig
+from lamp.methods import (
+    METHODS,
+    LampConfig,
+    PromptConfig,
+    PromptModule,
+    PromptTuningConfig,
+    config_from_dict,
+    make_config,
+)
 from lamp.model import PromptedModel, wrap
 from lamp.predict import load_task_adapters, predict_rows
 

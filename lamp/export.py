@@ -37,7 +37,9 @@ def require_pure_prompt(config: PromptConfig | type[PromptConfig], why: str) -> 
     (`Declaration.beyond_prompt`): it changes the input embeddings or the backbone."""
     reason = config.declares.beyond_prompt()
     if reason is not None:
-        raise AdapterError(f"method {config.method!r} {reason}, so {why}: only methods whose effect is purely a prompt can")
+        raise AdapterError(
+            f"method {config.method!r} {reason}, so {why}: only methods whose effect is purely a prompt can"
+        )
 
 
 def _materialised(model: PromptedModel) -> torch.Tensor:
@@ -107,10 +109,10 @@ def export_adapter(
 
     Each method's config declares its export (`Declaration.export`), written by `WRITERS`: prompt methods a stock
     PEFT prompt-tuning adapter, LoRA a stock PEFT LoRA adapter, full fine-tuning a transformers model folder.
-    `export_format` ("peft" or "model"), when given, must be the declared one's `format`. `backbone` (a model or a name) is used
-    to load an adapter folder; by default the backbone its adapter.json names. Raises ConfigError / AdapterError
-    (one line) for an output folder that holds other files, a format the method does not write, a method that
-    cannot export, and a write that fails; nothing is written then.
+    `export_format` ("peft" or "model"), when given, must be the declared one's `format`. `backbone` (a model or a
+    name) is used to load an adapter folder; by default the backbone its adapter.json names. Raises ConfigError /
+    AdapterError (one line) for an output folder that holds other files, a format the method does not write, a
+    method that declares no export, and a write that fails; nothing is written then.
     """
     out = Path(out_dir)
     method, declares = declared(source)

@@ -185,7 +185,9 @@ def predict_rows(
             raise AdapterError(
                 f"adapter for {name!r} sits on another backbone object: load all with load_task_adapters"
             )
-        require_pure_prompt(model.prompt_config, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)")
+        require_pure_prompt(
+            model.prompt_config, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)"
+        )
         # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
         task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):

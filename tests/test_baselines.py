@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -11,7 +9,7 @@ import lamp
 from lamp.errors import ConfigError
 from lamp.methods import make_config
 
-from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama, make_t5
+from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama
 
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
@@ -65,23 +63,6 @@ def test_dpt_prompt_starts_on_the_embedding_scale(llama):
 
 
 # ---- gradients and frozen backbone ------------------------------------------------------------------------------
-@pytest.mark.parametrize("method,options", [("dept", dict(length=3, rank=2, max_length=6)), ("dpt", dict(length=4))])
-def test_only_the_method_tensors_train_and_the_backbone_stays_bit_identical(backbone, tokenizer, method, options):
-    before = copy.deepcopy(backbone.state_dict())
-    model = lamp.wrap(backbone, make_config(method, **options))
-    model.train()
-    model(**batch_for(model, tokenizer)).loss.backward()
-    own = dict(model.prompt_encoder.named_parameters())
-    for name, parameter in own.items():
-        assert parameter.grad is not None, name
-    assert own["b" if method == "dept" else "a"].grad.abs().sum() > 0
-    for name, parameter in backbone.named_parameters():
-        assert parameter.grad is None and not parameter.requires_grad, name
-    one_step(model, tokenizer)
-    for name, tensor in backbone.state_dict().items():
-        assert torch.equal(tensor, before[name]), name
-
-
 def test_dept_offset_starts_at_zero_and_moves_after_a_step(llama, tokenizer):
     model = lamp.wrap(llama, make_config("dept", length=3, rank=2, max_length=6))
     encoder = model.prompt_encoder
@@ -141,29 +122,6 @@ def test_right_padded_seq2seq_dept_batch_scores_like_each_row_alone(t5, tokenize
 
 
 # ---- LoRA and full fine-tuning ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["lora", "full"])
-def test_backbone_methods_add_no_prompt_and_round_trip(method, tokenizer, tmp_path):
-    for make in (make_llama, make_t5):
-        model = lamp.wrap(make(), make_config(method))
-        assert model.n_virtual == 0 and model.prompt().shape == (0, width(model.backbone))
-        one_step(model, tokenizer, lr=0.05)  # LoRA's B starts at zero: a step makes the update non-trivial
-        model.eval()
-        model.save_adapter(tmp_path / make.__name__)
-        loaded = lamp.load_adapter(make(), tmp_path / make.__name__).eval()
-        batch = batch_for(model, tokenizer)
-        with torch.no_grad():
-            expected, got = model(**batch).logits, loaded(**batch).logits
-            plain = make()(**{k: v for k, v in batch.items() if k != "labels" or model.kind == "seq2seq"}).logits
-        assert torch.equal(expected, got)
-        assert not torch.allclose(expected, plain[:, -expected.shape[1] :]), "the step must have changed the model"
-
-
-def test_full_fine_tuning_trains_every_backbone_parameter(llama):
-    model = lamp.wrap(llama, make_config("full"))
-    assert model.num_trainable_parameters() == sum(p.numel() for p in llama.parameters())
-    assert all(p.requires_grad for p in llama.parameters())
-
-
 @pytest.mark.parametrize("options", [{}, {"rank": 4, "alpha": 16, "target_modules": ["q_proj", "k_proj", "o_proj"]}])
 def test_lora_trainable_count_equals_peft(options):
     import peft

@@ -6,7 +6,9 @@ import dataclasses
 
 import pytest
 
+import lamp
 from lamp.cli import COMMANDS, main
+from lamp.methods import METHODS
 from lamp.train import TrainConfig
 
 
@@ -26,6 +28,58 @@ def test_train_help_documents_every_field(capsys):
         flag = "--set" if field.name == "method_options" else "--" + field.name.replace("_", "-")
         assert flag in text, flag
     assert "10% of max_steps" in text and "Peak learning rate" in text
+    for shorthand in ("--length", "--rank", "--pool", "--init", "--init-text"):  # kept for README and recipes
+        assert f"{shorthand} " in text and f"Shorthand for --method.{shorthand[2:].replace('-', '_')}" in text
+    for method, entry in METHODS.items():  # every option of every method has its nested flag
+        for field in dataclasses.fields(entry.config):
+            assert f"--method.{field.name} VALUE" in text, (method, field.name)
+
+
+@pytest.mark.parametrize(
+    ("flags", "options"),
+    [
+        ([], {}),
+        (["--length", "8", "--rank", "2", "--pool", "2"], {"length": 8, "rank": 2, "pool": 2}),
+        (["--method.rank", "4", "--set", "pool=2", "--method.length", "8"], {"rank": 4, "pool": 2, "length": 8}),
+        (["--method", "lora", "--method.target-modules", "['q_proj']"], {"target_modules": ["q_proj"]}),
+        (["--method", "lora", "--method.target_modules", "all-linear"], {"target_modules": "all-linear"}),
+        (["--method.init", "text", "--method.init_text", "1 2", "--method.scale_lr", "true"], None),
+    ],
+)
+def test_method_options_come_from_nested_flags_set_and_shorthands(flags, options):
+    from lamp.cli import build_parser
+    from lamp.commands.train import config_from_args
+
+    config = config_from_args(build_parser().parse_args(["train", *flags]), TrainConfig)
+    expected = {"init": "text", "init_text": "1 2", "scale_lr": True} if options is None else options
+    assert config.method_options == expected
+    assert config.method_config() == lamp.make_config(config.method, **expected)
+
+
+def test_a_yaml_file_gives_method_options_and_flags_win_option_by_option(tmp_path):
+    from lamp.cli import build_parser
+    from lamp.commands.train import config_from_args
+
+    path = tmp_path / "run.yaml"
+    path.write_text("method: lamp\nlength: 20\nmethod_options: {pool: 4, rank: 2}\n")
+    args = build_parser().parse_args(["train", "--config", str(path), "--method.rank", "5"])
+    assert config_from_args(args, TrainConfig).method_options == {"length": 20, "pool": 4, "rank": 5}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rank", "4", "--set", "rank=5"], "--rank 4 and method option rank=5 disagree: pass one"),
+        (["--method", "pt", "--rank", "4"], "method 'pt' has no option rank: its options are init, init_text, length"),
+        (["--method.rank", "0"], "rank must be a positive integer, got 0"),
+        (["--method", "nope"], "unknown method 'nope': choose one of lamp, pt"),
+    ],
+)
+def test_bad_method_options_are_one_line(flags, message, capsys, tmp_path):
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "run").exists(), "refused before the output folder is made"
 
 
 @pytest.mark.parametrize(

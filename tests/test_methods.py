@@ -63,35 +63,6 @@ def test_lamp_prompt_is_sum_of_rank_one_outer_products(llama):
     torch.testing.assert_close(model.prompt(), outer_sum, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize(
-    "config",
-    [lambda: lamp.LampConfig(length=8, rank=2, pool=2), lambda: lamp.PromptTuningConfig(length=4)],
-    ids=["lamp", "pt"],
-)
-def test_only_prompt_trains_and_backbone_is_bit_identical(backbone, tokenizer, config):
-    model = lamp.wrap(backbone, config())
-    model.train()
-    before = {name: p.detach().clone() for name, p in backbone.named_parameters()}
-    prompt_before = [p.detach().clone() for p in model.prompt_encoder.parameters()]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    batch = tokenizer(["the movie was good", "a bad film"], return_tensors="pt", padding=True)
-    labels = tokenizer(["positive", "negative"], return_tensors="pt")["input_ids"]
-    if model.kind == "causal":
-        labels = torch.full_like(batch["input_ids"], -100).index_fill(
-            1, torch.tensor([batch["input_ids"].shape[1] - 1]), 5
-        )
-    loss = model(**batch, labels=labels).loss
-    loss.backward()
-    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {f"prompt_encoder.{name}" for name, _ in model.prompt_encoder.named_parameters()}
-    assert all(p.grad is None for p in backbone.parameters())
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.prompt_encoder.parameters())
-    optimizer.step()
-    for name, p in backbone.named_parameters():
-        assert torch.equal(p, before[name]), name
-    assert any(not torch.equal(a, b) for a, b in zip(prompt_before, model.prompt_encoder.parameters(), strict=True))
-
-
 def test_lamp_trainable_tensors_are_the_three_factors(llama):
     model = lamp.wrap(llama, lamp.LampConfig(length=20, rank=4, pool=5))
     shapes = {name: tuple(p.shape) for name, p in model.prompt_encoder.named_parameters()}

@@ -170,7 +170,7 @@ def test_bad_rows_and_adapters_are_refused(llama, tokenizer, tmp_path):
     from .test_export import HookConfig
 
     hooked = lamp.wrap(llama, HookConfig())
-    with pytest.raises(AdapterError, match="overrides embed_inputs.*cannot share a batch"):
+    with pytest.raises(AdapterError, match="also changes the input embeddings, so .* cannot share a batch"):
         predict_rows({"rte": hooked}, [{"task": "rte", "source": "x"}], tokenizer)
 
 

@@ -77,9 +77,13 @@ class Declaration:
         """A declaration contradicting itself is a programming error in the method (ValueError at import)."""
         needs = {Export.PEFT_LORA: Backbone.INJECTED, Export.MODEL: Backbone.TRAINED}
         if self.export is Export.PEFT_PROMPT and self.beyond_prompt() is not None:
-            raise ValueError(f"a PEFT prompt export needs a method whose effect is its prompt, but it {self.beyond_prompt()}")
+            raise ValueError(
+                f"a PEFT prompt export needs a method whose effect is its prompt, but it {self.beyond_prompt()}"
+            )
         if self.export in needs and self.backbone is not needs[self.export]:
-            raise ValueError(f"export {self.export.value} needs backbone {needs[self.export].value}, not {self.backbone.value}")
+            raise ValueError(
+                f"export {self.export.value} needs backbone {needs[self.export].value}, not {self.backbone.value}"
+            )
 
     def beyond_prompt(self) -> str | None:
         """Why the method's effect is more than its prompt rows, or None when the rows alone reproduce it (then it
