@@ -167,7 +167,9 @@ def predict_rows(
 
     Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
-    `resolve_scorer`). `show_progress`: a progress bar over the rows (`lamp.progress`).
+    `resolve_scorer`). `max_length`: source tokens, a longer row cut as `lamp eval` cuts it (its start and its
+    template's cue kept; a row given as ready ``source`` text has no cue, so its start is kept). `show_progress`: a
+    progress bar over the rows (`lamp.progress`).
     """
     from lamp.progress import progress
     from lamp.tasks import task_of
