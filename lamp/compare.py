@@ -381,7 +381,8 @@ FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", 
 def run_floors(grid: Grid, log: Callable[[str], None], report_only: bool) -> list[dict[str, Any]]:
     """Score (or read back) the grid's floors for every task and seed; one backbone load gives both floors."""
     from lamp.floors import floor_results
-    from lamp.train import RESULTS, same_setting
+    from lamp.run_folder import RESULTS
+    from lamp.train import same_setting
 
     records = []
     for seed in grid.seeds:
@@ -829,7 +830,7 @@ def locked_grid(grid: Grid, report_only: bool) -> Iterator[None]:
     line. A report (--report-only) only reads the cells, so it may run beside a training grid."""
     from accelerate import PartialState
 
-    from lamp.train import lock_folder, on_main_process, remove_leftovers, run_files
+    from lamp.run_folder import lock_folder, on_main_process, remove_leftovers, run_files
 
     out = Path(grid.out)
 
