@@ -84,6 +84,8 @@ class Recipe:
     floors: list[str] = field(default_factory=lambda: list(FLOORS))
 
     def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("methods must name at least one method, e.g. [lamp, pt]")
         labels = [m.label for m in self.methods]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"methods lists a name twice: {labels}")

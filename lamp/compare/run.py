@@ -29,6 +29,8 @@ from lamp.train import TrainConfig, same_setting
 
 FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
 """The settings a floor depends on: a finished floor cell is reused only when they match the grid's."""
+Score = tuple[str, str, float | None, float | None]
+"""(task, method label, lr, validation score or None for a failed cell): what learning-rate selection reads."""
 
 
 def compare(
@@ -234,10 +236,6 @@ def _train_cells(
         finally:
             for future in futures:
                 future.cancel()
-
-
-Score = tuple[str, str, float | None, float | None]
-"""(task, method label, lr, validation score or None for a failed cell): what learning-rate selection reads."""
 
 
 def _task_means(scores: Iterable[Score]) -> dict[tuple[str, str, float | None], float]:
