@@ -11,6 +11,7 @@ A too-long source keeps its start and its end `cue` (a natural format's answer c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,19 +69,41 @@ def truncate(tokenizer: Any, kind: str, source: str, cue: str, ids: list[int], b
     return ids[: budget - len(tail)] + tail
 
 
-def encode(examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0) -> list[Encoded]:
-    """Tokenise sources and targets. A source longer than max_length tokens is cut by `truncate`, keeping its start
-    and its `cue` (Example.cue). Causal: max_length covers the source plus its target, or plus `reserve` tokens when
-    more (the longest label word a scorer appends, or the tokens it generates), so that training, scoring and
-    generation see the same source and every sequence fits."""
-    sources = tokenizer([e.source for e in examples], add_special_tokens=kind == "seq2seq")["input_ids"]
-    encoded = []
-    for example, source in zip(examples, sources, strict=True):
-        target = target_ids(tokenizer, kind, example.target, example.lead)
-        budget = max(1, max_length - max(len(target), reserve)) if kind == "causal" else max_length
-        source = truncate(tokenizer, kind, example.source, example.cue, source, budget)
-        encoded.append(Encoded(source, target))
-    return encoded
+def source_budget(kind: str, max_length: int, appended: int) -> int:
+    """Tokens a source may keep: a causal LM's `max_length` covers the source and the `appended` tokens that follow
+    it in one sequence (at least 1 is kept); a seq2seq source has `max_length` to itself (the answer goes to the
+    decoder)."""
+    return max(1, max_length - appended) if kind == "causal" else max_length
+
+
+def encode_sources(
+    tokenizer: Any, kind: str, sources: Sequence[tuple[str, str]], budgets: Sequence[int]
+) -> list[list[int]]:
+    """The source encoder of every path (training, `lamp eval`, `lamp predict`): each (text, cue) tokenised (special
+    tokens for seq2seq only) and cut to its budget by `truncate`. One tokenizer call for all (a row's ids do not
+    depend on the others)."""
+    ids = tokenizer([text for text, _ in sources], add_special_tokens=kind == "seq2seq")["input_ids"]
+    return [
+        truncate(tokenizer, kind, text, cue, row, budget)
+        for (text, cue), row, budget in zip(sources, ids, budgets, strict=True)
+    ]
+
+
+def encode(
+    examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0, scoring: bool = False
+) -> list[Encoded]:
+    """Tokenise sources (`encode_sources`, keeping their start and their `cue`, Example.cue) and targets.
+
+    Causal: max_length covers the source plus its target, or plus `reserve` tokens when more (the longest label word
+    a scorer appends, or the tokens it generates), so that training, scoring and generation see the same source and
+    every sequence fits. `scoring`: rows to score, whose budget leaves room for the `reserve` only, never for the
+    gold target, so a row is cut the same whether or not its answer is known (as `lamp predict` cuts it). The two
+    budgets are equal for tasks with label words (no label word is longer than the reserve); they differ only for a
+    free-form answer longer than the generation budget."""
+    targets = [target_ids(tokenizer, kind, e.target, e.lead) for e in examples]
+    budgets = [source_budget(kind, max_length, reserve if scoring else max(len(t), reserve)) for t in targets]
+    sources = encode_sources(tokenizer, kind, [(e.source, e.cue) for e in examples], budgets)
+    return [Encoded(source, target) for source, target in zip(sources, targets, strict=True)]
 
 
 CHAT_SLOT = "{lamp-source}"  # stands for the source while the chat template is rendered

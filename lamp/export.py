@@ -79,7 +79,7 @@ def check_export_folder(out: Path, export_format: str = "peft") -> None:
     """`check_output_folder`, and refuse a folder that holds files but no earlier export of `export_format` (no
     adapter_config.json, no config.json): PEFT and transformers write over names such as README.md that a user's
     folder may already hold."""
-    from lamp.train import run_files  # what the folder holds besides lamp's lock and half-written files
+    from lamp.run_folder import run_files  # what the folder holds besides lamp's lock and half-written files
 
     check_output_folder(out)
     marker, what = EXPORTS[export_format]

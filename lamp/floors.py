@@ -35,11 +35,11 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
 
     from lamp.backbones import load_model, load_tokenizer
     from lamp.data import chat_wrapper, encode, fit_max_length
+    from lamp.evaluation import Evaluator
     from lamp.methods import make_config
     from lamp.model import wrap
     from lamp.scoring import answer_tokens, resolve_scorer
     from lamp.tasks import get_task, load_splits, resolve_format
-    from lamp.train import Evaluator
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
@@ -71,8 +71,10 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     }
 
     results: dict[str, dict[str, Any]] = {}
-    val_score = evaluate(model, validation, encode(validation, tokenizer, model.kind, max_length, reserve))
-    test_score = evaluate(model, splits["test"], encode(splits["test"], tokenizer, model.kind, max_length, reserve))
+    val_encoded = encode(validation, tokenizer, model.kind, max_length, reserve, scoring=True)
+    test_encoded = encode(splits["test"], tokenizer, model.kind, max_length, reserve, scoring=True)
+    val_score = evaluate(model, validation, val_encoded)
+    test_score = evaluate(model, splits["test"], test_encoded)
     predicted = Counter(str(p) for p in evaluate.last_predictions)
     results["none"] = {
         **common,

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from lamp.adapter import load_adapter, read_adapter_config
-from lamp.data import chat_wrapper, fit_max_length, truncate
+from lamp.data import chat_wrapper, encode_sources, fit_max_length, source_budget
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.model import PromptedModel
@@ -167,7 +167,9 @@ def predict_rows(
 
     Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
-    `resolve_scorer`). `show_progress`: a progress bar over the rows (`lamp.progress`).
+    `resolve_scorer`). `max_length`: source tokens, a longer row cut as `lamp eval` cuts it (its start and its
+    template's cue kept; a row given as ready ``source`` text has no cue, so its start is kept). `show_progress`: a
+    progress bar over the rows (`lamp.progress`).
     """
     from lamp.progress import progress
     from lamp.tasks import task_of
@@ -194,20 +196,25 @@ def predict_rows(
         prompt = model.eval().prompt().detach()
         prepared[name] = _Prepared(task, chosen, prompt, labels, max_new_tokens(tokenizer, kind, task))
 
-    # Inputs cut so the longest prompt, the input and what any scorer appends fit the backbone's positions.
-    reserve = max(answer_tokens(tokenizer, kind, p.task, p.scorer) for p in prepared.values())
-    longest = max(p.prompt.shape[0] for p in prepared.values())
-    max_length = fit_max_length(max_length, runner.backbone, longest, reserve)
-    budget = max(1, max_length - reserve) if kind == "causal" else max_length
-    sources: list[list[int]] = []
+    # Each row is cut as `lamp eval` cuts it (one source encoder, `lamp.data.encode_sources`): to max_length less what
+    # its own scorer appends. Near the backbone's positions a batch must also fit the longest prompt and the largest
+    # reserve of any task, so there max_length is lowered by what the other tasks need beyond the row's own.
+    reserves = {name: answer_tokens(tokenizer, kind, p.task, p.scorer) for name, p in prepared.items()}
+    longest, most = max(p.prompt.shape[0] for p in prepared.values()), max(reserves.values())
+    fit_max_length(max_length, runner.backbone, longest, most)  # refuses a prompt that leaves no room for input
+    budgets = {
+        name: source_budget(kind, fit_max_length(max_length, runner.backbone, longest + most - own, own), own)
+        for name, own in reserves.items()
+    }
+    texts: list[tuple[str, str]] = []
     for index, row in enumerate(rows):
         task, text, cue = row_source(row, f"row {index + 1}", {name: p.task for name, p in prepared.items()})
         if task.name not in prepared:
             raise DataError(
                 f"row {index + 1} names task {task.name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
             )
-        ids = tokenizer(text, add_special_tokens=kind == "seq2seq")["input_ids"]
-        sources.append(truncate(tokenizer, kind, text, cue, ids, budget))
+        texts.append((text, cue))
+    sources = encode_sources(tokenizer, kind, texts, [budgets[row["task"]] for row in rows])
 
     results: list[dict[str, Any]] = [({"id": row["id"]} if "id" in row else {}) for row in rows]
     order = sorted(range(len(rows)), key=lambda i: len(sources[i])) if by_length else list(range(len(rows)))

@@ -1,8 +1,14 @@
-"""Training and evaluation on Hugging Face Accelerate: one CPU, one GPU, or `accelerate launch` across processes.
+"""Training on Hugging Face Accelerate: one CPU, one GPU, or `accelerate launch` across processes.
+
+`train()` reads top to bottom: `_setup` checks every input and builds the run (backbone, prompt, encoded splits,
+optimizer; a resume restores its checkpoint), `_begin` records the run and scores the bare backbone, `_fit` runs the
+optimizer steps, `_finish` scores the test split and writes the results. What the loop carries from step to step is a
+`TrainState`, saved in every checkpoint. The run folder (lock, atomic writes, checkpoint checks, signals) is
+`lamp.run_folder`; scoring is `lamp.evaluation`.
 
 One optimizer step = `grad_accum` micro-batches of `batch_size` examples (the global batch is split across
-processes). The data order is a seeded permutation per epoch, so step t always sees the same examples and a
-resumed run continues exactly where the checkpoint stopped. Evaluation runs every `eval_every` steps; the best
+processes). The data order is a seeded permutation per epoch (`step_indices`), so step t always sees the same examples
+and a resumed run continues exactly where the checkpoint stopped. Evaluation runs every `eval_every` steps; the best
 validation score keeps its adapter, and the test split is scored once, with the best adapter, at the end.
 """
 
@@ -13,19 +19,16 @@ import dataclasses
 import json
 import math
 import os
-import re
 import resource
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,16 +36,59 @@ from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, load_adapter, save_adapter
 from lamp.backbones import SMOLLM2
 from lamp.errors import ConfigError, Interrupted, TrainingError
-from lamp.scoring import SCORERS, answer_tokens, predict, resolve_scorer
+from lamp.evaluation import Evaluator, evaluate_adapter
+from lamp.run_folder import (
+    ADAPTER,
+    CHECKPOINT,
+    LOCK,
+    LOG,
+    MIN_FREE_MB,
+    PLOT,
+    RESULTS,
+    RUN_CONFIG,
+    RUN_FILE_NAMES,
+    StopRequest,
+    check_run_folder,
+    lock_folder,
+    on_main_process,
+    read_checkpoint,
+    remove_leftovers,
+    run_files,
+    torch_save,
+)
+from lamp.scoring import SCORERS, answer_tokens, resolve_scorer
 from lamp.tasks.base import FORMATS
 from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
 from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scalars
 
-CHECKPOINT = "checkpoint.pt"
-RESULTS = "results.json"
-LOG = "log.jsonl"
-PLOT = "training.png"
-ADAPTER = "adapter"
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+    from lamp.data import Encoded, LazyEncoded
+    from lamp.methods import PromptConfig
+    from lamp.model import PromptedModel
+    from lamp.tasks.base import Example, Task
+
+__all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluation that callers import from here
+    "CHECKPOINT",
+    "LOCK",
+    "RESULTS",
+    "RUN_CONFIG",
+    "Evaluator",
+    "TrainConfig",
+    "TrainState",
+    "evaluate_adapter",
+    "lock_folder",
+    "on_main_process",
+    "remove_leftovers",
+    "run_files",
+    "same_setting",
+    "saved_config",
+    "step_indices",
+    "torch_save",
+    "train",
+]
+
 DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PATH_FIELDS = ("model", "init_from", "data_dir", "task", "train_file", "validation_file", "test_file")
 """TrainConfig fields that may name a local folder or file (`task`: a task YAML file): recorded absolute, and equal on
@@ -211,80 +257,10 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-MIN_FREE_MB = 64  # checkpoints of a prompt are small; less free space than this fails before training
-RUN_CONFIG = "train_config.json"
-"""The run's TrainConfig as JSON, next to its checkpoint: --resume reads the run's settings back from it."""
-LOCK = ".lamp.lock"
-"""Held by the process that runs in a folder (train: the run folder; compare: the grid folder)."""
-RUN_FILE_NAMES = (RUN_CONFIG, CHECKPOINT, RESULTS, LOG, PLOT)
-"""The files of a run (besides its ADAPTER folder): the only ones --overwrite deletes."""
 SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing", "report_to")
 """The fields a resumed run may change: none changes what is trained (data_dir: the same files elsewhere; report_to:
 only where the numbers are also sent). Every other field must match the saved run; max_steps too, since the
 learning-rate schedule depends on it."""
-_LEFTOVER = re.compile(r"^\..+\.\w{8}\.tmp(\.\w+)?$|^\.write-test-\d+$")  # atomic_write's and the write probe's
-
-
-def lock_folder(folder: Path, flag: str = "--out") -> Any:
-    """Create `folder` and take its lock without waiting (a FileLock; release it when done): a second process on
-    the same folder is refused in one line."""
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(folder / LOCK, timeout=0)
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"output path {folder} is a file: choose a folder for {flag}")
-        folder.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:  # an OSError too, so caught first
-        raise ConfigError(
-            f"{folder} is in use by another lamp process: wait for it to end, or choose another {flag}"
-        ) from None
-    except OSError as error:
-        raise ConfigError(f"cannot write to output folder {folder} ({error.strerror}): choose another {flag}") from None
-    return lock
-
-
-def run_files(out: Path) -> list[Path]:
-    """What a run folder holds besides lamp's own bookkeeping (its lock, half-written files, write probes)."""
-    return [path for path in out.iterdir() if path.name != LOCK and not _LEFTOVER.match(path.name)]
-
-
-def holds_run(out: Path) -> bool:
-    """Whether `out` holds a lamp run, known by the files only a run writes (its settings, checkpoint, results or
-    adapter); a log or a plot alone could be anyone's."""
-    return (
-        any((out / name).is_file() for name in (RUN_CONFIG, CHECKPOINT, RESULTS))
-        or (out / ADAPTER / ADAPTER_CONFIG).is_file()
-    )
-
-
-def check_run_folder(out: Path) -> list[Path]:
-    """What `out` holds (`run_files`; nothing if it is no folder yet), refusing a folder lamp must not write into:
-    one where a run's file is a folder (or its adapter folder a file), or one that holds files but no lamp run."""
-    if not out.is_dir():
-        return []
-    held = run_files(out)
-    for name in RUN_FILE_NAMES:
-        if (out / name).exists() and not (out / name).is_file():
-            raise ConfigError(
-                f"{out / name} is a folder, not the run's {name} file: move it away or choose another --out"
-            )
-    if (out / ADAPTER).exists() and not (out / ADAPTER).is_dir():
-        raise ConfigError(
-            f"{out / ADAPTER} is a file, not the run's adapter folder: move it away or choose another --out"
-        )
-    if held and not holds_run(out):
-        raise ConfigError(f"{out} holds files that are not a lamp run: choose another --out; lamp never deletes them")
-    return held
-
-
-def remove_leftovers(folder: Path) -> None:
-    """Delete the half-written files a killed process left (call it holding the folder's lock)."""
-    for parent in (folder, folder / ADAPTER):
-        for path in parent.iterdir() if parent.is_dir() else ():
-            if _LEFTOVER.match(path.name) and path.is_file():
-                path.unlink(missing_ok=True)
 
 
 def saved_config(out: Path) -> dict[str, Any] | None:
@@ -403,25 +379,6 @@ def prepare_output(config: TrainConfig, accelerator: Any, cleanup: contextlib.Ex
     return out
 
 
-def on_main_process(state: Any, action: Callable[[], Any]) -> Any:
-    """`action()` on the main process only (its result there, None elsewhere). A ConfigError it raises is raised on
-    every process (`state`: an Accelerator or PartialState), so the processes of one run stop together instead of
-    waiting for each other."""
-    problem, result = None, None
-    if state.is_main_process:
-        try:
-            result = action()
-        except ConfigError as error:
-            problem = str(error)
-    if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-
-        problem = broadcast_object_list([problem])[0]
-    if problem is not None:
-        raise ConfigError(problem)
-    return result
-
-
 def start_run(config: TrainConfig, out: Path) -> None:
     """Just before training: remove the old run that --overwrite replaces (only now, once every input of the new run
     has been checked), and record the run's settings for --resume."""
@@ -441,153 +398,6 @@ def start_run(config: TrainConfig, out: Path) -> None:
             ) from None
     text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
     atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(text))
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint's contents, its structure checked; a truncated, corrupt, unreadable or broken file is a one-line
-    error and is left in place."""
-    fix = "pass --overwrite instead of --resume to start the run over (the file is left as it is)"
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # torch raises many kinds here (OSError, UnpicklingError, RuntimeError, EOFError...)
-        raise ConfigError(
-            f"checkpoint {path} cannot be read (truncated, corrupt or not a lamp checkpoint): {fix}"
-        ) from None
-    problem = _checkpoint_problem(saved)
-    if problem:
-        raise ConfigError(f"checkpoint {path} cannot be used ({problem}): {fix}")
-    return saved
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _checkpoint_problem(saved: Any) -> str | None:
-    """What makes a loaded checkpoint unusable: a missing part, a part of the wrong type, a prompt that is not finite
-    (it would train on as NaN), a state the loop cannot continue from."""
-    from lamp.adapter import nonfinite
-
-    if not isinstance(saved, dict):
-        return f"a {type(saved).__name__}, not a lamp checkpoint"
-    missing = [key for key in ("prompt", "optimizer", "scheduler", "rng", "state") if key not in saved]
-    if missing:
-        return f"it has no {', '.join(missing)}"
-    prompt, state = saved["prompt"], saved["state"]
-    if not isinstance(prompt, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in prompt.items()):
-        return "its prompt is not a mapping of name: tensor"
-    bad = nonfinite({k: v for k, v in prompt.items() if v.is_floating_point()})
-    if bad is not None:
-        return f"prompt tensor {bad!r} holds NaN or inf values"
-    if not isinstance(saved["optimizer"], dict) or not {"state", "param_groups"} <= saved["optimizer"].keys():
-        return "its optimizer state is not an optimizer's state_dict"
-    if not isinstance(saved["scheduler"], dict):
-        return "its scheduler state is not a mapping"
-    if not torch.is_tensor(saved["rng"]) or saved["rng"].dtype != torch.uint8:
-        return "its rng is not a random generator's state"
-    if not isinstance(state, dict):
-        return f"its state is a {type(state).__name__}, not a mapping"
-    missing = [key for key in ("step", "best_step", "best_score", "log") if key not in state]
-    if missing:
-        return f"its state has no {', '.join(missing)}"
-    for key in ("step", "best_step"):
-        if not _is_count(state[key]):
-            return f"its state's {key} is {state[key]!r}, not an integer >= 0"
-    if not isinstance(state["best_score"], int | float) or isinstance(state["best_score"], bool):
-        return f"its state's best_score is {state['best_score']!r}, not a number"
-    if not isinstance(state["log"], list) or not all(isinstance(row, dict) for row in state["log"]):
-        return "its state's log is not a list of rows"
-    if not isinstance(state.get("zero_shot", None), dict | None):
-        return f"its state's zero_shot is {state['zero_shot']!r}, not scores"
-    if not isinstance(state.get("elapsed_s", 0.0), int | float):
-        return f"its state's elapsed_s is {state['elapsed_s']!r}, not a number"
-    validated = {row.get("step") for row in state["log"] if "validation" in row}
-    if state["best_step"] > state["step"] or (state["best_step"] and state["best_step"] not in validated):
-        return f"its state's best_step {state['best_step']} is no validated step of its log"
-    return None
-
-
-class _RecordingFile:
-    """A file that keeps its write error: torch.save reports a full disk only as an opaque RuntimeError."""
-
-    def __init__(self, file: Any) -> None:
-        self.file, self.error = file, None
-
-    def write(self, data: Any) -> int:
-        try:
-            return self.file.write(data)
-        except OSError as error:
-            self.error = error
-            raise
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
-def torch_save(payload: Any, path: str | os.PathLike) -> None:
-    """torch.save to `path`; a failed write raises its OSError (which atomic_write turns into one line)."""
-    with open(path, "wb") as file:
-        recorder = _RecordingFile(file)
-        try:
-            torch.save(payload, recorder)
-        except RuntimeError:
-            if recorder.error is None:
-                raise
-            raise recorder.error from None
-
-
-class StopRequest:
-    """SIGINT/SIGTERM ask the loop to stop at the next step boundary, where a checkpoint is consistent; a second
-    signal stops at once, and then the last checkpoint on disk is kept as it is (train's handler)."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # a second signal stops at once
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-class Evaluator:
-    """Scores a model on encoded examples, sharded over processes and gathered back in order."""
-
-    def __init__(self, accelerator: Any, task: Any, tokenizer: Any, scorer: str, batch_size: int) -> None:
-        self.accelerator, self.task, self.tokenizer = accelerator, task, tokenizer
-        self.scorer, self.batch_size = scorer, batch_size
-
-    def __call__(self, model: Any, examples: list[Any], encoded: list[Any]) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        indices = list(range(rank, len(encoded), world))
-        with self.accelerator.autocast():
-            mine = predict(
-                model,
-                [encoded[i] for i in indices],
-                self.task,
-                self.tokenizer,
-                self.scorer,
-                self.batch_size,
-                show_progress=self.accelerator.is_main_process,
-            )
-        pairs = list(zip(indices, mine, strict=True))
-        if world > 1:
-            from accelerate.utils import gather_object
-
-            pairs = gather_object(pairs)
-        predictions = [p for _, p in sorted(pairs, key=lambda pair: pair[0])]
-        self.last_predictions = predictions  # kept so a run can report what it predicted (a collapse shows there)
-        model.train(was_training)
-        return self.task.compute_metrics(predictions, examples)
 
 
 LAUNCHER_PRECISION = "ACCELERATE_MIXED_PRECISION"
@@ -610,7 +420,102 @@ def resolve_mixed_precision(wanted: str) -> tuple[str, str | None]:
     return wanted, f"lamp train: mixed precision {wanted} (--mixed-precision), not the launcher's {launcher}"
 
 
-def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+@dataclass
+class TrainState:
+    """What the training loop carries from step to step. Every checkpoint saves it (`as_dict`: the checkpoint's
+    "state") and a resume reads it back (`from_dict`); `train`'s callback gets it after every step."""
+
+    step: int = 0
+    """Optimizer steps done."""
+    best_score: float = -math.inf
+    """The best validation score so far (-inf before the first validation)."""
+    best_step: int = 0
+    """The first step that reached `best_score`; its adapter is OUT/adapter (0 before the first validation)."""
+    zero_shot: dict[str, float] | None = None
+    """The bare backbone's test metrics (None until scored; stays None with --no-zero-shot)."""
+    log: list[dict[str, Any]] = field(default_factory=list)
+    """log.jsonl's rows: {"step", "loss", "lr"} for every step, {"step", "validation"} for every validation."""
+    elapsed_s: float = 0.0
+    """Wall-clock seconds up to the last checkpoint, earlier invocations of a resumed run included."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainState:
+        """The state a checkpoint holds (checked by `read_checkpoint`); older checkpoints lack zero_shot and
+        elapsed_s, which keep their defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in saved.items() if k in names})
+
+
+@dataclass
+class _Run:
+    """What `_setup` builds once, for the loop (`_fit`) and the final test (`_finish`)."""
+
+    config: TrainConfig
+    accelerator: Accelerator
+    out: Path
+    task: Task
+    tokenizer: Any
+    model: PromptedModel
+    ddp_model: torch.nn.Module  # the model as Accelerate prepared it (DDP under `accelerate launch`)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    splits: dict[str, list[Example]]
+    train_encoded: LazyEncoded
+    validation: list[Example]  # the first max_eval_examples validation rows
+    val_encoded: list[Encoded]
+    test_encoded: list[Encoded]
+    evaluate: Evaluator
+    scorer: str
+    input_format: str
+    adapter_extra: dict[str, Any]  # what adapter.json records besides the prompt: task, format, chat template
+    started: float  # time.perf_counter() when this invocation began loading
+    state: TrainState = field(default_factory=TrainState)
+    saved_step: int | None = None  # the step the checkpoint on disk holds (None: no checkpoint yet)
+    earlier_s: float = 0.0  # a resumed run's elapsed_s when this invocation began
+
+    def on_disk(self) -> str:
+        """What the run folder really holds now, for the message of a stop or a failure."""
+        kept = [] if self.saved_step is None else [f"the last good checkpoint (step {self.saved_step})"]
+        if (self.out / ADAPTER / WEIGHTS).is_file():
+            kept.append("the adapter of the best validation step")
+        if not kept:
+            first = min(self.config.eval_every, self.config.max_steps)
+            return f"nothing is saved in {self.out} yet (the first checkpoint comes at step {first})"
+        return f"{' and '.join(kept)} {'are' if len(kept) > 1 else 'is'} kept in {self.out}"
+
+    def written(self, write: Callable[[], Any]) -> None:
+        """One of the run's writes; a failed one (a full disk...) also says what is still on disk and how to go on."""
+        try:
+            write()
+        except ConfigError as error:
+            raise ConfigError(f"{error}; {self.on_disk()}: resume there with --resume once it can be written") from None
+
+    def elapsed_s(self) -> float:
+        """Wall-clock seconds of the whole run: earlier invocations up to their last checkpoint, then this one."""
+        return self.earlier_s + time.perf_counter() - self.started
+
+    def save_checkpoint(self) -> None:
+        """The prompt, optimizer, scheduler, torch RNG and `state`, in one file written whole (`lamp.run_folder`)."""
+        self.state.elapsed_s = self.elapsed_s()
+        if self.accelerator.is_main_process:
+            payload = {
+                "prompt": self.model.prompt_encoder.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "state": self.state.as_dict(),
+                "config": dataclasses.asdict(self.config),
+            }
+            checkpoint = self.out / CHECKPOINT
+            self.written(lambda: atomic_write(checkpoint, lambda tmp: torch_save(payload, tmp)))
+        self.saved_step = self.state.step
+        self.accelerator.wait_for_everyone()
+
+
+def train(config: TrainConfig, callback: Callable[[int, TrainState], None] | None = None) -> dict[str, Any]:
     """Run one training job and return its results (also written to `<out>/results.json`).
 
     `callback(step, state)` is called after every optimizer step (progress hooks; tests use it to interrupt).
@@ -619,7 +524,10 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
     """
     try:
         with contextlib.ExitStack() as cleanup:
-            return _train(config, callback, cleanup)
+            run = _setup(config, cleanup)
+            _begin(run, cleanup)
+            _fit(run, callback)
+            return _finish(run)
     except Interrupted:  # the training loop said what it kept
         raise
     except KeyboardInterrupt:  # before or after the loop (loading, zero-shot scoring, the final test)
@@ -630,19 +538,16 @@ def train(config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] |
         raise Interrupted from None
 
 
-def _train(
-    config: TrainConfig, callback: Callable[[int, dict[str, Any]], None] | None, cleanup: contextlib.ExitStack
-) -> dict[str, Any]:
+def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
+    """Check every input, then load and wrap the backbone, encode the splits and build the optimizer; a resume
+    restores its checkpoint. A bad option, folder or checkpoint fails before anything is loaded."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import LazyEncoded, chat_wrapper, collate_train, encode, fit_max_length, pad_id
+    from lamp.backbones import load_tokenizer
+    from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
     from lamp.methods import make_config
-    from lamp.model import wrap
-    from lamp.plots import plot_training
-    from lamp.progress import progress
     from lamp.tasks import load_splits, resolve_format
 
     mixed, note = resolve_mixed_precision(config.mixed_precision)
@@ -650,7 +555,6 @@ def _train(
     accelerator = Accelerator(
         mixed_precision=mixed, log_with=trackers or None, project_dir=str(Path(config.out) / TRACKING_DIR)
     )
-    is_main = accelerator.is_main_process
     if note:
         accelerator.print(note)
     # A resume is checked against its run first (an option that contradicts the run is named as such); a new run's
@@ -670,22 +574,7 @@ def _train(
 
     set_seed(config.seed)
     tokenizer = load_tokenizer(config.model)
-    backbone = load_model(config.model, dtype=DTYPES[config.dtype])
-    if config.gradient_checkpointing:  # recompute activations in backward: memory for 7B/11B backbones
-        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
-        from lamp.export import wrap_saved_prompt
-
-        model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.prompt_options())
-        prompt_config = model.prompt_config
-    else:
-        model = wrap(backbone, prompt_config, tokenizer)
-    if model.num_trainable_parameters() == 0:
-        raise ConfigError(
-            f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
-            "(floors: [none]), or choose a method that trains"
-        )
-    model = model.to(accelerator.device)
+    model = _wrapped_backbone(config, prompt_config, tokenizer).to(accelerator.device)
     model.backbone_name = config.model
     kind = model.kind
     input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
@@ -705,8 +594,8 @@ def _train(
         accelerator.print(f"lamp train: inputs cut to {max_length} tokens to fit the backbone's positions")
     train_encoded = LazyEncoded(splits["train"], tokenizer, kind, max_length, reserve)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
-    val_encoded = encode(validation, tokenizer, kind, max_length, reserve)
-    test_encoded = encode(splits["test"], tokenizer, kind, max_length, reserve)
+    val_encoded = encode(validation, tokenizer, kind, max_length, reserve, scoring=True)
+    test_encoded = encode(splits["test"], tokenizer, kind, max_length, reserve, scoring=True)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
 
     optimizer = torch.optim.AdamW(
@@ -715,146 +604,147 @@ def _train(
     warmup = config.warmup_steps if config.warmup_steps is not None else round(0.1 * config.max_steps)
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, config.max_steps)
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
-
-    state: dict[str, Any] = {"step": 0, "best_score": -math.inf, "best_step": 0, "zero_shot": None, "log": []}
+    run = _Run(
+        config=config,
+        accelerator=accelerator,
+        out=out,
+        task=task,
+        tokenizer=tokenizer,
+        model=model,
+        ddp_model=ddp_model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        splits=splits,
+        train_encoded=train_encoded,
+        validation=validation,
+        val_encoded=val_encoded,
+        test_encoded=test_encoded,
+        evaluate=evaluate,
+        scorer=scorer,
+        input_format=input_format,
+        adapter_extra=adapter_extra,
+        started=started,
+    )
     if saved is not None:
-        try:
-            model.prompt_encoder.load_state_dict(saved["prompt"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as error:
-            raise ConfigError(
-                f"checkpoint {checkpoint} does not fit this run ({str(error).strip().splitlines()[0][:160]}): pass "
-                "--overwrite instead of --resume to start the run over (the file is left as it is)"
-            ) from None
-        state = {"zero_shot": None, **saved["state"]}  # checkpoints older than zero-shot scoring lack it
+        _restore(run, saved, checkpoint)
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
-    saved_step = None if saved is None else state["step"]  # the step the checkpoint on disk holds
-    if is_main:
-        start_run(config, out)
-    accelerator.wait_for_everyone()
-    if trackers:  # after start_run, so that --overwrite has cleared the old run's tracker files
-        accelerator.init_trackers(PROJECT, config=hparams(dataclasses.asdict(config)))
+    return run
 
-        def finish_trackers() -> None:
-            """accelerator.end_training() without its destroy_process_group(): the next train() of a `lamp compare`
-            grid under `accelerate launch` still needs the group. Only the main process holds trackers."""
-            for tracker in accelerator.trackers:
-                tracker.finish()
 
-        cleanup.callback(finish_trackers)
+def _wrapped_backbone(config: TrainConfig, prompt_config: PromptConfig | None, tokenizer: Any) -> PromptedModel:
+    """The backbone (frozen) with the method's prompt in front: a new prompt of `prompt_config`, or with --init-from
+    the saved prompt, decomposed as the method decomposes its own init. ConfigError if it has nothing to train."""
+    from lamp.backbones import load_model
+    from lamp.model import wrap
+
+    backbone = load_model(config.model, dtype=DTYPES[config.dtype])
+    if config.gradient_checkpointing:  # recompute activations in backward: memory for 7B/11B backbones
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
+        from lamp.export import wrap_saved_prompt
+
+        model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.prompt_options())
+    else:
+        model = wrap(backbone, prompt_config, tokenizer)
+    if model.num_trainable_parameters() == 0:
+        raise ConfigError(
+            f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
+            "(floors: [none]), or choose a method that trains"
+        )
+    return model
+
+
+def _restore(run: _Run, saved: dict[str, Any], checkpoint: Path) -> None:
+    """Continue from a checkpoint that `read_checkpoint` checked: prompt, optimizer, scheduler, RNG and state."""
+    try:
+        run.model.prompt_encoder.load_state_dict(saved["prompt"])
+        run.optimizer.load_state_dict(saved["optimizer"])
+        run.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        raise ConfigError(
+            f"checkpoint {checkpoint} does not fit this run ({str(error).strip().splitlines()[0][:160]}): pass "
+            "--overwrite instead of --resume to start the run over (the file is left as it is)"
+        ) from None
+    run.state = TrainState.from_dict(saved["state"])
+    run.saved_step = run.state.step
     # A resumed run's wall_s counts the earlier invocations up to their last checkpoint (work lost after it is not).
-    earlier_s = state.get("elapsed_s", 0.0)
+    run.earlier_s = run.state.elapsed_s
 
-    def on_disk() -> str:
-        """What the run folder really holds now, for the message of a stop or a failure."""
-        kept = [] if saved_step is None else [f"the last good checkpoint (step {saved_step})"]
-        if (out / ADAPTER / WEIGHTS).is_file():
-            kept.append("the adapter of the best validation step")
-        if not kept:
-            first = min(config.eval_every, config.max_steps)
-            return f"nothing is saved in {out} yet (the first checkpoint comes at step {first})"
-        return f"{' and '.join(kept)} {'are' if len(kept) > 1 else 'is'} kept in {out}"
 
-    def written(write: Callable[[], Any]) -> None:
-        """One of the run's writes; a failed one (a full disk...) also says what is still on disk and how to go on."""
-        try:
-            write()
-        except ConfigError as error:
-            raise ConfigError(f"{error}; {on_disk()}: resume there with --resume once it can be written") from None
+def _begin(run: _Run, cleanup: contextlib.ExitStack) -> None:
+    """Record the run's settings (an --overwrite removes the old run only now), start the trackers, and score the
+    bare backbone on test once: the floor a prompt must beat."""
+    config, accelerator = run.config, run.accelerator
+    if accelerator.is_main_process:
+        start_run(config, run.out)
+    accelerator.wait_for_everyone()
+    if config.report_to != "none":  # after start_run, so that --overwrite has cleared the old run's tracker files
+        accelerator.init_trackers(PROJECT, config=hparams(dataclasses.asdict(config)))
+        cleanup.callback(_finish_trackers, accelerator)
+    if config.zero_shot and run.state.zero_shot is None:
+        with run.model.without_prompt() as bare:
+            run.state.zero_shot = run.evaluate(bare, run.splits["test"], run.test_encoded)
+        accelerator.print(f"zero-shot test {run.task.name} (no prompt): {run.state.zero_shot}")
 
-    def save_checkpoint() -> None:
-        nonlocal saved_step
-        state["elapsed_s"] = earlier_s + time.perf_counter() - started
-        if is_main:
-            payload = {
-                "prompt": model.prompt_encoder.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "state": state,
-                "config": dataclasses.asdict(config),
-            }
-            written(lambda: atomic_write(checkpoint, lambda tmp: torch_save(payload, tmp)))
-        saved_step = state["step"]
-        accelerator.wait_for_everyone()
 
-    if config.zero_shot and state["zero_shot"] is None:  # the bare backbone: what the prompt has to beat
-        with model.without_prompt() as bare:
-            state["zero_shot"] = evaluate(bare, splits["test"], test_encoded)
-        accelerator.print(f"zero-shot test {task.name} (no prompt): {state['zero_shot']}")
+def _finish_trackers(accelerator: Accelerator) -> None:
+    """accelerator.end_training() without its destroy_process_group(): the next train() of a `lamp compare` grid under
+    `accelerate launch` still needs the group. Only the main process holds trackers."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
 
+
+def step_indices(config: TrainConfig, step: int, examples: int) -> list[list[int]]:
+    """The train-row indices of each micro-batch of global step `step` (0-based), before they are split over
+    processes: a pure function of the seed (one seeded permutation of the `examples` rows per epoch), so a resumed run
+    continues the same order."""
     per_step = config.batch_size * config.grad_accum
+    first = step * per_step
+    epoch = first // examples
+    order = torch.randperm(examples, generator=torch.Generator().manual_seed(config.seed + epoch))
+    indices = [order[(first + i) % len(order)].item() for i in range(per_step)]
+    return [indices[i : i + config.batch_size] for i in range(0, per_step, config.batch_size)]
+
+
+def _fit(run: _Run, callback: Callable[[int, TrainState], None] | None) -> None:
+    """Optimizer steps up to max_steps, from the checkpoint's step on a resume. Every eval_every steps (and at the
+    end): validation, the best adapter kept, a checkpoint. SIGINT/SIGTERM stop at the next step boundary with a
+    checkpoint (`StopRequest`), raised as `Interrupted`."""
+    from lamp.data import collate_train, pad_id  # looked up per run: benchmarks/trainer_overhead.py records batches
+    from lamp.progress import progress
+
+    config, accelerator, state = run.config, run.accelerator, run.state
     rank, world = accelerator.process_index, accelerator.num_processes
-    pad = pad_id(tokenizer)
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def step_batches(step: int) -> list[dict[str, Any]]:
-        """The micro-batches of global step `step` (0-based) for this process: a pure function of the seed."""
-        first = step * per_step
-        epoch = first // len(train_encoded)
-        order = torch.randperm(len(train_encoded), generator=torch.Generator().manual_seed(config.seed + epoch))
-        indices = [order[(first + i) % len(order)].item() for i in range(per_step)]
-        micro = [indices[i : i + config.batch_size] for i in range(0, per_step, config.batch_size)]
-        return [collate_train([train_encoded[j] for j in m[rank::world]], pad, kind) for m in micro]
-
-    model.train()
-    bar = progress(total=config.max_steps, initial=state["step"], enabled=is_main, desc=f"{config.method} {task.name}")
-    running: list[tuple[int, torch.Tensor, float]] = []
-
-    def flush_losses() -> None:
-        """Turn the steps' loss tensors into log rows (one host sync per flush, not per step); stop on NaN/inf."""
-        values = accelerator.reduce(torch.stack([loss for _, loss, _ in running]), "mean").tolist()
-        for (step, _, lr), value in zip(running, values, strict=True):
-            if not math.isfinite(value):
-                raise TrainingError(
-                    f"loss became {value} at step {step}: lower --lr or check the data, and start over with "
-                    f"--overwrite; {on_disk()}"
-                )
-            state["log"].append({"step": step, "loss": value, "lr": lr})
-            accelerator.log({"train/loss": value, "train/lr": lr}, step=step)
-        running.clear()
-        bar.set_postfix(loss=f"{state['log'][-1]['loss']:.4f}")
-
+    pad, kind = pad_id(run.tokenizer), run.model.kind
+    params = [p for p in run.model.parameters() if p.requires_grad]
+    run.model.train()
+    bar = progress(
+        total=config.max_steps,
+        initial=state.step,
+        enabled=accelerator.is_main_process,
+        desc=f"{config.method} {run.task.name}",
+    )
+    pending: list[tuple[int, torch.Tensor, float]] = []  # (step, loss, lr) of steps not logged yet
     stop = StopRequest()
     # True only between steps: mid-step (a second signal stops at once) the state is half a step, never saved.
     at_boundary = True
     try:
-        while state["step"] < config.max_steps:
-            at_boundary, current = False, state["step"] + 1
-            micro_batches = step_batches(state["step"])
-            losses: list[torch.Tensor] = []
-            for i, batch in enumerate(micro_batches):
-                last = i == len(micro_batches) - 1
-                sync = nullcontext() if last else accelerator.no_sync(ddp_model)
-                with sync, accelerator.autocast():
-                    batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-                    loss = ddp_model(**batch).loss / len(micro_batches)
-                    accelerator.backward(loss)
-                losses.append(loss.detach())
-            if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["step"] += 1
-            step = state["step"]
+        while state.step < config.max_steps:
+            at_boundary, current = False, state.step + 1
+            micro = step_indices(config, state.step, len(run.train_encoded))
+            batches = [collate_train([run.train_encoded[j] for j in m[rank::world]], pad, kind) for m in micro]
+            loss = _optimizer_step(run, batches, params)
+            state.step += 1
+            step = state.step
             bar.update(1)
-            running.append((step, torch.stack(losses).sum(), scheduler.get_last_lr()[0]))
+            pending.append((step, loss, run.scheduler.get_last_lr()[0]))
             if step % 10 == 0 or step % config.eval_every == 0 or step == config.max_steps:
-                flush_losses()
+                _log_losses(run, pending, bar)
             if step % config.eval_every == 0 or step == config.max_steps:
-                metrics = evaluate(model, validation, val_encoded)
-                state["log"].append({"step": step, "validation": metrics})
-                accelerator.log(scalars("validation", metrics), step=step)
-                bar.set_postfix(loss=f"{state['log'][-2]['loss']:.4f}", val=f"{metrics['score']:.2f}")
-                if metrics["score"] > state["best_score"]:
-                    state["best_score"], state["best_step"] = metrics["score"], step
-                    if is_main:
-                        written(lambda: save_adapter(model, out / ADAPTER, extra=adapter_extra))
-                save_checkpoint()
+                _validate(run, step, bar)
+                run.save_checkpoint()
             at_boundary = True
             if callback is not None:
                 callback(step, state)
@@ -862,103 +752,114 @@ def _train(
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
         if at_boundary:
-            if running:
-                flush_losses()
-            save_checkpoint()
-            note = f"stopped at step {state['step']}, checkpoint saved"
+            if pending:
+                _log_losses(run, pending, bar)
+            run.save_checkpoint()
+            note = f"stopped at step {state.step}, checkpoint saved"
         else:  # the last consistent checkpoint stays as it is
-            note = f"stopped during step {current}; {on_disk()}"
+            note = f"stopped during step {current}; {run.on_disk()}"
         bar.close()  # so that the note starts its own line
-        if is_main:
-            print(f"lamp train: {note}; resume with --resume --out {out}", file=sys.stderr)
+        if accelerator.is_main_process:
+            print(f"lamp train: {note}; resume with --resume --out {run.out}", file=sys.stderr)
         raise Interrupted from None
     finally:
         bar.close()  # before any error propagates, so that its line does not continue the bar's
         stop.restore()
 
+
+def _optimizer_step(run: _Run, batches: list[dict[str, Any]], params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """One optimizer step over this process's micro-batches (gradients synchronised on the last only); the step's
+    loss, left on the device (read in `_log_losses`, one host sync per flush)."""
+    accelerator = run.accelerator
+    losses: list[torch.Tensor] = []
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        sync = nullcontext() if last else accelerator.no_sync(run.ddp_model)
+        with sync, accelerator.autocast():
+            batch = {k: (v.to(accelerator.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            loss = run.ddp_model(**batch).loss / len(batches)
+            accelerator.backward(loss)
+        losses.append(loss.detach())
+    if run.config.max_grad_norm > 0:
+        accelerator.clip_grad_norm_(params, run.config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return torch.stack(losses).sum()
+
+
+def _log_losses(run: _Run, pending: list[tuple[int, torch.Tensor, float]], bar: Any) -> None:
+    """Turn the pending steps' loss tensors into log rows (averaged over processes) and empty `pending`; a NaN or inf
+    loss stops the run (TrainingError saying what the folder keeps)."""
+    values = run.accelerator.reduce(torch.stack([loss for _, loss, _ in pending]), "mean").tolist()
+    for (step, _, lr), value in zip(pending, values, strict=True):
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"loss became {value} at step {step}: lower --lr or check the data, and start over with "
+                f"--overwrite; {run.on_disk()}"
+            )
+        run.state.log.append({"step": step, "loss": value, "lr": lr})
+        run.accelerator.log({"train/loss": value, "train/lr": lr}, step=step)
+    pending.clear()
+    bar.set_postfix(loss=f"{run.state.log[-1]['loss']:.4f}")
+
+
+def _validate(run: _Run, step: int, bar: Any) -> None:
+    """Score the validation rows; a better score than any before keeps this step's adapter in OUT/adapter."""
+    state = run.state
+    metrics = run.evaluate(run.model, run.validation, run.val_encoded)
+    state.log.append({"step": step, "validation": metrics})
+    run.accelerator.log(scalars("validation", metrics), step=step)
+    bar.set_postfix(loss=f"{state.log[-2]['loss']:.4f}", val=f"{metrics['score']:.2f}")
+    if metrics["score"] > state.best_score:
+        state.best_score, state.best_step = metrics["score"], step
+        if run.accelerator.is_main_process:
+            run.written(lambda: save_adapter(run.model, run.out / ADAPTER, extra=run.adapter_extra))
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Score the test split once with the best validation step's adapter, and write results.json, log.jsonl and the
+    training plot."""
+    from lamp.backbones import load_model
+    from lamp.plots import plot_training
+
+    config, accelerator, state, model = run.config, run.accelerator, run.state, run.model
     accelerator.wait_for_everyone()
     # A fresh backbone: methods that change the backbone itself (LoRA, full fine-tuning) must not load twice into one.
-    best = load_adapter(load_model(config.model), out / ADAPTER).to(accelerator.device)
-    evaluations = {r["step"]: r["validation"] for r in state["log"] if "validation" in r}
-    test = evaluate(best, splits["test"], test_encoded)
-    predicted = Counter(str(p) for p in evaluate.last_predictions)  # e.g. {"0": 400, "1": 472}; "None" = invalid
-    accelerator.log({**scalars("test", test), **scalars("zero_shot", state["zero_shot"] or {})}, step=state["step"])
+    best = load_adapter(load_model(config.model), run.out / ADAPTER).to(accelerator.device)
+    evaluations = {r["step"]: r["validation"] for r in state.log if "validation" in r}
+    test = run.evaluate(best, run.splits["test"], run.test_encoded)
+    predicted = Counter(str(p) for p in run.evaluate.last_predictions)  # e.g. {"0": 400, "1": 472}; "None" = invalid
+    accelerator.log({**scalars("test", test), **scalars("zero_shot", state.zero_shot or {})}, step=state.step)
     results = {
-        "task": task.name,
+        "task": run.task.name,
         "method": config.method,
         "model": config.model,
         "seed": config.seed,
-        "scorer": scorer,
-        "format": input_format,
+        "scorer": run.scorer,
+        "format": run.input_format,
         "mixed_precision": accelerator.mixed_precision,
         "trainable_params": model.num_trainable_parameters(),
         "effective_trainable_params": model.num_effective_parameters(),
         "n_virtual": model.n_virtual,
-        "steps": state["step"],
-        "best_step": state["best_step"],
-        "wall_s": round(earlier_s + time.perf_counter() - started, 2),
+        "steps": state.step,
+        "best_step": state.best_step,
+        "wall_s": round(run.elapsed_s(), 2),
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
-        "validation": evaluations[state["best_step"]],
+        "validation": evaluations[state.best_step],
         "test": test,
         "test_predictions": dict(sorted(predicted.most_common(50))),  # free-form answers: the 50 most common
-        "zero_shot": state["zero_shot"],
-        "split_sizes": {name: len(rows) for name, rows in splits.items()},
-        **({"task_spec": dict(task.spec)} if task.spec is not None else {}),
+        "zero_shot": state.zero_shot,
+        "split_sizes": {name: len(rows) for name, rows in run.splits.items()},
+        **({"task_spec": dict(run.task.spec)} if run.task.spec is not None else {}),
         "config": dataclasses.asdict(config),
-        "prompt_config": prompt_config.to_dict(),
+        "prompt_config": model.prompt_config.to_dict(),
     }
-    if is_main:
+    if accelerator.is_main_process:
         results_text = json.dumps(results, indent=2) + "\n"
-        log_text = "".join(json.dumps(r) + "\n" for r in state["log"])
-        title = f"{config.method} on {task.name} ({config.model})"
-        written(lambda: atomic_write(out / RESULTS, lambda tmp: Path(tmp).write_text(results_text)))
-        written(lambda: atomic_write(out / LOG, lambda tmp: Path(tmp).write_text(log_text)))
-        written(lambda: atomic_write(out / PLOT, lambda tmp: plot_training(state["log"], tmp, title=title)))
+        log_text = "".join(json.dumps(r) + "\n" for r in state.log)
+        title = f"{config.method} on {run.task.name} ({config.model})"
+        run.written(lambda: atomic_write(run.out / RESULTS, lambda tmp: Path(tmp).write_text(results_text)))
+        run.written(lambda: atomic_write(run.out / LOG, lambda tmp: Path(tmp).write_text(log_text)))
+        run.written(lambda: atomic_write(run.out / PLOT, lambda tmp: plot_training(state.log, tmp, title=title)))
     return results
-
-
-def evaluate_adapter(
-    adapter: str | os.PathLike,
-    task_name: str | None = None,
-    split: str = "test",
-    data_dir: str | None = None,
-    seed: int = 42,
-    scorer: str = "auto",
-    batch_size: int = 32,
-    max_length: int = 256,
-    model: str | None = None,
-    format: str | None = None,
-    chat_template: bool | None = None,
-) -> dict[str, float]:
-    """Score a saved adapter on one split of a task: `task_name` (a task name or task YAML file; default: the
-    adapter's own task, a user task rebuilt from the spec its adapter.json saved). Rows are rendered as the adapter
-    was trained: its recorded input format and chat template (adapters saved before formats existed: t5), unless
-    `format` (auto, t5 or natural) or `chat_template` say otherwise."""
-    from accelerate import Accelerator
-
-    from lamp.adapter import read_adapter_config
-    from lamp.backbones import load_tokenizer
-    from lamp.data import chat_wrapper, encode, fit_max_length
-    from lamp.tasks import load_splits, resolve_format
-
-    saved = read_adapter_config(adapter)
-    task_name = task_name or saved.get("task")
-    if not task_name:
-        raise ConfigError(f"adapter {adapter} names no task: pass --task")
-    spec = saved.get("task_spec") if task_name == saved.get("task") else None
-    task = task_of(task_name, spec)  # checked before the model loads
-    name = model or saved["backbone"]["name"]
-    tokenizer = load_tokenizer(name)
-    accelerator = Accelerator()
-    prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
-    task = task_of(task_name, spec, resolve_format(format or saved.get("format", "t5"), prompted.kind))
-    if saved.get("chat_template", False) if chat_template is None else chat_template:
-        task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
-    splits = load_splits(task, data_dir, seed)
-    if split not in splits:
-        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
-    examples = splits[split]
-    evaluate = Evaluator(accelerator, task, tokenizer, resolve_scorer(scorer, prompted.kind, task), batch_size)
-    reserve = answer_tokens(tokenizer, prompted.kind, task, evaluate.scorer)
-    max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, reserve)
-    return evaluate(prompted, examples, encode(examples, tokenizer, prompted.kind, max_length, reserve))

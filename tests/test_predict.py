@@ -9,15 +9,17 @@ import pytest
 import torch
 
 import lamp
+import lamp.evaluation
 import lamp.tasks
 from lamp import metrics
 from lamp.adapter import save_adapter
 from lamp.cli import main
-from lamp.data import Encoded, pad_id
+from lamp.data import Encoded, encode, pad_id
 from lamp.errors import AdapterError, DataError
-from lamp.predict import load_task_adapters, predict_rows, stack_prompts
-from lamp.scoring import label_token_ids, predict, rank_scores
-from lamp.tasks.base import Task, fields
+from lamp.evaluation import evaluate_adapter
+from lamp.predict import load_task_adapters, predict_rows, score_rows, stack_prompts
+from lamp.scoring import answer_tokens, label_token_ids, predict, rank_scores
+from lamp.tasks.base import Example, Task, fields
 
 from .conftest import make_llama, make_t5, make_tokenizer
 
@@ -218,3 +220,64 @@ def test_one_task_predictions_keep_the_input_order(llama, tokenizer, scorer):
     one_by_one = [predict(model, [e], spec, tokenizer, scorer, batch_size=1)[0] for e in encoded]
     assert predict(model, encoded, spec, tokenizer, scorer, batch_size=4) == one_by_one
     assert len(set(one_by_one)) > 1 or scorer == "generate"
+
+
+@pytest.mark.parametrize("input_format", ["t5", "natural"])
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_a_row_longer_than_max_length_scores_the_same_in_eval_and_predict(arch, input_format, tmp_path, monkeypatch):
+    """`lamp eval` (`evaluate_adapter`) and `lamp predict` (`predict_rows`) cut a too-long row by one rule
+    (`lamp.data.encode_sources` to `source_budget`), so it gets the same scores and prediction through both, also
+    when predict serves other tasks beside it whose label words are longer (before, predict cut every row by the
+    longest task's answer)."""
+    model_dir = tmp_path / "model"
+    backbone = make_llama() if arch == "llama" else make_t5()
+    tokenizer = make_tokenizer("left" if arch == "llama" else "right")
+    backbone.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    for task, model in adapters_on(backbone).items():
+        model.backbone_name = str(model_dir)
+        save_adapter(model, tmp_path / task, extra={"task": task, "format": "t5" if task == "toy" else input_format})
+    rows = [
+        {"task": "polarity", "sentence": " ".join(SENTENCES[i:] + SENTENCES[:i]), "label": i % 2, "id": i}
+        for i in range(len(SENTENCES))
+    ]
+    monkeypatch.setattr(
+        lamp.tasks, "load_splits", lambda task, data_dir=None, seed=42: {"test": [task.example(r) for r in rows]}
+    )
+    seen = {}
+    score = lamp.evaluation.Evaluator.__call__
+
+    def recorded(self, model, examples, encoded):
+        seen.update(model=model, encoded=encoded, metrics=score(self, model, examples, encoded))
+        seen["predictions"] = self.last_predictions
+        return seen["metrics"]
+
+    monkeypatch.setattr(lamp.evaluation.Evaluator, "__call__", recorded)
+    metrics = evaluate_adapter(tmp_path / "polarity", model=str(model_dir), max_length=16)
+
+    served = load_task_adapters([tmp_path / task for task in ("polarity", "rte", "toy")], backbone=str(model_dir))
+    results = predict_rows(served, rows, tokenizer, max_length=16)
+    sources = [e.source for e in seen["encoded"]]
+    task = lamp.tasks.get_task("polarity", input_format)
+    budget = 16 - (answer_tokens(tokenizer, served["polarity"].kind, task, "rank") if arch == "llama" else 0)
+    assert max(len(s) for s in sources) == budget, "the rows really are cut"
+    assert [r["value"] for r in results] == seen["predictions"]
+    assert score_rows(rows, results) == {"polarity": metrics}
+    if arch == "llama":  # rank classification: the label words' log-probabilities too
+        labels = label_token_ids(tokenizer, "causal", task.label_words, task.lead)
+        scores = rank_scores(seen["model"], sources, labels, pad_id(tokenizer))
+        predicted = torch.tensor([list(r["scores"].values()) for r in results])
+        torch.testing.assert_close(predicted, scores, atol=1e-4, rtol=0)
+    else:  # generation: the same texts
+        assert all("text" in r for r in results)
+
+
+def test_a_scored_row_is_cut_the_same_whatever_its_answer(tokenizer):
+    """Scoring leaves room for what the scorer appends only, so a free-form answer longer than the generation budget
+    does not cut the row's input more (training still leaves room for the answer it learns)."""
+    source = " ".join(SENTENCES)
+    short, long = Example(source, "yes", "yes"), Example(source, " ".join(["very good"] * 4), "very good")
+    scored = encode([short, long], tokenizer, "causal", 16, reserve=4, scoring=True)
+    trained = encode([short, long], tokenizer, "causal", 16, reserve=4)
+    assert scored[0].source == scored[1].source == trained[0].source and len(scored[0].source) == 16 - 4
+    assert len(trained[1].source) == 16 - len(trained[1].target)

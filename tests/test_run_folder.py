@@ -24,6 +24,7 @@ import torch
 
 import lamp
 import lamp.bench
+import lamp.run_folder
 import lamp.tasks
 import lamp.train
 from lamp.adapter import atomic_write
@@ -416,7 +417,7 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_the_run_resumes(
         file = open(path, mode, *args, **kwargs)
         return FullDisk(file, room=100) if len(opened) == 2 else file
 
-    monkeypatch.setattr(lamp.train, "open", fills_at_the_second_checkpoint, raising=False)  # torch_save's open
+    monkeypatch.setattr(lamp.run_folder, "open", fills_at_the_second_checkpoint, raising=False)  # torch_save's open
     out = tmp_path / "run"
     args = ["train", "--model", llama_dir, "--method", "lamp", "--length", "8", "--rank", "2", "--pool", "2"]
     args += ["--lr", "0.3", "--batch-size", "4", "--max-steps", "8", "--eval-every", "4", "--warmup-steps", "0"]
@@ -463,10 +464,10 @@ def test_a_failed_write_is_one_line_and_keeps_the_earlier_file(tmp_path, monkeyp
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"earlier")
     if write == "torch":
-        monkeypatch.setattr(lamp.train, "open", lambda p, m="r": FullDisk(open(p, m), room=100), raising=False)
+        monkeypatch.setattr(lamp.run_folder, "open", lambda p, m="r": FullDisk(open(p, m), room=100), raising=False)
 
         def write(path):
-            lamp.train.torch_save({"prompt": torch.zeros(1000)}, path)
+            lamp.run_folder.torch_save({"prompt": torch.zeros(1000)}, path)
 
     elif write == "read-only":
 

@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lamp.adapter import read_adapter_config
-    from lamp.train import evaluate_adapter
+    from lamp.evaluation import evaluate_adapter
 
     metrics = evaluate_adapter(
         args.adapter,

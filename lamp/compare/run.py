@@ -25,6 +25,7 @@ from lamp.compare.report import REPORT, write_report
 from lamp.errors import ConfigError, TrainingError
 from lamp.floors import floor_results
 from lamp.progress import progress as progress_bar
+from lamp.run_folder import CHECKPOINT, RESULTS, lock_folder, on_main_process, remove_leftovers, run_files
 from lamp.train import TrainConfig, same_setting
 
 FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
@@ -101,16 +102,14 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
         for task in grid.tasks:
             config = floor_config(grid, task, seed)
             folders = {name: Path(grid.out) / "cells" / cell_name(task, name, None, seed) for name in grid.floors}
-            done = {name: out / training.RESULTS for name, out in folders.items() if (out / training.RESULTS).is_file()}
+            done = {name: out / RESULTS for name, out in folders.items() if (out / RESULTS).is_file()}
             if len(done) < len(folders) and not report_only:
                 log(f"floors of {task} seed {seed}: scoring {', '.join(grid.floors)} (no training)")
                 for name, results in floor_results(config).items():
                     if name in folders:
                         text = json.dumps(results, indent=2) + "\n"
-                        atomic_write(
-                            folders[name] / training.RESULTS, lambda tmp, text=text: Path(tmp).write_text(text)
-                        )
-                        done[name] = folders[name] / training.RESULTS
+                        atomic_write(folders[name] / RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
+                        done[name] = folders[name] / RESULTS
                 gc.collect()
             for name, path in done.items():
                 results = json.loads(path.read_text())
@@ -153,7 +152,7 @@ def run_cells(
         tag = f"[{done + i + 1}/{total}] {cell_name(task, spec.label, lr, seed)}"
         config = grid_config(grid, task, spec, lr, seed, resume=False)
         out = Path(config.out)
-        results_path, failed_path = out / training.RESULTS, out / "failed.json"
+        results_path, failed_path = out / RESULTS, out / "failed.json"
         if results_path.is_file():
             results = json.loads(results_path.read_text())
             differing = _same_settings(results.get("config", {}), config)
@@ -191,7 +190,7 @@ def run_cells(
                 log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
             # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights plus
             # optimizer state, ~2 GB) is dead weight; the adapter stays.
-            (out / training.CHECKPOINT).unlink(missing_ok=True)
+            (out / CHECKPOINT).unlink(missing_ok=True)
         cell = Cell.from_results(task, spec.label, spec.method, lr, seed, results)
         records[i] = dataclasses.replace(cell, trained_now=True)
     bar.close()
@@ -274,19 +273,19 @@ def locked_grid(grid: Recipe, report_only: bool) -> Iterator[None]:
 
     def claim() -> Any:
         # A grid writes its cells and report into the folder: one holding other files is not lamp's to write into.
-        if out.is_dir() and training.run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
+        if out.is_dir() and run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
             raise ConfigError(
                 f"{out} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them"
             )
-        lock = training.lock_folder(out)
+        lock = lock_folder(out)
         try:
-            training.remove_leftovers(out)  # a killed grid's half-written report files
+            remove_leftovers(out)  # a killed grid's half-written report files
         except OSError as error:
             lock.release()
             raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
         return lock
 
-    lock = None if report_only else training.on_main_process(PartialState(), claim)
+    lock = None if report_only else on_main_process(PartialState(), claim)
     try:
         yield
     finally:

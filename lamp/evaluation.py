@@ -1,0 +1,103 @@
+"""Scoring a model on a task's rows: the one evaluation path of `lamp train` (validation, test, zero-shot), `lamp eval`
+(`evaluate_adapter`) and `lamp compare`'s floors.
+
+Rows are encoded for scoring by `lamp.data.encode(..., scoring=True)`: the source encoder and truncation rule that
+`lamp predict` uses too, so a row scores the same through either command. The scorers are `lamp.scoring`'s.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from lamp.adapter import load_adapter, read_adapter_config
+from lamp.data import Encoded
+from lamp.errors import ConfigError
+from lamp.scoring import answer_tokens, predict, resolve_scorer
+from lamp.tasks.user import task_of
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
+
+class Evaluator:
+    """Scores a model on encoded examples, sharded over processes and gathered back in order."""
+
+    def __init__(self, accelerator: Accelerator, task: Any, tokenizer: Any, scorer: str, batch_size: int) -> None:
+        self.accelerator, self.task, self.tokenizer = accelerator, task, tokenizer
+        self.scorer, self.batch_size = scorer, batch_size
+        self.last_predictions: list[int | float | str | None] = []
+
+    def __call__(self, model: Any, examples: list[Any], encoded: list[Encoded]) -> dict[str, float]:
+        """The task's metrics (0-100, "score" among them) of `model`'s predictions for `encoded` (`examples` hold the
+        gold labels); the predictions stay in `last_predictions`, in the examples' order."""
+        was_training = model.training
+        model.eval()
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        indices = list(range(rank, len(encoded), world))
+        with self.accelerator.autocast():
+            mine = predict(
+                model,
+                [encoded[i] for i in indices],
+                self.task,
+                self.tokenizer,
+                self.scorer,
+                self.batch_size,
+                show_progress=self.accelerator.is_main_process,
+            )
+        pairs = list(zip(indices, mine, strict=True))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            pairs = gather_object(pairs)
+        predictions = [p for _, p in sorted(pairs, key=lambda pair: pair[0])]
+        self.last_predictions = predictions  # kept so a run can report what it predicted (a collapse shows there)
+        model.train(was_training)
+        return self.task.compute_metrics(predictions, examples)
+
+
+def evaluate_adapter(
+    adapter: str | os.PathLike,
+    task_name: str | None = None,
+    split: str = "test",
+    data_dir: str | None = None,
+    seed: int = 42,
+    scorer: str = "auto",
+    batch_size: int = 32,
+    max_length: int = 256,
+    model: str | None = None,
+    format: str | None = None,
+    chat_template: bool | None = None,
+) -> dict[str, float]:
+    """Score a saved adapter on one split of a task: `task_name` (a task name or task YAML file; default: the
+    adapter's own task, a user task rebuilt from the spec its adapter.json saved). Rows are rendered as the adapter
+    was trained: its recorded input format and chat template (adapters saved before formats existed: t5), unless
+    `format` (auto, t5 or natural) or `chat_template` say otherwise."""
+    from accelerate import Accelerator
+
+    from lamp.backbones import load_tokenizer
+    from lamp.data import chat_wrapper, encode, fit_max_length
+    from lamp.tasks import load_splits, resolve_format
+
+    saved = read_adapter_config(adapter)
+    task_name = task_name or saved.get("task")
+    if not task_name:
+        raise ConfigError(f"adapter {adapter} names no task: pass --task")
+    spec = saved.get("task_spec") if task_name == saved.get("task") else None
+    task = task_of(task_name, spec)  # checked before the model loads
+    name = model or saved["backbone"]["name"]
+    tokenizer = load_tokenizer(name)
+    accelerator = Accelerator()
+    prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
+    task = task_of(task_name, spec, resolve_format(format or saved.get("format", "t5"), prompted.kind))
+    if saved.get("chat_template", False) if chat_template is None else chat_template:
+        task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
+    splits = load_splits(task, data_dir, seed)
+    if split not in splits:
+        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
+    examples = splits[split]
+    evaluate = Evaluator(accelerator, task, tokenizer, resolve_scorer(scorer, prompted.kind, task), batch_size)
+    reserve = answer_tokens(tokenizer, prompted.kind, task, evaluate.scorer)
+    max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, reserve)
+    encoded = encode(examples, tokenizer, prompted.kind, max_length, reserve, scoring=True)
+    return evaluate(prompted, examples, encoded)
