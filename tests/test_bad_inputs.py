@@ -272,6 +272,13 @@ ROWS = [
     pytest.param("compare --config {recipe_steps} --quick", r"max_steps must be a positive integer", id="quick-steps"),
     pytest.param("compare --config {recipe_seeds}", r"seeds must hold integers from 0", id="recipe-seeds"),
     pytest.param("compare --config {recipe_train}", r"train must be a mapping, got \[1, 2\]", id="recipe-train"),
+    pytest.param("compare --config {recipe_syntax}", r"is not valid YAML \(line 3: expected ','", id="recipe-syntax"),
+    pytest.param(
+        "compare --config {recipe_list}", r"must hold a mapping of key: value \(keys: model, ", id="recipe-list"
+    ),
+    pytest.param(
+        "train --config {recipe_syntax}", r"recipe_syntax.yaml is not valid YAML \(line 3: ", id="yaml-syntax"
+    ),
     pytest.param("compare --config {recipe_lrs} --quick", r"lrs of lamp must be a non-empty list", id="quick-lrs"),
     pytest.param("compare --train max_grad_norm=nan", r"--max-grad-norm must be a finite number >= 0", id="cmp-clip"),
     pytest.param("compare --train batch_size=2.5", r"--batch-size must be a positive integer", id="cmp-batch"),
@@ -460,6 +467,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_seeds": "seeds: [0, -1]\n",
         "recipe_train": "train: [1, 2]\n",
         "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
+        "recipe_syntax": "max_steps: 2\nseeds: [0, 1\n",
+        "recipe_list": "- lamp\n- pt\n",
     }
     for name, content in configs.items():
         paths[name] = write(root / "configs" / f"{name}.yaml", content)

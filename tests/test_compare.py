@@ -10,7 +10,7 @@ import pytest
 
 import lamp.train as training
 from lamp.cli import main
-from lamp.compare import choose_lrs, compare, load_recipe, make_grid, paired_differences
+from lamp.compare import Cell, choose_lrs, compare, load_recipe, make_grid, paired_differences
 from lamp.errors import ConfigError, LampError, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,8 +104,8 @@ def test_interrupted_grid_resumes_without_rerunning_finished_cells(tiny_task, ll
     assert resumed["steps"] == 4
     for cell in cells.iterdir():  # finished cells keep their adapter, not the resume checkpoint
         assert (cell / "adapter").is_dir() and not (cell / "checkpoint.pt").exists(), cell.name
-    assert [r["method"] for r in records] == ["lamp", "pt", "dpt"] and all(r["selected"] for r in records)
-    assert {r["trainable_params"] for r in records if r["method"] == "pt"} == {4 * 32}
+    assert [r.method for r in records] == ["lamp", "pt", "dpt"] and all(r.selected for r in records)
+    assert {r.trainable_params for r in records if r.method == "pt"} == {4 * 32}
 
     calls.clear()
     compare(grid, log=quiet)
@@ -171,7 +171,7 @@ def test_learning_rate_is_selected_on_validation_not_test(tmp_path, monkeypatch)
     calls = []
     monkeypatch.setattr(training, "train", fake_train(scores, calls))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
-    chosen = {(r["method"], r["lr"]) for r in records if r["selected"]}
+    chosen = {(r.method, r.lr) for r in records if r.selected}
     assert chosen == {("lamp", 0.01), ("pt", 0.1)}
     assert len(calls) == 8
     table = paths["markdown"].read_text()
@@ -183,29 +183,29 @@ def test_learning_rate_is_selected_on_validation_not_test(tmp_path, monkeypatch)
 
 
 def test_choose_lrs_breaks_ties_by_sweep_order_and_skips_failures():
-    def record(lr, validation):
-        return {"task": "t", "method": "m", "lr": lr, "validation_score": validation}
+    def score(lr, validation):
+        return ("t", "m", lr, validation)
 
-    assert choose_lrs([record(0.1, 80.0), record(0.01, 80.0)]) == {("t", "m"): 0.1}
-    assert choose_lrs([record(0.1, None), record(0.01, 10.0)]) == {("t", "m"): 0.01}
-    assert choose_lrs([record(0.1, None)]) == {}
+    assert choose_lrs([score(0.1, 80.0), score(0.01, 80.0)]) == {("t", "m"): 0.1}
+    assert choose_lrs([score(0.1, None), score(0.01, 10.0)]) == {("t", "m"): 0.01}
+    assert choose_lrs([score(0.1, None)]) == {}
 
 
 def test_paired_differences_pair_cells_on_task_and_seed():
     from scipy.stats import t as student
 
     def record(method, task, seed, test, selected=True):
-        return {
-            "method": method,
-            "task": task,
-            "seed": seed,
-            "lr": 0.1,
-            "test_score": test,
-            "selected": selected,
-            "validation_score": 50.0,
-            "trainable_params": 1,
-            "collapsed": False,
-        }
+        return Cell(
+            task,
+            method,
+            method,
+            seed,
+            0.1,
+            trainable_params=1,
+            validation_score=50.0,
+            test_score=test,
+            selected=selected,
+        )
 
     lamp_scores = {("a", 0): 70.0, ("a", 1): 72.0, ("b", 0): 60.0, ("b", 1): 64.0}
     pt_scores = {("a", 0): 65.0, ("a", 1): 66.0, ("b", 0): 61.0, ("b", 1): 60.0}
@@ -217,11 +217,11 @@ def test_paired_differences_pair_cells_on_task_and_seed():
     pt, same = paired_differences(records)
     diffs = [5.0, 6.0, -1.0, 4.0]
     mean, std = sum(diffs) / 4, (sum((d - 3.5) ** 2 for d in diffs) / 3) ** 0.5
-    assert (pt["method"], pt["pairs"], pt["tasks_higher"], pt["tasks"]) == ("pt", 4, 1, 2)  # b: 62.0 vs 73.3
-    assert pt["mean"] == pytest.approx(mean) and pt["std"] == pytest.approx(std)
-    assert pt["p"] == pytest.approx(2 * student.sf(mean / (std / 2), df=3))
-    assert (same["mean"], same["std"], same["p"], same["tasks_higher"]) == (0.0, 0.0, None, 0)
-    assert paired_differences([r for r in records if r["method"] == "lamp"]) == []
+    assert (pt.method, pt.pairs, pt.tasks_higher, pt.tasks) == ("pt", 4, 1, 2)  # b: 62.0 vs 73.3
+    assert pt.mean == pytest.approx(mean) and pt.std == pytest.approx(std)
+    assert pt.p == pytest.approx(2 * student.sf(mean / (std / 2), df=3))
+    assert (same.mean, same.std, same.p, same.tasks_higher) == (0.0, 0.0, None, 0)
+    assert paired_differences([r for r in records if r.method == "lamp"]) == []
 
 
 def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monkeypatch):
@@ -240,9 +240,7 @@ def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monke
         [(m, lr, 0) for m in ("lamp", "pt") for lr in (0.01, 0.1)]
         + [(m, 0.1, s) for m in ("lamp", "pt") for s in (1, 2)]
     )
-    assert {(r["method"], r["seed"]) for r in records if r["selected"]} == {
-        (m, s) for m in ("lamp", "pt") for s in range(3)
-    }
+    assert {(r.method, r.seed) for r in records if r.selected} == {(m, s) for m in ("lamp", "pt") for s in range(3)}
 
 
 def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, monkeypatch):
@@ -255,10 +253,10 @@ def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, m
     assert grid.n_cells() == 4 + 3 * 2
     records, paths = compare(grid, log=quiet)
     assert len(calls) == 10
-    assert {(r["task"], r["method"], r["lr"], r["seed"]) for r in records if r["trained_now"]} >= {
+    assert {(r.task, r.method, r.lr, r.seed) for r in records if r.trained_now} >= {
         (t, m, lr, s) for t in ("polarity", "rte") for m, lr in (("lamp", 0.1), ("pt", 0.01)) for s in (0, 1)
     }
-    assert all(r["selected"] == ((r["method"], r["lr"]) in {("lamp", 0.1), ("pt", 0.01)}) for r in records)
+    assert all(r.selected == ((r.method, r.lr) in {("lamp", 0.1), ("pt", 0.01)}) for r in records)
     assert "selected per method on the mean validation score of polarity over seed 0" in paths["markdown"].read_text()
     with pytest.raises(ConfigError, match="sweep_tasks must be a non-empty list of the grid's tasks"):
         fake_grid(tmp_path / "h", sweep_tasks=["cola"])
@@ -284,7 +282,7 @@ def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train", fake_train(scores, []))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     saved = json.loads(paths["json"].read_text())
-    assert saved == json.loads(json.dumps(records)) and len(saved) == 8
+    assert saved == json.loads(json.dumps([r.to_json() for r in records])) and len(saved) == 8
     for row in saved:
         for key in (*RECORD_KEYS, "collapsed", "test_predictions"):
             assert key in row, key
@@ -300,9 +298,9 @@ def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(training, "train", fake_train(scores, calls, fail={("lamp", 0.1, 0), ("lamp", 0.1, 1)}))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
-    failed = [r for r in records if r["error"]]
-    assert len(failed) == 2 and not any(r["selected"] for r in failed)
-    assert {r["lr"] for r in records if r["selected"] and r["method"] == "lamp"} == {0.01}
+    failed = [r for r in records if r.error]
+    assert len(failed) == 2 and not any(r.selected for r in failed)
+    assert {r.lr for r in records if r.selected and r.method == "lamp"} == {0.01}
     assert "loss became nan" in paths["markdown"].read_text()
     calls.clear()
     compare(fake_grid(tmp_path / "g"), log=quiet)
@@ -375,6 +373,17 @@ def test_labelled_method_variants(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "benchmarks" / "results").glob("*/comparison.json")), ids=lambda p: p.parent.name
+)
+def test_committed_comparison_rows_load_as_cells(path):
+    # Rows written before a field existed take its default; every key a row has comes back unchanged.
+    for row in json.loads(path.read_text()):
+        back = Cell.from_json(row).to_json()
+        assert list(back) == [f.name for f in dataclasses.fields(Cell)]
+        assert {key: back[key] for key in row} == row
+
+
 def test_cli_rejects_a_malformed_sweep(capsys):
     assert main(["compare", "--lrs", "lamp"]) == 2
     assert "METHOD=LR" in capsys.readouterr().err
@@ -406,8 +415,8 @@ def test_floors_are_scored_without_training_and_equal_the_bare_backbone(tiny_tas
         llama_dir, tmp_path / "grid", floors=["none", "majority"], methods={"pt": {"length": 4}}, lrs={"pt": [0.3]}
     )
     records, paths = compare(grid, log=quiet)
-    floors = {r["method"]: r for r in records if r["floor"]}
-    assert set(floors) == {"none", "majority"} and all(r["selected"] and r["lr"] is None for r in floors.values())
+    floors = {r.method: r for r in records if r.floor}
+    assert set(floors) == {"none", "majority"} and all(r.selected and r.lr is None for r in floors.values())
     cell = tmp_path / "grid" / "cells" / "polarity-none-s0"
     assert (cell / "results.json").is_file() and not (cell / "adapter").exists(), "a floor trains nothing"
     # none: the bare backbone ranking " negative" / " positive" after each natural-format source, by hand
@@ -422,17 +431,17 @@ def test_floors_are_scored_without_training_and_equal_the_bare_backbone(tiny_tas
         with torch.no_grad():
             last = backbone(input_ids=ids).logits[0, -1]
         correct += int(last[words].argmax()) == example.label
-    assert floors["none"]["test_score"] == pytest.approx(100 * correct / len(tiny_task["test"]))
+    assert floors["none"].test_score == pytest.approx(100 * correct / len(tiny_task["test"]))
     # majority: the train split's most frequent label for every test row
     labels = [e.label for e in tiny_task["train"]]
     most = max(set(labels), key=lambda label: (labels.count(label), -label))
     expected = 100 * sum(e.label == most for e in tiny_task["test"]) / len(tiny_task["test"])
-    assert floors["majority"]["test_score"] == pytest.approx(expected)
-    trained = [r for r in records if not r["floor"]]
-    assert all(r["below_floor"] == (r["test_score"] <= floors["none"]["test_score"]) for r in trained)
+    assert floors["majority"].test_score == pytest.approx(expected)
+    trained = [r for r in records if not r.floor]
+    assert all(r.below_floor == (r.test_score <= floors["none"].test_score) for r in trained)
     table = paths["markdown"].read_text()
     assert "| none | - |" in table and "| majority | - |" in table
-    assert ("▽1/1" in table) == any(r["below_floor"] for r in trained)
+    assert ("▽1/1" in table) == any(r.below_floor for r in trained)
 
 
 def test_workers_train_cells_in_processes_with_the_same_results(llama_dir, tmp_path):
@@ -447,10 +456,10 @@ def test_workers_train_cells_in_processes_with_the_same_results(llama_dir, tmp_p
     )
     one = compare(tiny_grid(llama_dir, tmp_path / "one", **recipe), log=quiet)[0]
     two = compare(tiny_grid(llama_dir, tmp_path / "two", **recipe), log=quiet, workers=2)[0]
-    assert [(r["method"], r["test_score"], r["validation_score"]) for r in one] == [
-        (r["method"], r["test_score"], r["validation_score"]) for r in two
+    assert [(r.method, r.test_score, r.validation_score) for r in one] == [
+        (r.method, r.test_score, r.validation_score) for r in two
     ]
-    assert all(r["trained_now"] for r in two)
+    assert all(r.trained_now for r in two)
 
 
 def test_floors_must_be_known_names(llama_dir, tmp_path):

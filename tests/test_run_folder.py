@@ -164,7 +164,7 @@ def test_resume_may_change_the_fields_that_are_safe_by_design(runs, stopped, tin
 def test_a_model_folder_is_recorded_absolute_and_any_path_to_it_is_the_same_setting(
     llama_dir, stopped, tmp_path, tiny_task, monkeypatch
 ):
-    from lamp.compare import _same_settings
+    from lamp.compare.run import _same_settings
 
     monkeypatch.chdir(Path(llama_dir).parent)
     relative = os.path.join(".", Path(llama_dir).name)

@@ -13,7 +13,8 @@ import pytest
 
 from lamp.cli import build_parser
 from lamp.commands.train import config_from_args
-from lamp.compare import _same_settings, grid_config, load_recipe, make_grid, run_cells
+from lamp.compare import grid_config, load_recipe, make_grid
+from lamp.compare.run import _same_settings, run_cells
 from lamp.errors import ConfigError
 from lamp.train import RESULTS, RUN_CONFIG, TrainConfig, check_resume, saved_config, upgrade_saved
 
@@ -92,6 +93,6 @@ def test_compare_counts_the_old_cell_as_finished_with_the_same_settings(tmp_path
     lines = []
     records = run_cells(grid, [("sst2", spec, 0.03, 0)], lines.append, 0, 1, report_only=True)
     assert lines == ["[1/1] sst2-lamp-lr0.03-s0: finished earlier, test 85.40"]
-    assert records[0]["test_score"] == 85.4 and records[0]["validation_score"] == 88.7
+    assert (records[0].test_score, records[0].validation_score) == (85.4, 88.7)
     other = next(spec for spec in grid.methods if spec.label == "dpt")  # another method: other settings
     assert "method_options" in _same_settings(OLD, grid_config(grid, "sst2", other, 0.03, 0, resume=False))

@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 
 
@@ -120,21 +121,7 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     """
     loaded: dict[str, Any] = {}
     if args.config:
-        import yaml
-
-        path = Path(args.config)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: pass the path of a YAML file")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path} must hold a mapping of option: value")
-        known = set(_config_keys(config_class))
-        unknown = sorted(set(loaded) - known)
-        if unknown:
-            raise ConfigError(f"{path}: unknown keys {', '.join(unknown)}; known keys are {', '.join(sorted(known))}")
+        loaded = load_yaml(args.config, "config file", keys=sorted(_config_keys(config_class)))
     flags: dict[str, Any] = {}
     for name in _config_keys(config_class):
         value = getattr(args, name, None)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp import metrics
+from lamp.config_files import load_yaml
 from lamp.errors import ConfigError, DataError
 from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields
 from lamp.tasks.files import SPLITS, UserData, user_rows
@@ -154,17 +155,9 @@ class TaskSpec:
 def read_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A task YAML file's keys; its file paths are relative to the YAML file, its name defaults to the file's stem.
     ConfigError for a missing or invalid file."""
-    import yaml
-
+    fix = "pass a task name or the path of a task YAML file"
+    data = load_yaml(path, "task file", fix, keys=[f.name for f in dataclasses.fields(TaskSpec)])
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"task file {path} does not exist: pass a task name or the path of a task YAML file")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of key: value (name, train_file, template, ...)")
     for key in FILE_KEYS:
         if isinstance(data.get(key), str):
             data[key] = str(file.parent / Path(data[key]).expanduser())

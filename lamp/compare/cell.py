@@ -1,0 +1,88 @@
+"""One cell of a comparison grid: its folder name and its record, a row of comparison.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def cell_name(task: str, label: str, lr: float | None, seed: int) -> str:
+    """A trained cell's folder name; a floor (no learning rate) is `<task>-<floor>-s<seed>`."""
+    return f"{task}-{label}-s{seed}" if lr is None else f"{task}-{label}-lr{lr:g}-s{seed}"
+
+
+@dataclass
+class Cell:
+    """A finished (or failed) cell of the grid, or a floor. Its fields, in this order, are the keys of one row of
+    comparison.json; scores are the task metric on a 0-100 scale, None where the cell failed."""
+
+    task: str
+    method: str
+    """The row's label in the table (a recipe label such as `pt-25`, or a floor's name)."""
+    base_method: str
+    """The registered method (or the floor) the label stands for."""
+    seed: int
+    lr: float | None
+    """None for a floor, which trains nothing."""
+    trainable_params: int | None = None
+    effective_trainable_params: int | None = None
+    """LAMP: the parameters that reach the prompt (U's pooled block means); None where equal to the nominal count."""
+    validation_score: float | None = None
+    test_score: float | None = None
+    test_metrics: dict[str, Any] | None = None
+    test_predictions: dict[str, int] = field(default_factory=dict)
+    """How many test rows were predicted as each label (the label's index, as text)."""
+    collapsed: bool = False
+    """Every test row got the same prediction."""
+    best_step: int | None = None
+    steps: int | None = None
+    wall_s: float | None = None
+    """The cell's own training and evaluation time, in seconds."""
+    selected: bool = False
+    """Trained at the learning rate selected on validation (floors: always)."""
+    error: str | None = None
+    """Why the cell failed (its loss diverged); None for a finished cell."""
+    cell: str = ""
+    """The cell's folder name under OUT/cells (see `cell_name`)."""
+    trained_now: bool = False
+    """Trained by this invocation, not read back."""
+    floor: bool = False
+    below_floor: bool | None = None
+    """Test score at or below the `none` floor's on the same task and seed; None without that floor or a score."""
+
+    @classmethod
+    def from_results(
+        cls, task: str, label: str, method: str, lr: float | None, seed: int, results: dict[str, Any]
+    ) -> Cell:
+        """The record of a run from its results.json (or a failed run's {"error": ...})."""
+        predictions = results.get("test_predictions") or {}
+        return cls(
+            task=task,
+            method=label,
+            base_method=method,
+            seed=seed,
+            lr=lr,
+            trainable_params=results.get("trainable_params"),
+            effective_trainable_params=results.get("effective_trainable_params"),
+            validation_score=(results.get("validation") or {}).get("score"),
+            test_score=(results.get("test") or {}).get("score"),
+            test_metrics=results.get("test"),
+            test_predictions=predictions,
+            collapsed=len(predictions) == 1,
+            best_step=results.get("best_step"),
+            steps=results.get("steps"),
+            wall_s=results.get("wall_s"),
+            error=results.get("error"),
+            cell=cell_name(task, label, lr, seed),
+        )
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Cell:
+        """A row of comparison.json; rows written before `effective_trainable_params`, `floor` and `below_floor`
+        existed get their defaults."""
+        return cls(**row)
+
+    def to_json(self) -> dict[str, Any]:
+        """The row of comparison.json (the fields in order; JSON-ready values)."""
+        return dataclasses.asdict(self)

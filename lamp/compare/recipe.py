@@ -1,0 +1,277 @@
+"""A comparison's recipe: the YAML file, its --quick variant and command-line overrides, validated into a `Recipe`."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamp.checks import POSITIVE, POSITIVE_INT, SEED
+from lamp.compare.cell import cell_name
+from lamp.config_files import load_yaml
+from lamp.errors import ConfigError
+from lamp.floors import FLOORS
+from lamp.methods import METHODS, make_config
+from lamp.tasks import get_task
+from lamp.train import TrainConfig
+
+RECIPE_KEYS = (
+    "model",
+    "tasks",
+    "methods",
+    "seeds",
+    "sweep_seeds",
+    "sweep_tasks",
+    "max_steps",
+    "lrs",
+    "train",
+    "data_dir",
+    "out",
+    "quick",
+    "floors",
+)
+GRID_FIELDS = ("task", "model", "method", "method_options", "lr", "seed", "max_steps", "out", "resume", "overwrite")
+"""TrainConfig fields the grid sets itself; every other field may be shared through `train:`."""
+QUICK_STEPS, QUICK_EVAL = 20, 64
+"""The built-in --quick shrink (for recipes without a `quick:` entry): one seed, each method's first learning
+rate, at most this many steps and validation examples."""
+
+
+@dataclass
+class GridMethod:
+    """One row of the comparison: a label (the table's name), a registered method, its options, its lr sweep.
+    ConfigError on construction for an unregistered method, a bad option or a bad sweep."""
+
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    lrs: list[float] = field(default_factory=lambda: [TrainConfig.lr])
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(
+                f"unknown method {self.label!r}: use a registered method ({', '.join(METHODS)}) or define "
+                f"{self.label} under methods: in the recipe with `method: <registered name>`"
+            )
+        make_config(self.method, **self.options)  # fail before any training on a bad option
+        self.lrs = POSITIVE.check_list(f"lrs of {self.label}", self.lrs)
+
+
+@dataclass
+class Recipe:
+    """A comparison to run: every task x method x seed, all with the same training options. ConfigError (or
+    DataError for an unknown task) on construction, naming the key, for anything that could not run.
+
+    The learning-rate sweep runs on the first `sweep_seeds` seeds (all of them when None); the other seeds run
+    only at the rate selected on those, which saves (lrs - 1) runs per extra seed. With `sweep_tasks` the sweep
+    runs on those tasks only and each method's rate is selected on their mean validation score, then used on every
+    task (per-task selection otherwise). `floors` are the rows scored without training (`lamp.floors`).
+    """
+
+    tasks: list[str] = field(default_factory=lambda: ["polarity"])
+    methods: list[GridMethod] = field(default_factory=lambda: [GridMethod("lamp", "lamp"), GridMethod("pt", "pt")])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    model: str = "smollm2-135m"
+    max_steps: int = TrainConfig.max_steps
+    train: dict[str, Any] = field(default_factory=dict)
+    """TrainConfig options shared by every cell (any field but GRID_FIELDS)."""
+    out: str = "runs/compare"
+    sweep_seeds: int | None = None
+    sweep_tasks: list[str] | None = None
+    floors: list[str] = field(default_factory=lambda: list(FLOORS))
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ConfigError("methods must name at least one method, e.g. [lamp, pt]")
+        labels = [m.label for m in self.methods]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"methods lists a name twice: {labels}")
+        if not isinstance(self.tasks, list | tuple) or len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"tasks must be a list of distinct task names, got {self.tasks!r}")
+        self.tasks = [str(task) for task in self.tasks]
+        for task in self.tasks:
+            get_task(task)
+        self.seeds = SEED.check_list("seeds", self.seeds)
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        bad = sorted(set(self.train) - (fields - set(GRID_FIELDS)))
+        if bad:
+            raise ConfigError(
+                f"train options {', '.join(bad)} cannot be shared by a grid: the grid sets {', '.join(GRID_FIELDS)} "
+                f"itself; the others are {', '.join(sorted(fields - set(GRID_FIELDS)))}"
+            )
+        self.max_steps = POSITIVE_INT.check("max_steps", self.max_steps)
+        if self.sweep_seeds is not None:
+            POSITIVE_INT.check("sweep_seeds", self.sweep_seeds)
+        sweep_tasks = self.sweep_tasks
+        if sweep_tasks is not None and (
+            not isinstance(sweep_tasks, list | tuple) or not sweep_tasks or not set(sweep_tasks) <= set(self.tasks)
+        ):
+            raise ConfigError(
+                f"sweep_tasks must be a non-empty list of the grid's tasks ({', '.join(self.tasks)}), "
+                f"got {sweep_tasks!r}"
+            )
+        self.sweep_tasks = [str(t) for t in sweep_tasks] if sweep_tasks else None
+        floors = self.floors
+        if not isinstance(floors, list | tuple) or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
+            raise ConfigError(
+                f"floors must be a list of distinct names from {', '.join(FLOORS)} ([] for none), got {floors}"
+            )
+        self.floors = list(floors)
+        clash = sorted(set(self.floors) & set(labels))
+        if clash:
+            raise ConfigError(f"method label {clash[0]!r} is the name of a floor row: rename that method in the recipe")
+        first = self.methods[0]
+        grid_config(self, self.tasks[0], first, first.lrs[0], self.seeds[0], resume=False)  # the train options
+
+    @property
+    def sweep(self) -> list[int]:
+        """The seeds that run every learning rate (and on which the rate is selected)."""
+        return self.seeds[: self.sweep_seeds] if self.sweep_seeds else list(self.seeds)
+
+    @property
+    def swept_tasks(self) -> list[str]:
+        """The tasks that run every learning rate."""
+        return list(self.sweep_tasks) if self.sweep_tasks else list(self.tasks)
+
+    def sweep_cells(self) -> list[tuple[str, GridMethod, float, int]]:
+        """(task, method, lr, seed) in run order: seed by seed, so an interrupted grid has whole seeds first."""
+        return [(t, m, lr, s) for s in self.sweep for t in self.swept_tasks for m in self.methods for lr in m.lrs]
+
+    def is_swept(self, task: str, seed: int) -> bool:
+        return seed in self.sweep and task in self.swept_tasks
+
+    def n_cells(self) -> int:
+        rest = sum(not self.is_swept(t, s) for s in self.seeds for t in self.tasks) * len(self.methods)
+        return len(self.sweep_cells()) + rest + len(self.floors) * len(self.tasks) * len(self.seeds)
+
+
+def grid_config(grid: Recipe, task: str, spec: GridMethod, lr: float, seed: int, resume: bool) -> TrainConfig:
+    """The TrainConfig of one cell, trained in `grid.out/cells/<cell_name>`."""
+    out = Path(grid.out) / "cells" / cell_name(task, spec.label, lr, seed)
+    try:
+        return TrainConfig(
+            task=task,
+            model=grid.model,
+            method=spec.method,
+            method_options=dict(spec.options),
+            lr=lr,
+            seed=seed,
+            max_steps=grid.max_steps,
+            out=str(out),
+            resume=resume,
+            **grid.train,
+        )
+    except TypeError as error:
+        raise ConfigError(f"bad train options: {error}") from None
+
+
+# ---- from a recipe file and command-line overrides --------------------------------------------------------------
+def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A recipe YAML as a dict with known keys only; a relative `quick:` path is resolved next to the recipe."""
+    recipe = load_yaml(path, "recipe", "pass the path of a YAML file, e.g. benchmarks/quality.yaml", RECIPE_KEYS)
+    if isinstance(recipe.get("quick"), str):
+        recipe["quick"] = str(Path(path).parent / recipe["quick"])
+    return recipe
+
+
+def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The smoke-sized version of a recipe: its `quick:` recipe (a path or a mapping of overrides) if it names one,
+    else the built-in shrink (first seed, first learning rate per method, capped steps and validation)."""
+    quick = recipe.get("quick")
+    if isinstance(quick, str):
+        return load_recipe(quick)
+    if isinstance(quick, dict):
+        merged = {**recipe, **quick}
+        merged.pop("quick")
+        return merged
+    if quick is not None:
+        raise ConfigError(f"recipe key quick must be a path or a mapping, got {quick!r}")
+    shrunk = copy.deepcopy(recipe)
+    # Shrink only values of the right shape; anything else is left for make_grid to refuse with its own message.
+    if isinstance(shrunk.get("seeds"), list | tuple) and shrunk["seeds"]:
+        shrunk["seeds"] = list(shrunk["seeds"])[:1]
+    if isinstance(shrunk.get("lrs"), dict):
+        shrunk["lrs"] = {k: list(v)[:1] if isinstance(v, list | tuple) else v for k, v in shrunk["lrs"].items()}
+    shrunk["max_steps"] = _capped(shrunk.get("max_steps"), QUICK_STEPS)
+    train = shrunk.get("train") or {}
+    if isinstance(train, dict):
+        train = {**train, "max_eval_examples": _capped(train.get("max_eval_examples"), QUICK_EVAL)}
+    shrunk["train"] = train
+    shrunk["out"] = str(shrunk.get("out") or "runs/compare") + "-quick"
+    return shrunk
+
+
+def _capped(value: Any, cap: int) -> Any:
+    """`value` capped at `cap` (`cap` when unset); a value that is not a positive integer is left to be refused."""
+    if value is None:
+        return cap
+    return min(value, cap) if POSITIVE_INT.ok(value) else value
+
+
+def parse_lrs(items: list[str]) -> dict[str, list[float]]:
+    """["lamp=0.01,0.03", "lora=1e-3"] -> {"lamp": [0.01, 0.03], "lora": [0.001]}."""
+    sweeps: dict[str, list[float]] = {}
+    for item in items:
+        label, sep, values = item.partition("=")
+        try:
+            sweeps[label] = [float(v) for v in values.split(",")] if sep and label else []
+        except ValueError:
+            sweeps[label] = []
+        if not sweeps[label]:
+            raise ConfigError(f"--lrs {item!r} is malformed: write METHOD=LR[,LR...], e.g. lamp=0.01,0.03")
+    return sweeps
+
+
+def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overrides: Any) -> Recipe:
+    """The `Recipe` of a recipe dict (see `load_recipe`), optionally shrunk by --quick, with overrides on top.
+
+    overrides: tasks, methods (labels), seeds, model, max_steps, lrs ({label: [lr, ...]}), out, data_dir,
+    train ({TrainConfig field: value}); None leaves the recipe's value. Unset and empty values take Recipe's
+    defaults. ConfigError for a recipe of the wrong shape; the Recipe checks the values.
+    """
+    recipe = dict(recipe or {})
+    if quick:
+        recipe = quick_recipe(recipe)
+    train_overrides = overrides.pop("train", None) or {}
+    lr_overrides = overrides.pop("lrs", None) or {}
+    chosen = overrides.pop("methods", None)
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    recipe_methods = recipe.get("methods") or ["lamp", "pt"]
+    if isinstance(recipe_methods, list):
+        recipe_methods = {label: {} for label in recipe_methods}
+    if not isinstance(recipe_methods, dict):
+        raise ConfigError(f"methods must be a list of names or a mapping name: options, got {recipe_methods!r}")
+    chosen = list(chosen or recipe_methods)
+    for key in ("lrs", "train"):
+        if not isinstance(recipe.get(key) or {}, dict):
+            raise ConfigError(f"{key} must be a mapping, got {recipe[key]!r}")
+    sweeps = {**(recipe.get("lrs") or {}), **lr_overrides}
+    unknown = sorted(set(sweeps) - set(chosen) - set(recipe_methods))
+    if unknown:
+        raise ConfigError(f"learning rates given for {', '.join(unknown)}, which is not a method of this grid")
+    methods = []
+    for label in chosen:
+        options = recipe_methods.get(label) or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"methods: {label} must be a mapping of option: value, got {options!r}")
+        options = dict(options)
+        method = options.pop("method", label)
+        methods.append(GridMethod(label, method, options, sweeps.get(label, [TrainConfig.lr])))
+    train = {**(recipe.get("train") or {}), **train_overrides}
+    if recipe.get("data_dir") is not None:
+        train["data_dir"] = str(recipe["data_dir"])
+    values = {
+        "tasks": recipe.get("tasks") or None,
+        "seeds": recipe.get("seeds"),
+        "model": str(recipe["model"]) if recipe.get("model") else None,
+        "max_steps": recipe.get("max_steps"),
+        "out": str(recipe["out"]) if recipe.get("out") else None,
+        "sweep_seeds": recipe.get("sweep_seeds"),
+        "sweep_tasks": recipe.get("sweep_tasks"),
+    }
+    if "floors" in recipe:  # `floors:` left empty (None) is refused, not taken as the default
+        values["floors"] = recipe["floors"]
+    return Recipe(methods=methods, train=train, **{k: v for k, v in values.items() if v is not None})

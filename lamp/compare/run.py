@@ -1,0 +1,293 @@
+"""Running a grid: floors, the learning-rate sweep, selection on validation, the remaining seeds; cells finished
+earlier are read back, interrupted ones resume, `workers` train at once; the grid folder is locked while it trains."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import json
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from lamp import train as training  # called as training.train: tests replace it
+from lamp.adapter import atomic_write
+from lamp.checks import POSITIVE_INT
+from lamp.compare.cell import Cell, cell_name
+from lamp.compare.recipe import GridMethod, Recipe, grid_config
+from lamp.compare.report import REPORT, write_report
+from lamp.errors import ConfigError, TrainingError
+from lamp.floors import floor_results
+from lamp.progress import progress as progress_bar
+from lamp.run_folder import CHECKPOINT, RESULTS, lock_folder, on_main_process, remove_leftovers, run_files
+from lamp.train import TrainConfig, same_setting
+
+FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
+"""The settings a floor depends on: a finished floor cell is reused only when they match the grid's."""
+Score = tuple[str, str, float | None, float | None]
+"""(task, method label, lr, validation score or None for a failed cell): what learning-rate selection reads."""
+
+
+def compare(
+    grid: Recipe, log: Callable[[str], None] = print, report_only: bool = False, workers: int = 1
+) -> tuple[list[Cell], dict[str, Path]]:
+    """Run (or resume) the grid, select learning rates on validation, write the report; return cells and paths.
+    `report_only` trains nothing and reports the cells finished so far; `workers` cells train at once, each in its
+    own process (a GPU runs many small cells side by side; on a CPU they share the cores)."""
+    workers = POSITIVE_INT.check("workers", workers)
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    with locked_grid(grid, report_only):
+        cells = run_grid(grid, log, report_only, workers)
+        if not cells:
+            raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
+        info = {
+            "cells_total": grid.n_cells(),
+            "wall_s": time.perf_counter() - started,
+            "trained": sum(c.trained_now for c in cells),
+            "cells_wall_s": sum(c.wall_s or 0 for c in cells),
+            "load_start": load_start,
+            "load_end": os.getloadavg()[0],
+        }
+        return cells, write_report(cells, grid, info)
+
+
+def run_grid(
+    grid: Recipe, log: Callable[[str], None] = print, report_only: bool = False, workers: int = 1
+) -> list[Cell]:
+    """Score the floors, run the sweep, select learning rates on its validation scores, run the remaining seeds at
+    the selected rates; cells finished earlier are read back. Returns every cell with `selected` marked (floors are
+    always selected) and `below_floor` set. `report_only`: train nothing, only read back the cells finished so far
+    (a partial grid's report). `workers`: cells trained at once, each in its own process."""
+    total = grid.n_cells()
+    floors = run_floors(grid, log, report_only)
+    cells = run_cells(grid, grid.sweep_cells(), log, len(floors), total, report_only, workers)
+    scores = [(c.task, c.method, c.lr, c.validation_score) for c in cells]
+    if grid.sweep_tasks:  # one rate per method, selected on the swept tasks, for every task
+        per_method = choose_lrs(("*", method, lr, mean) for (_, method, lr), mean in _task_means(scores).items())
+        chosen = {(task, label): lr for (_, label), lr in per_method.items() for task in grid.tasks}
+    else:
+        chosen = choose_lrs(scores)
+    rest = [
+        (task, spec, chosen[(task, spec.label)], seed)
+        for seed in grid.seeds
+        for task in grid.tasks
+        for spec in grid.methods
+        if (task, spec.label) in chosen and not grid.is_swept(task, seed)
+    ]
+    cells += run_cells(grid, rest, log, len(floors) + len(grid.sweep_cells()), total, report_only, workers)
+    for cell in cells:
+        cell.selected = chosen.get((cell.task, cell.method)) == cell.lr and cell.validation_score is not None
+    no_prompt = {(c.task, c.seed): c.test_score for c in floors if c.method == "none"}
+    for cell in cells:  # a trained prompt that does no better than the bare backbone has learned nothing
+        floor = no_prompt.get((cell.task, cell.seed))
+        cell.below_floor = None if floor is None or cell.test_score is None else cell.test_score <= floor
+    return floors + cells
+
+
+def floor_config(grid: Recipe, task: str, seed: int) -> TrainConfig:
+    """The TrainConfig whose evaluation settings the floors of (task, seed) share with the trained cells."""
+    return grid_config(grid, task, grid.methods[0], grid.methods[0].lrs[0], seed, resume=False)
+
+
+def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> list[Cell]:
+    """Score (or read back) the grid's floors for every task and seed; one backbone load gives both floors."""
+    cells = []
+    for seed in grid.seeds:
+        for task in grid.tasks:
+            config = floor_config(grid, task, seed)
+            folders = {name: Path(grid.out) / "cells" / cell_name(task, name, None, seed) for name in grid.floors}
+            done = {name: out / RESULTS for name, out in folders.items() if (out / RESULTS).is_file()}
+            if len(done) < len(folders) and not report_only:
+                log(f"floors of {task} seed {seed}: scoring {', '.join(grid.floors)} (no training)")
+                for name, results in floor_results(config).items():
+                    if name in folders:
+                        text = json.dumps(results, indent=2) + "\n"
+                        atomic_write(folders[name] / RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
+                        done[name] = folders[name] / RESULTS
+                gc.collect()
+            for name, path in done.items():
+                results = json.loads(path.read_text())
+                wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
+                saved = {k: results.get("config", {}).get(k) for k in wanted}
+                differing = ", ".join(k for k in wanted if not same_setting(k, saved[k], wanted[k]))
+                if differing:
+                    raise ConfigError(
+                        f"{path.parent} was scored with other settings ({differing}): choose another --out, or "
+                        "delete that cell to score it again"
+                    )
+                cell = Cell.from_results(task, name, name, None, seed, results)
+                cells.append(dataclasses.replace(cell, selected=True, floor=True))
+    return cells
+
+
+def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid; paths to
+    the same folder (the model's, the data's) are the same setting however they are written."""
+    wanted = dataclasses.asdict(config)
+    saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
+    ignored = ("out", "resume", "overwrite")
+    return [k for k in wanted if k not in ignored and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
+
+
+def run_cells(
+    grid: Recipe,
+    cells: list[tuple[str, GridMethod, float, int]],
+    log: Callable[[str], None],
+    done: int,
+    total: int,
+    report_only: bool = False,
+    workers: int = 1,
+) -> list[Cell]:
+    """Run (or read back) the given cells, `workers` at a time; `done` and `total` only number the progress lines.
+    Records come back in the order of `cells` whatever order the workers finish in."""
+    records: dict[int, Cell] = {}
+    pending: list[tuple[int, str, TrainConfig]] = []
+    for i, (task, spec, lr, seed) in enumerate(cells):
+        tag = f"[{done + i + 1}/{total}] {cell_name(task, spec.label, lr, seed)}"
+        config = grid_config(grid, task, spec, lr, seed, resume=False)
+        out = Path(config.out)
+        results_path, failed_path = out / RESULTS, out / "failed.json"
+        if results_path.is_file():
+            results = json.loads(results_path.read_text())
+            differing = _same_settings(results.get("config", {}), config)
+            if differing:
+                raise ConfigError(
+                    f"{out} was run with other settings ({', '.join(differing)}): choose another --out, or delete "
+                    "that cell to rerun it"
+                )
+            log(f"{tag}: finished earlier, test {results['test']['score']:.2f}")
+        elif failed_path.is_file():
+            results = json.loads(failed_path.read_text())
+            log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
+        elif report_only:
+            log(f"{tag}: not finished yet")
+            continue
+        else:
+            resume = out.is_dir() and any(out.iterdir())
+            log(f"{tag}: {'resuming' if resume else 'training'}")
+            pending.append((i, tag, dataclasses.replace(config, resume=resume)))
+            continue
+        records[i] = Cell.from_results(task, spec.label, spec.method, lr, seed, results)
+
+    bar = progress_bar(total=len(pending), desc="grid", unit="cell", enabled=len(pending) > 1)
+    for i, tag, results in _train_cells(pending, workers):
+        bar.update(1)
+        task, spec, lr, seed = cells[i]
+        out = Path(grid_config(grid, task, spec, lr, seed, resume=False).out)
+        if "error" in results:  # a diverged run is a result; other errors stop the grid
+            text = json.dumps(results) + "\n"
+            atomic_write(out / "failed.json", lambda tmp, text=text: Path(tmp).write_text(text))
+            with bar.external_write_mode():  # the line goes above the bar, not through it
+                log(f"{tag}: failed: {results['error']}")
+        else:
+            with bar.external_write_mode():
+                log(f"{tag}: validation {results['validation']['score']:.2f}, test {results['test']['score']:.2f}")
+            # results.json marks the cell finished, so its resume checkpoint (a full fine-tune's: weights plus
+            # optimizer state, ~2 GB) is dead weight; the adapter stays.
+            (out / CHECKPOINT).unlink(missing_ok=True)
+        cell = Cell.from_results(task, spec.label, spec.method, lr, seed, results)
+        records[i] = dataclasses.replace(cell, trained_now=True)
+    bar.close()
+    return [records[i] for i in sorted(records)]
+
+
+def train_cell(config: TrainConfig) -> dict[str, Any]:
+    """One cell's results, or {"error": ...} when its loss diverged (NaN or inf): that is a result, not a fault."""
+    try:
+        return training.train(config)
+    except TrainingError as error:
+        return {"error": str(error)}
+    finally:
+        gc.collect()  # a cell's model and optimizer go before the next one loads
+
+
+def _worker_setup(threads: int) -> None:
+    """A worker process: its share of the CPU threads, and no progress bars (N processes would interleave them)."""
+    import torch
+
+    os.environ["TQDM_DISABLE"] = "1"
+    torch.set_num_threads(threads)
+
+
+def _train_cells(
+    pending: list[tuple[int, str, TrainConfig]], workers: int
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, tag, results) of each pending cell: in this process one after another, or `workers` processes at
+    once (spawned: each loads its own backbone; a GPU is shared, which suits small, launch-bound backbones)."""
+    if workers == 1 or len(pending) < 2:
+        for i, tag, config in pending:
+            yield i, tag, train_cell(config)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
+        futures = {pool.submit(train_cell, config): (i, tag) for i, tag, config in pending}
+        try:
+            for future in as_completed(futures):
+                i, tag = futures[future]
+                yield i, tag, future.result()  # a cell's fault stops the grid; finished cells stay finished
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _task_means(scores: Iterable[Score]) -> dict[tuple[str, str, float | None], float]:
+    """The mean validation score over seeds of each (task, method, lr), so that a selection over several tasks
+    weighs each task once."""
+    groups: dict[tuple[str, str, float | None], list[float]] = {}
+    for task, method, lr, validation in scores:
+        if validation is not None:
+            groups.setdefault((task, method, lr), []).append(validation)
+    return {key: statistics.fmean(values) for key, values in groups.items()}
+
+
+def choose_lrs(scores: Iterable[Score]) -> dict[tuple[str, str], float]:
+    """Per (task, method): the learning rate with the best mean validation score over the scores' seeds.
+
+    Test scores play no part. Ties go to the rate that comes first in `scores`; failed cells are left out.
+    """
+    groups: dict[tuple[str, str], dict[float, list[float]]] = {}
+    for task, method, lr, validation in scores:
+        if validation is not None:
+            groups.setdefault((task, method), {}).setdefault(lr, []).append(validation)
+    chosen = {}
+    for key, by_lr in groups.items():
+        means = {lr: statistics.fmean(values) for lr, values in by_lr.items()}
+        chosen[key] = max(means, key=lambda lr: means[lr])  # max keeps the first of equal values
+    return chosen
+
+
+@contextlib.contextmanager
+def locked_grid(grid: Recipe, report_only: bool) -> Iterator[None]:
+    """Hold the grid folder's lock while the grid trains: a second `lamp compare` on the folder is refused in one
+    line. A report (--report-only) only reads the cells, so it may run beside a training grid."""
+    from accelerate import PartialState
+
+    out = Path(grid.out)
+
+    def claim() -> Any:
+        # A grid writes its cells and report into the folder: one holding other files is not lamp's to write into.
+        if out.is_dir() and run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
+            raise ConfigError(
+                f"{out} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them"
+            )
+        lock = lock_folder(out)
+        try:
+            remove_leftovers(out)  # a killed grid's half-written report files
+        except OSError as error:
+            lock.release()
+            raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
+        return lock
+
+    lock = None if report_only else on_main_process(PartialState(), claim)
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()

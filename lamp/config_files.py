@@ -1,0 +1,44 @@
+"""The one YAML reader of the package: `lamp train --config`, `lamp compare --config` recipes and task YAML files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lamp.errors import ConfigError
+
+
+def load_yaml(
+    path: str | os.PathLike[str],
+    what: str = "YAML file",
+    fix: str = "pass the path of a YAML file",
+    keys: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The mapping a YAML file holds ({} for an empty one).
+
+    what: how the file is named when it is missing, e.g. "config file" or "recipe"; fix: what to do then.
+    keys: the keys the file may hold, in the order the error lists them (None: any key).
+    Raises ConfigError, in one line, for a missing file, a parse error (with its line number), text that is not
+    UTF-8, a top level that is not a mapping, and keys outside `keys`.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"{what} {path} does not exist: {fix}")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.MarkedYAMLError as error:
+        where = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
+        raise ConfigError(f"{path} is not valid YAML ({where}{error.problem or error.context})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    listed = f" (keys: {', '.join(keys)})" if keys else ""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of key: value{listed}")
+    unknown = sorted(set(data) - set(keys), key=str) if keys else []
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {', '.join(map(str, unknown))}; known keys are {', '.join(keys)}")
+    return data
