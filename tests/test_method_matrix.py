@@ -218,8 +218,10 @@ def test_every_method_is_in_the_matrix_by_registering_it():
 
 
 def test_a_declaration_that_contradicts_itself_is_refused():
-    with pytest.raises(ValueError, match="PEFT prompt export needs a method whose effect is its prompt"):
+    with pytest.raises(ValueError, match="PEFT prompt export needs a method whose effect is its prompt, but it also"):
         Declaration(input_embeddings=True)
+    with pytest.raises(ValueError, match="whose effect is its prompt, but it adds no prompt rows"):
+        Declaration(prompt_rows=False)
     with pytest.raises(ValueError, match="export peft-lora needs backbone injected"):
         Declaration(prompt_rows=False, export=Export.PEFT_LORA)
     with pytest.raises(ValueError, match="export model needs backbone trained"):

@@ -76,10 +76,9 @@ class Declaration:
     def __post_init__(self) -> None:
         """A declaration contradicting itself is a programming error in the method (ValueError at import)."""
         needs = {Export.PEFT_LORA: Backbone.INJECTED, Export.MODEL: Backbone.TRAINED}
-        if self.export is Export.PEFT_PROMPT and self.beyond_prompt() is not None:
-            raise ValueError(
-                f"a PEFT prompt export needs a method whose effect is its prompt, but it {self.beyond_prompt()}"
-            )
+        if self.export is Export.PEFT_PROMPT and (self.beyond_prompt() or not self.prompt_rows):
+            reason = self.beyond_prompt() or "adds no prompt rows"
+            raise ValueError(f"a PEFT prompt export needs a method whose effect is its prompt, but it {reason}")
         if self.export in needs and self.backbone is not needs[self.export]:
             raise ValueError(
                 f"export {self.export.value} needs backbone {needs[self.export].value}, not {self.backbone.value}"
