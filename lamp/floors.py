@@ -16,6 +16,14 @@ import time
 from collections import Counter
 from typing import Any
 
+from lamp.backbones import load_model, load_tokenizer
+from lamp.data import chat_wrapper, encode, fit_max_length
+from lamp.evaluation import Evaluator
+from lamp.methods import make_config
+from lamp.model import wrap
+from lamp.scoring import answer_tokens, resolve_scorer
+from lamp.tasks import get_task, resolve_format
+
 FLOORS = ("none", "majority")
 
 
@@ -31,15 +39,9 @@ def majority_prediction(task: Any, train: list[Any]) -> int | float:
 def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     """{"none": results, "majority": results} for `config`'s task, model, format, seed and evaluation options
     (a `lamp.train.TrainConfig`; its method and training options play no part). Loads the backbone once."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # local: slow to import, and `lamp --help` reaches this module
 
-    from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import chat_wrapper, encode, fit_max_length
-    from lamp.evaluation import Evaluator
-    from lamp.methods import make_config
-    from lamp.model import wrap
-    from lamp.scoring import answer_tokens, resolve_scorer
-    from lamp.tasks import get_task, load_splits, resolve_format
+    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
