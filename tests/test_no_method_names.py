@@ -19,9 +19,6 @@ TO_BE_REMOVED = {
     # compare's default methods and floors): to be removed from this list once they read the registry and the
     # declarations. `test_the_exceptions_are_still_needed` says when one is clean.
     "lamp/bench.py",
-    "lamp/compare/recipe.py",
-    "lamp/compare/run.py",
-    "lamp/floors.py",
 }
 PUBLIC_NAMES = {"lamp/__init__.py"}
 """The package's public names re-export, from the registry, the configs users build directly (lamp.LampConfig,
