@@ -21,17 +21,23 @@ from lamp.tasks.user import task_of
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
+    from transformers import PreTrainedTokenizerBase
+
+    from lamp.model import PromptedModel
+    from lamp.tasks import Task
 
 
 class Evaluator:
     """Scores a model on encoded examples, sharded over processes and gathered back in order."""
 
-    def __init__(self, accelerator: Accelerator, task: Any, tokenizer: Any, scorer: str, batch_size: int) -> None:
+    def __init__(
+        self, accelerator: Accelerator, task: Task, tokenizer: PreTrainedTokenizerBase, scorer: str, batch_size: int
+    ) -> None:
         self.accelerator, self.task, self.tokenizer = accelerator, task, tokenizer
         self.scorer, self.batch_size = scorer, batch_size
         self.last_predictions: list[int | float | str | None] = []
 
-    def __call__(self, model: Any, examples: list[Any], encoded: list[Encoded]) -> dict[str, float]:
+    def __call__(self, model: PromptedModel, examples: list[Any], encoded: list[Encoded]) -> dict[str, float]:
         """The task's metrics (0-100, "score" among them) of `model`'s predictions for `encoded` (`examples` hold the
         gold labels); the predictions stay in `last_predictions`, in the examples' order."""
         was_training = model.training

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -28,6 +28,9 @@ from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, lookup, make_config
 from lamp.model import PromptedModel, load_adapter, model_kind, wrap
 from lamp.run_folder import run_files
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 PEFT_CONFIG = "adapter_config.json"
 TASK_TYPES = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
@@ -279,7 +282,7 @@ def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
 
 
 def wrap_prompt(
-    backbone: nn.Module, config: PromptConfig, initial: torch.Tensor, tokenizer: Any = None
+    backbone: nn.Module, config: PromptConfig, initial: torch.Tensor, tokenizer: PreTrainedTokenizerBase | None = None
 ) -> PromptedModel:
     """Wrap `backbone` with `config`'s method, its module built from the given (l x d) prompt (`from_prompt`)."""
     module = config.from_prompt(initial)
@@ -296,7 +299,7 @@ def wrap_saved_prompt(
     backbone: nn.Module,
     source: str | os.PathLike,
     method: str = DEFAULT_METHOD,
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
     **options: Any,
 ) -> PromptedModel:
     """`method` started from the prompt saved in `source` (PEFT or lamp adapter); its length is that prompt's."""

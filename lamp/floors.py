@@ -14,7 +14,7 @@ import dataclasses
 import statistics
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lamp.backbones import load_model, load_tokenizer
 from lamp.data import chat_wrapper, encode, fit_max_length
@@ -24,6 +24,9 @@ from lamp.model import wrap
 from lamp.scoring import answer_tokens, resolve_scorer
 from lamp.tasks import get_task, resolve_format
 
+if TYPE_CHECKING:
+    from lamp.tasks import Example, Task
+
 BARE = next(name for name, method in METHODS.items() if not method.config.declares.trains)
 """The floor scored with the bare backbone, named after the registered method that trains nothing (the one whose
 config declares `trains=False`), so that floor rows, folders and results keep that method's name."""
@@ -32,7 +35,7 @@ MAJORITY = "majority"
 FLOORS = (BARE, MAJORITY)
 
 
-def majority_prediction(task: Any, train: list[Any]) -> int | float:
+def majority_prediction(task: Task, train: list[Example]) -> int | float:
     """The train split's most frequent label (ties: the smallest index); its mean for a regression task."""
     labels = [example.label for example in train]
     if task.is_regression:

@@ -17,7 +17,7 @@ import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,9 @@ from lamp.adapter import (
 from lamp.backbones import ModelKind, load_model
 from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import Backbone, Declaration, EmptyPrompt, PromptConfig, PromptModule, config_from_dict
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
 # Per-token inputs the wrapper extends over the prompt; any other (batch, tokens) integer input is refused.
@@ -112,7 +115,9 @@ class PromptedModel(nn.Module):
     # accumulation steps itself rather than passing `num_items_in_batch`.
     accepts_loss_kwargs = False
 
-    def __init__(self, backbone: nn.Module, config: PromptConfig, tokenizer: Any = None) -> None:
+    def __init__(
+        self, backbone: nn.Module, config: PromptConfig, tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> None:
         super().__init__()
         self.kind = model_kind(backbone)
         accepted = inspect.signature(backbone.forward).parameters
@@ -696,7 +701,7 @@ def with_input_in_front(input_ids: torch.Tensor, out: Any) -> Any:
     return out
 
 
-def wrap(model: nn.Module, config: PromptConfig, tokenizer: Any = None) -> PromptedModel:
+def wrap(model: nn.Module, config: PromptConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> PromptedModel:
     """Freeze `model` and put a trainable prompt of `config`'s method in front of its input.
 
     `tokenizer` is needed only for init='text'. Raises ConfigError for a model that is not a Hugging Face LM or

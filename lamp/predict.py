@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,7 +38,10 @@ from lamp.scoring import (
     rank_scores,
     resolve_scorer,
 )
-from lamp.tasks import Example, get_task, task_of
+from lamp.tasks import Example, Task, get_task, task_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def parse_adapter_spec(spec: str | os.PathLike) -> tuple[str | None, Path]:
@@ -145,7 +148,7 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
 
 @dataclass
 class _Prepared:
-    task: Any
+    task: Task
     scorer: str
     prompt: torch.Tensor
     labels: list[list[int]] | None
@@ -155,7 +158,7 @@ class _Prepared:
 def predict_rows(
     adapters: Mapping[str, PromptedModel],
     rows: Sequence[Mapping[str, Any]],
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 32,
     scorer: str = "auto",
     max_length: int = 256,
@@ -251,7 +254,7 @@ def _run_batch(
     runner: PromptedModel,
     tasks: list[_Prepared],
     sources: list[list[int]],
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     mode: str,
     out: list[dict[str, Any]],
 ) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from lamp.backbones import ModelKind
+    from lamp.model import PromptedModel
     from lamp.tasks.base import Task
 
 
@@ -65,7 +66,7 @@ def _rows(prompt: torch.Tensor | None, prompt_mask: torch.Tensor | None, rows: l
 
 
 def _forward(
-    model: Any, batch: dict[str, Any], device: torch.device, prompts: dict[str, Any]
+    model: PromptedModel, batch: dict[str, Any], device: torch.device, prompts: dict[str, Any]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     labels = batch["labels"].to(device)
     inputs = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items() if k != "labels"}
@@ -76,7 +77,7 @@ def _forward(
 
 @torch.no_grad()
 def rank_scores(
-    model: Any,
+    model: PromptedModel,
     sources: list[list[int]],
     labels: list[list[int]] | list[list[list[int]]],
     pad: int,
@@ -117,7 +118,7 @@ def rank_scores(
 
 @torch.no_grad()
 def generate_texts(
-    model: Any,
+    model: PromptedModel,
     sources: list[list[int]],
     tokenizer: PreTrainedTokenizerBase,
     max_new_tokens: int | list[int],
@@ -144,7 +145,7 @@ def generate_texts(
 
 
 def predict(
-    model: Any,
+    model: PromptedModel,
     encoded: list[Encoded],
     task: Task,
     tokenizer: PreTrainedTokenizerBase,

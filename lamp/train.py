@@ -70,6 +70,7 @@ from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scala
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
+    from transformers import PreTrainedTokenizerBase
 
     from lamp.data import Encoded
 
@@ -520,7 +521,7 @@ class _Run:
     accelerator: Accelerator
     out: Path
     task: Task
-    tokenizer: Any
+    tokenizer: PreTrainedTokenizerBase
     model: PromptedModel
     ddp_model: torch.nn.Module  # the model as Accelerate prepared it (DDP under `accelerate launch`)
     optimizer: torch.optim.Optimizer
@@ -697,7 +698,9 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     return run
 
 
-def _wrapped_backbone(config: TrainConfig, prompt_config: PromptConfig | None, tokenizer: Any) -> PromptedModel:
+def _wrapped_backbone(
+    config: TrainConfig, prompt_config: PromptConfig | None, tokenizer: PreTrainedTokenizerBase
+) -> PromptedModel:
     """The backbone (frozen) with the method's prompt in front: a new prompt of `prompt_config`, or with --init-from
     the saved prompt, decomposed as the method decomposes its own init."""
     backbone = load_model(config.model, dtype=DTYPES[config.dtype])
