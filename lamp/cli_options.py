@@ -81,14 +81,19 @@ def add_config_flags(
     for name, kind in config_keys(config_class).items():
         flag = "--" + name.replace("_", "-")
         default = defaults[name] if defaults[name] is not dataclasses.MISSING else None
-        help_text = f"{docs.get(name, '')} (default: {default})".replace("%", "%%")  # argparse formats help
+        shown = "" if default is None else f" (default: {default})"  # None: the docstring says what unset means
+        help_text = f"{docs.get(name, '')}{shown}".replace("%", "%%")  # argparse formats help
         if custom and name in custom:
             custom[name](parser, name, help_text)
         elif kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-            parser.add_argument(flag, type=base, default=None, metavar=name.upper(), help=help_text)
+            if typing.get_origin(base) is list:  # a list field takes one or more values: --seeds 0 1 2
+                (item,) = typing.get_args(base)
+                parser.add_argument(flag, type=item, nargs="+", default=None, metavar=name.upper(), help=help_text)
+            else:
+                parser.add_argument(flag, type=base, default=None, metavar=name.upper(), help=help_text)
 
 
 def yaml_values(path: str | None, config_class: type, what: str = "config file") -> dict[str, Any]:

@@ -1,12 +1,61 @@
-"""`lamp compare`: train every method of a grid under one harness and write the paper-style comparison table."""
+"""`lamp compare`: train every method of a grid under one harness and write the paper-style comparison table.
+
+Flags come from `CompareOptions` through `lamp.cli_options` (the path every command's dataclass takes); `--config`
+is the recipe (`lamp.compare.load_recipe`), whose keys the grid flags override.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from lamp.checks import POSITIVE_INT
-from lamp.cli_options import key_value
+from lamp.cli_options import add_config_flags, flag_values, key_value
+
+
+@dataclass
+class CompareOptions:
+    """The flags of `lamp compare`; unset grid flags leave the recipe's value (or the grid's default)."""
+
+    tasks: list[str] | None = None
+    """tasks, e.g. sst2 rte (default: polarity)"""
+    methods: list[str] | None = None
+    """registered methods or recipe labels (default: lamp pt)"""
+    seeds: list[int] | None = None
+    """seeds (default: 0)"""
+    sweep_seeds: int | None = None
+    """run the learning-rate sweep on the first N seeds only; the other seeds run the selected rate (default: all)"""
+    sweep_tasks: list[str] | None = None
+    """run the learning-rate sweep on these tasks only and use each method's selected rate on every task (default:
+    select per task)"""
+    model: str | None = None
+    """backbone for every cell (default: smollm2-135m)"""
+    max_steps: int | None = None
+    """optimizer steps of every cell (default: 150)"""
+    lrs: list[str] | None = None
+    """learning-rate sweep per method, METHOD=LR[,LR...], e.g. lamp=0.01,0.03 lora=3e-4,1e-3 (default: 0.03)"""
+    data_dir: str | None = None
+    """folder with the official task files, e.g. ../shared/data"""
+    train: list[tuple[str, Any]] | None = None
+    """a `lamp train` option shared by every cell, KEY=VALUE, e.g. --train batch_size=8 (repeatable)"""
+    out: str | None = None
+    """output folder (default: the recipe's out, else runs/compare)"""
+    quick: bool = False
+    """the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, at most 20 steps
+    and 64 validation examples)"""
+    workers: int = 1
+    """cells trained at once, each in its own process (a GPU fits many small cells at once)"""
+    report_only: bool = False
+    """train nothing: write the report from the cells finished so far (a running or stopped grid)"""
+
+
+def _train_flag(parser: Any, name: str, help_text: str) -> None:
+    parser.add_argument("--train", dest=name, type=key_value, action="append", metavar="KEY=VALUE", help=help_text)
+
+
+def _workers_flag(parser: Any, name: str, help_text: str) -> None:
+    parser.add_argument("--workers", type=POSITIVE_INT, default=None, metavar="N", help=help_text)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,81 +71,29 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--config", help="recipe YAML (keys: model, tasks, methods, seeds, max_steps, lrs, train, ...)")
-    parser.add_argument("--tasks", nargs="+", metavar="TASK", help="tasks, e.g. sst2 rte (default: polarity)")
-    parser.add_argument(
-        "--methods", nargs="+", metavar="METHOD", help="registered methods or recipe labels (default: lamp pt)"
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="seeds (default: 0)")
-    parser.add_argument(
-        "--sweep-seeds",
-        type=int,
-        metavar="N",
-        help="run the learning-rate sweep on the first N seeds only; the other seeds run the selected rate "
-        "(default: all seeds)",
-    )
-    parser.add_argument(
-        "--sweep-tasks",
-        nargs="+",
-        metavar="TASK",
-        help="run the learning-rate sweep on these tasks only and use each method's selected rate on every task "
-        "(default: select per task)",
-    )
-    parser.add_argument("--model", help="backbone for every cell (default: smollm2-135m)")
-    parser.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps of every cell (default: 150)")
-    parser.add_argument(
-        "--lrs",
-        nargs="+",
-        metavar="METHOD=LR[,LR...]",
-        help="learning-rate sweep per method, e.g. lamp=0.01,0.03 lora=3e-4,1e-3 (default: 0.03)",
-    )
-    parser.add_argument("--data-dir", help="folder with the official task files, e.g. ../shared/data")
-    parser.add_argument(
-        "--train",
-        type=key_value,
-        action="append",
-        metavar="KEY=VALUE",
-        help="a `lamp train` option shared by every cell, e.g. --train batch_size=8 (repeatable)",
-    )
-    parser.add_argument("--out", help="output folder (default: the recipe's out, else runs/compare)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, "
-        "at most 20 steps and 64 validation examples)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=POSITIVE_INT,
-        default=1,
-        metavar="N",
-        help="cells trained at once, each in its own process (default 1; a GPU fits many small cells at once)",
-    )
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="train nothing: write the report from the cells finished so far (a running or stopped grid)",
-    )
+    add_config_flags(parser, CompareOptions, custom={"train": _train_flag, "workers": _workers_flag})
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lamp.compare import compare, load_recipe, make_grid, parse_lrs
 
+    options = CompareOptions(**flag_values(args, CompareOptions))
     recipe = load_recipe(args.config) if args.config else {}
     grid = make_grid(
         recipe,
-        quick=args.quick,
-        tasks=args.tasks,
-        methods=args.methods,
-        seeds=args.seeds,
-        sweep_seeds=args.sweep_seeds,
-        sweep_tasks=args.sweep_tasks,
-        model=args.model,
-        max_steps=args.max_steps,
-        lrs=parse_lrs(args.lrs or []),
-        data_dir=args.data_dir,
-        train=dict(args.train or []),
-        out=args.out,
+        quick=options.quick,
+        tasks=options.tasks,
+        methods=options.methods,
+        seeds=options.seeds,
+        sweep_seeds=options.sweep_seeds,
+        sweep_tasks=options.sweep_tasks,
+        model=options.model,
+        max_steps=options.max_steps,
+        lrs=parse_lrs(options.lrs or []),
+        data_dir=options.data_dir,
+        train=dict(options.train or []),
+        out=options.out,
     )
     sweep = f"lrs swept on seed{'s' * (len(grid.sweep) > 1)} {', '.join(map(str, grid.sweep))}"
     sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
@@ -104,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
         f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"
     )
-    records, paths = compare(grid, report_only=args.report_only, workers=args.workers)
+    records, paths = compare(grid, report_only=options.report_only, workers=options.workers)
     print()
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
     print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
