@@ -1,7 +1,7 @@
 """lamp: LAMP prompt tuning (prompt decomposition, compressed outer product, average pooling) for any
 Hugging Face seq2seq or causal language model."""
 
-from lamp.adapter import load_adapter, save_adapter
+from lamp.adapter import save_adapter
 from lamp.backbones import load_model, load_tokenizer
 from lamp.errors import AdapterError, ConfigError, DataError, LampError
 from lamp.export import export_adapter, export_peft, from_peft_prompt, read_prompt
@@ -15,7 +15,7 @@ from lamp.methods import (
     config_from_dict,
     make_config,
 )
-from lamp.model import PromptedModel, wrap
+from lamp.model import PromptedModel, load_adapter, wrap
 from lamp.predict import load_task_adapters, predict_rows
 
 __version__ = "0.1.0"

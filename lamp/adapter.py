@@ -12,18 +12,26 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
-from lamp.errors import AdapterError, ConfigError, LampError, first_sentence
-from lamp.methods import config_from_dict
+import lamp
+from lamp.backbones import MODEL_KINDS, quiet_hub
+from lamp.checks import POSITIVE_INT
+from lamp.errors import AdapterError, ConfigError, first_sentence
+from lamp.tasks.base import FORMATS
+
+if TYPE_CHECKING:
+    from lamp.model import PromptedModel
 
 WEIGHTS = "adapter.safetensors"
 CONFIG = "adapter.json"
 FORMAT_VERSION = 1
-KINDS = ("causal", "seq2seq")  # what lamp.model.model_kind returns
 
 
 TMP_SUFFIX = ".tmp"
@@ -86,9 +94,7 @@ def atomic_write(path: Path, write: Any) -> None:
         raise ConfigError(write_problem(path, cause)) from None
 
 
-def adapter_metadata(model: Any) -> dict[str, Any]:
-    import lamp
-
+def adapter_metadata(model: PromptedModel) -> dict[str, Any]:
     backbone = model.backbone
     return {
         "format_version": FORMAT_VERSION,
@@ -111,10 +117,8 @@ def adapter_metadata(model: Any) -> dict[str, Any]:
     }
 
 
-def save_adapter(model: Any, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+def save_adapter(model: PromptedModel, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
     """Write the prompt's trainable tensors and config to `directory` (each file atomically)."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.prompt_encoder.named_parameters()}
     metadata = {**adapter_metadata(model), **(extra or {})}
@@ -125,9 +129,6 @@ def save_adapter(model: Any, directory: str | os.PathLike, extra: dict[str, Any]
 
 def _config_problem(data: Any) -> str | None:
     """What makes a parsed adapter.json unusable (a field that loading reads is missing or of the wrong type)."""
-    from lamp.checks import POSITIVE_INT
-    from lamp.tasks.base import FORMATS
-
     if not isinstance(data, dict):
         return f"a JSON {type(data).__name__}, not an object"
     prompt, backbone = data.get("prompt"), data.get("backbone")
@@ -137,8 +138,8 @@ def _config_problem(data: Any) -> str | None:
         return "no 'backbone' object"
     if not isinstance(backbone.get("name"), str):
         return f"backbone 'name' is {backbone.get('name')!r}, not text"
-    if backbone.get("kind") not in KINDS:
-        return f"backbone 'kind' is {backbone.get('kind')!r}, not one of {', '.join(KINDS)}"
+    if backbone.get("kind") not in MODEL_KINDS:
+        return f"backbone 'kind' is {backbone.get('kind')!r}, not one of {', '.join(MODEL_KINDS)}"
     if not POSITIVE_INT.ok(backbone.get("embedding_width")):
         return f"backbone 'embedding_width' is {backbone.get('embedding_width')!r}, not a positive integer"
     if data.get("task") is not None and not isinstance(data["task"], str):
@@ -198,9 +199,6 @@ def check_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> 
 
 def read_adapter_tensors(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     """adapter.safetensors, checked by `check_tensors`; a missing or unreadable file is an AdapterError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     weights = Path(directory) / WEIGHTS
     if not weights.is_file():
         raise AdapterError(f"adapter {directory} has no {WEIGHTS}: the save was incomplete, save it again")
@@ -210,57 +208,6 @@ def read_adapter_tensors(directory: str | os.PathLike) -> dict[str, torch.Tensor
         reason = " ".join(str(error).split())[:200]
         raise AdapterError(f"{weights} is corrupt ({reason}): save the adapter again") from None
     return check_tensors(weights, tensors)
-
-
-def load_adapter(model: Any, directory: str | os.PathLike) -> Any:
-    """Wrap `model` (a backbone, or None to load the adapter's own backbone by name) with a saved adapter."""
-    from lamp.backbones import load_model
-    from lamp.model import model_kind, wrap
-
-    data = read_adapter_config(directory)
-    saved = data["backbone"]
-    # Everything the files alone can tell is checked before a backbone loads, so a corrupt adapter fails fast.
-    try:
-        config = config_from_dict(data["prompt"])
-    except (LampError, TypeError) as error:
-        raise AdapterError(f"{directory}/{CONFIG} holds an invalid prompt config: {error}") from None
-    tensors = read_adapter_tensors(directory)
-    weights = Path(directory) / WEIGHTS
-    if model is None or isinstance(model, str):
-        model = load_model(model or saved["name"])
-    width = model.get_input_embeddings().weight.shape[1]
-    if width != saved["embedding_width"]:
-        raise AdapterError(
-            f"adapter {directory} was trained for embedding width {saved['embedding_width']} "
-            f"({saved['name'] or 'an unnamed backbone'}), this backbone has {width}: load it on the backbone it was "
-            "trained for"
-        )
-    if model_kind(model) != saved["kind"]:
-        raise AdapterError(
-            f"adapter {directory} is for a {saved['kind']} model, this backbone is {model_kind(model)}: "
-            f"load it on {saved['name']}"
-        )
-    # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
-    prompted = wrap(model, config.skeleton())
-    prompted.prompt_config = config
-    expected = {name: tuple(p.shape) for name, p in prompted.prompt_encoder.named_parameters()}
-    found = {name: tuple(t.shape) for name, t in tensors.items()}
-    if expected != found:
-        raise AdapterError(
-            f"{weights} holds tensors {found}, the config expects {expected}: the files do not belong together"
-        )
-    # Copy by parameter name, not load_state_dict: a module that holds backbone weights (full fine-tuning) lists a
-    # tied weight once among its parameters but twice in its state dict.
-    parameters = dict(prompted.prompt_encoder.named_parameters())
-    with torch.no_grad():
-        for name, tensor in tensors.items():
-            parameters[name].copy_(tensor)
-    prompted.backbone_name = saved["name"]
-    # How the adapter's inputs were rendered, so that eval and predict render rows the same way (before: t5).
-    prompted.input_format = data.get("format", "t5")
-    prompted.chat_template = data.get("chat_template", False)
-    prompted.task_spec = data.get("task_spec")  # a user task's spec, so eval and predict can rebuild the task
-    return prompted
 
 
 def resolve_adapter(source: str | os.PathLike, revision: str | None = None, token: str | bool | None = None) -> Path:
@@ -273,9 +220,7 @@ def resolve_adapter(source: str | os.PathLike, revision: str | None = None, toke
     name = str(source)
     if name.startswith((".", "/", "~")) or name.count("/") != 1:
         raise AdapterError(f"no adapter at {name}: no such folder, and not a hub repo id (owner/name)")
-    from huggingface_hub import snapshot_download
-
-    from lamp.backbones import quiet_hub
+    from huggingface_hub import snapshot_download  # local: slow to import, and only hub ids need it
 
     try:
         with quiet_hub(transformers_too=False):
@@ -289,7 +234,7 @@ def resolve_adapter(source: str | os.PathLike, revision: str | None = None, toke
 
 
 def push_adapter(
-    model: Any,
+    model: PromptedModel,
     repo_id: str,
     private: bool | None = None,
     token: str | bool | None = None,
@@ -298,9 +243,7 @@ def push_adapter(
 ) -> str:
     """Save `model`'s adapter to a scratch folder and upload it to the hub repo `repo_id` (created if missing) with
     `HfApi.upload_folder`; returns the commit URL. A refusal from the hub is a one-line ConfigError."""
-    import tempfile
-
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi  # local: huggingface_hub is slow to import and only pushing needs it
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="lamp-push-") as staging:

@@ -14,9 +14,13 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from lamp.errors import ConfigError, first_sentence
+
+ModelKind = Literal["seq2seq", "causal"]
+"""The two backbone shapes lamp serves: an encoder-decoder (T5) or a decoder-only LM (`lamp.model.model_kind`)."""
+MODEL_KINDS: tuple[ModelKind, ...] = get_args(ModelKind)
 
 SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from lamp.errors import ConfigError
 from lamp.model import IGNORE_INDEX, max_positions
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from lamp.backbones import ModelKind
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Encoded:
     target: list[int]
 
 
-def target_ids(tokenizer: Any, kind: str, text: str, lead: str = " ") -> list[int]:
+def target_ids(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, text: str, lead: str = " ") -> list[int]:
     """Token ids of a target then EOS. Causal LMs read `lead` first (a space, so the target tokenises as a word
     after the source; none after a chat template, see `Task.lead`); seq2seq decoders start afresh."""
     if kind == "seq2seq":
@@ -52,7 +57,9 @@ def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, reserve: in
     return min(max_length, room)
 
 
-def truncate(tokenizer: Any, kind: str, source: str, cue: str, ids: list[int], budget: int) -> list[int]:
+def truncate(
+    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, source: str, cue: str, ids: list[int], budget: int
+) -> list[int]:
     """`ids` (the tokens of `source`) cut to `budget` tokens: the tokens of the end `cue` are kept (the end of the cue
     if it alone is longer), then as much of the start as fits; with no cue, the start. A token that straddles the
     cue's first character counts as the cue's. Needs a fast tokenizer (token offsets) when there is a cue."""
@@ -69,7 +76,7 @@ def truncate(tokenizer: Any, kind: str, source: str, cue: str, ids: list[int], b
     return ids[: budget - len(tail)] + tail
 
 
-def source_budget(kind: str, max_length: int, appended: int) -> int:
+def source_budget(kind: ModelKind, max_length: int, appended: int) -> int:
     """Tokens a source may keep: a causal LM's `max_length` covers the source and the `appended` tokens that follow
     it in one sequence (at least 1 is kept); a seq2seq source has `max_length` to itself (the answer goes to the
     decoder)."""
@@ -77,7 +84,7 @@ def source_budget(kind: str, max_length: int, appended: int) -> int:
 
 
 def encode_sources(
-    tokenizer: Any, kind: str, sources: Sequence[tuple[str, str]], budgets: Sequence[int]
+    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, sources: Sequence[tuple[str, str]], budgets: Sequence[int]
 ) -> list[list[int]]:
     """The source encoder of every path (training, `lamp eval`, `lamp predict`): each (text, cue) tokenised (special
     tokens for seq2seq only) and cut to its budget by `truncate`. One tokenizer call for all (a row's ids do not
@@ -90,7 +97,12 @@ def encode_sources(
 
 
 def encode(
-    examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0, scoring: bool = False
+    examples: list[Any],
+    tokenizer: PreTrainedTokenizerBase,
+    kind: ModelKind,
+    max_length: int,
+    reserve: int = 0,
+    scoring: bool = False,
 ) -> list[Encoded]:
     """Tokenise sources (`encode_sources`, keeping their start and their `cue`, Example.cue) and targets.
 
@@ -109,7 +121,7 @@ def encode(
 CHAT_SLOT = "{lamp-source}"  # stands for the source while the chat template is rendered
 
 
-def chat_wrapper(tokenizer: Any, kind: str) -> tuple[str, str]:
+def chat_wrapper(tokenizer: PreTrainedTokenizerBase, kind: ModelKind) -> tuple[str, str]:
     """(before, after): the text an instruct model's chat template puts around one user message, the assistant's
     turn opened (``add_generation_prompt``), so that the label word is the assistant's answer (`Task.in_chat`).
     ConfigError for a seq2seq backbone or a tokenizer without a chat template."""
@@ -131,7 +143,14 @@ class LazyEncoded:
     """`encode` row by row on first access: a short run on a large train split (SST-2: 67k rows, a few hundred
     read) tokenises only the rows it reads. Encoding one row gives the same ids as encoding it in a batch."""
 
-    def __init__(self, examples: list[Any], tokenizer: Any, kind: str, max_length: int, reserve: int = 0) -> None:
+    def __init__(
+        self,
+        examples: list[Any],
+        tokenizer: PreTrainedTokenizerBase,
+        kind: ModelKind,
+        max_length: int,
+        reserve: int = 0,
+    ) -> None:
         self.examples, self.tokenizer, self.kind, self.max_length = examples, tokenizer, kind, max_length
         self.reserve = reserve
         self.cache: dict[int, Encoded] = {}
@@ -146,7 +165,7 @@ class LazyEncoded:
         return self.cache[index]
 
 
-def pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
@@ -162,7 +181,7 @@ def collate_sources(sources: list[list[int]], pad: int, left: bool) -> dict[str,
     return {"input_ids": ids, "attention_mask": mask}
 
 
-def collate_train(batch: list[Encoded], pad: int, kind: str) -> dict[str, Any]:
+def collate_train(batch: list[Encoded], pad: int, kind: ModelKind) -> dict[str, Any]:
     """A training batch with labels; for causal LMs also `logits_to_keep` covering every labelled position."""
     if kind == "seq2seq":
         out = collate_sources([e.source for e in batch], pad, left=False)

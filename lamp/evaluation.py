@@ -10,10 +10,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from lamp.adapter import load_adapter, read_adapter_config
-from lamp.data import Encoded
+from lamp.adapter import read_adapter_config
+from lamp.backbones import load_tokenizer
+from lamp.data import Encoded, chat_wrapper, encode, fit_max_length
 from lamp.errors import ConfigError
+from lamp.model import load_adapter
 from lamp.scoring import answer_tokens, predict, resolve_scorer
+from lamp.tasks.base import resolve_format
 from lamp.tasks.user import task_of
 
 if TYPE_CHECKING:
@@ -75,9 +78,7 @@ def evaluate_adapter(
     `format` (auto, t5 or natural) or `chat_template` say otherwise."""
     from accelerate import Accelerator
 
-    from lamp.backbones import load_tokenizer
-    from lamp.data import chat_wrapper, encode, fit_max_length
-    from lamp.tasks import load_splits, resolve_format
+    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
 
     saved = read_adapter_config(adapter)
     task_name = task_name or saved.get("task")

@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.adapter import CONFIG, atomic_write, check_tensors, load_adapter, read_adapter_config, write_problem
+from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, write_problem
 from lamp.backbones import load_tokenizer
 from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, lookup, make_config
-from lamp.model import PromptedModel, model_kind, wrap
+from lamp.model import PromptedModel, load_adapter, model_kind, wrap
+from lamp.run_folder import run_files
 
 PEFT_CONFIG = "adapter_config.json"
 TASK_TYPES = {"causal": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
@@ -69,7 +70,6 @@ def check_export_folder(out: Path, export_format: str = "peft") -> None:
     """`check_output_folder`, and refuse a folder that holds files but no earlier export of `export_format` (no
     adapter_config.json, no config.json): PEFT and transformers write over names such as README.md that a user's
     folder may already hold."""
-    from lamp.run_folder import run_files  # what the folder holds besides lamp's lock and half-written files
 
     check_output_folder(out)
     marker, what = EXPORTS[export_format]

@@ -16,7 +16,20 @@ import time
 from collections import Counter
 from typing import Any
 
-FLOORS = ("none", "majority")
+from lamp.backbones import load_model, load_tokenizer
+from lamp.data import chat_wrapper, encode, fit_max_length
+from lamp.evaluation import Evaluator
+from lamp.methods import METHODS, make_config
+from lamp.model import wrap
+from lamp.scoring import answer_tokens, resolve_scorer
+from lamp.tasks import get_task, resolve_format
+
+BARE = next(name for name, method in METHODS.items() if not method.config.declares.trains)
+"""The floor scored with the bare backbone, named after the registered method that trains nothing (the one whose
+config declares `trains=False`), so that floor rows, folders and results keep that method's name."""
+MAJORITY = "majority"
+"""The floor that predicts the train split's most frequent label; no method, only a row name."""
+FLOORS = (BARE, MAJORITY)
 
 
 def majority_prediction(task: Any, train: list[Any]) -> int | float:
@@ -31,20 +44,14 @@ def majority_prediction(task: Any, train: list[Any]) -> int | float:
 def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     """{"none": results, "majority": results} for `config`'s task, model, format, seed and evaluation options
     (a `lamp.train.TrainConfig`; its method and training options play no part). Loads the backbone once."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # local: slow to import, and `lamp --help` reaches this module
 
-    from lamp.backbones import load_model, load_tokenizer
-    from lamp.data import chat_wrapper, encode, fit_max_length
-    from lamp.evaluation import Evaluator
-    from lamp.methods import make_config
-    from lamp.model import wrap
-    from lamp.scoring import answer_tokens, resolve_scorer
-    from lamp.tasks import get_task, load_splits, resolve_format
+    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
 
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
     accelerator = Accelerator()
-    model = wrap(load_model(config.model), make_config("none")).to(accelerator.device)
+    model = wrap(load_model(config.model), make_config(BARE)).to(accelerator.device)
     input_format = resolve_format(config.format, model.kind)
     task = get_task(config.task, input_format)
     if config.chat_template:
@@ -76,9 +83,9 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     val_score = evaluate(model, validation, val_encoded)
     test_score = evaluate(model, splits["test"], test_encoded)
     predicted = Counter(str(p) for p in evaluate.last_predictions)
-    results["none"] = {
+    results[BARE] = {
         **common,
-        "method": "none",
+        "method": BARE,
         "scorer": scorer,
         "validation": val_score,
         "test": test_score,
@@ -86,10 +93,10 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
         "wall_s": round(time.perf_counter() - started, 2),
     }
     guess = majority_prediction(task, splits["train"])
-    results["majority"] = {
+    results[MAJORITY] = {
         **common,
-        "method": "majority",
-        "scorer": "majority",
+        "method": MAJORITY,
+        "scorer": MAJORITY,
         "validation": task.compute_metrics([guess] * len(validation), validation),
         "test": task.compute_metrics([guess] * len(splits["test"]), splits["test"]),
         "test_predictions": {str(guess): len(splits["test"])},

@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamp.adapter import atomic_write
+from lamp.adapter import atomic_write, read_adapter_config
+from lamp.backbones import load_model
 from lamp.errors import AdapterError
 from lamp.methods.base import embedding_rows
-from lamp.model import PromptedModel
+from lamp.model import PromptedModel, load_adapter
 
 FILES = ("cosine.png", "spectrum.png", "norms.png")
 SUMMARY_TEXT, SUMMARY_JSON = "summary.txt", "summary.json"
@@ -217,9 +218,6 @@ def inspect_adapters(
     backbone: nn.Module | str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Load saved adapters (on `backbone`, or the backbone each names) and write their pictures to `out_dir`."""
-    from lamp.adapter import load_adapter, read_adapter_config
-    from lamp.backbones import load_model
-
     loaded: dict[str, nn.Module] = {}
     models: dict[str, PromptedModel] = {}
     for path in adapters:

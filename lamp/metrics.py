@@ -13,8 +13,12 @@ counts as wrong and never raises.
 from __future__ import annotations
 
 import math
+import re
+import string
 import warnings
 from collections.abc import Sequence
+
+import numpy as np
 
 Prediction = int | float | None
 Label = int | float
@@ -67,7 +71,6 @@ def pearson_spearman(
     predictions: Sequence[Prediction], labels: Sequence[Label], groups: Sequence[str | None] | None = None
 ) -> dict[str, float]:
     """Pearson and Spearman correlation (STS-B); unparseable predictions count as -1.0."""
-    import numpy as np
     from scipy.stats import pearsonr, spearmanr
 
     _check(predictions, labels)
@@ -138,8 +141,6 @@ def normalize_answer(text: str) -> str:
     """SQuAD's answer normalisation: lower case, drop punctuation and the articles a / an / the, collapse
     whitespace. Source: the official SQuAD v1.1 evaluation script (`normalize_answer` in evaluate-v1.1.py,
     https://rajpurkar.github.io/SQuAD-explorer/), as Hugging Face `evaluate`'s "squad" metric uses it."""
-    import re
-    import string
 
     text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)

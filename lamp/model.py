@@ -22,9 +22,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.module import _IncompatibleKeys
 
-from lamp.errors import ConfigError
-from lamp.methods import Backbone, Declaration, EmptyPrompt, PromptConfig, PromptModule
+from lamp.adapter import (
+    CONFIG,
+    WEIGHTS,
+    push_adapter,
+    read_adapter_config,
+    read_adapter_tensors,
+    resolve_adapter,
+    save_adapter,
+)
+from lamp.backbones import ModelKind, load_model
+from lamp.errors import AdapterError, ConfigError, LampError
+from lamp.methods import Backbone, Declaration, EmptyPrompt, PromptConfig, PromptModule, config_from_dict
 
 IGNORE_INDEX = -100
 # Per-token inputs the wrapper extends over the prompt; any other (batch, tokens) integer input is refused.
@@ -48,7 +59,7 @@ def label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
-def model_kind(model: nn.Module) -> str:
+def model_kind(model: nn.Module) -> ModelKind:
     """`seq2seq` or `causal`; anything else is rejected with the fix."""
     config = getattr(model, "config", None)
     if config is None or not hasattr(model, "get_input_embeddings"):
@@ -243,8 +254,6 @@ class PromptedModel(nn.Module):
 
     def save_adapter(self, directory: str | os.PathLike) -> Path:
         """Save the trainable prompt tensors (safetensors) and config (JSON); see `lamp.load_adapter`."""
-        from lamp.adapter import save_adapter
-
         return save_adapter(self, directory)
 
     # ---- the PEFT-like model object -------------------------------------------------------------------------
@@ -360,10 +369,6 @@ class PromptedModel(nn.Module):
         """Copy what `state_dict()` gives into the prompt module (the backbone is left as it is); returns torch's
         (missing_keys, unexpected_keys). Raises AdapterError (one line) for a tensor of the wrong shape, and with
         `strict` for a missing or unexpected key. `assign` is accepted for torch's signature; values are copied."""
-        from torch.nn.modules.module import _IncompatibleKeys
-
-        from lamp.errors import AdapterError
-
         parameters = {f"prompt_encoder.{name}": p for name, p in self.prompt_encoder.named_parameters()}
         missing = [key for key in parameters if key not in state_dict]
         unexpected = [key for key in state_dict if key not in parameters]
@@ -406,8 +411,6 @@ class PromptedModel(nn.Module):
         `from_pretrained(backbone, folder)`, works too. Raises AdapterError (one line) for a folder that is not an
         adapter, a repo that cannot be fetched, or an adapter made for another backbone.
         """
-        from lamp.adapter import load_adapter, resolve_adapter
-
         if isinstance(pretrained, nn.Module):  # PeftModel.from_pretrained(model, model_id)
             pretrained, model = model, pretrained
         return load_adapter(model, resolve_adapter(pretrained, revision=revision, token=token))
@@ -424,8 +427,6 @@ class PromptedModel(nn.Module):
         """Upload the adapter (`save_pretrained`'s files) to the hub repo `repo_id`, creating it if needed, with
         huggingface_hub's `HfApi.upload_folder`; returns the commit's URL. `from_pretrained(repo_id)` loads it back.
         Raises ConfigError (one line) when the hub refuses (no token, no rights, offline)."""
-        from lamp.adapter import push_adapter
-
         return push_adapter(self, repo_id, private=private, token=token, revision=revision, message=commit_message)
 
     @property
@@ -713,3 +714,51 @@ def wrap(model: nn.Module, config: PromptConfig, tokenizer: Any = None) -> Promp
     if not isinstance(config, PromptConfig):
         raise ConfigError(f"expected a prompt config such as lamp.LampConfig(...), got {type(config).__name__}")
     return PromptedModel(model, config, tokenizer)
+
+
+def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) -> PromptedModel:
+    """Wrap `model` (a backbone, or None to load the adapter's own backbone by name) with a saved adapter."""
+    data = read_adapter_config(directory)
+    saved = data["backbone"]
+    # Everything the files alone can tell is checked before a backbone loads, so a corrupt adapter fails fast.
+    try:
+        config = config_from_dict(data["prompt"])
+    except (LampError, TypeError) as error:
+        raise AdapterError(f"{directory}/{CONFIG} holds an invalid prompt config: {error}") from None
+    tensors = read_adapter_tensors(directory)
+    weights = Path(directory) / WEIGHTS
+    if model is None or isinstance(model, str):
+        model = load_model(model or saved["name"])
+    width = model.get_input_embeddings().weight.shape[1]
+    if width != saved["embedding_width"]:
+        raise AdapterError(
+            f"adapter {directory} was trained for embedding width {saved['embedding_width']} "
+            f"({saved['name'] or 'an unnamed backbone'}), this backbone has {width}: load it on the backbone it was "
+            "trained for"
+        )
+    if model_kind(model) != saved["kind"]:
+        raise AdapterError(
+            f"adapter {directory} is for a {saved['kind']} model, this backbone is {model_kind(model)}: "
+            f"load it on {saved['name']}"
+        )
+    # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
+    prompted = wrap(model, config.skeleton())
+    prompted.prompt_config = config
+    expected = {name: tuple(p.shape) for name, p in prompted.prompt_encoder.named_parameters()}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if expected != found:
+        raise AdapterError(
+            f"{weights} holds tensors {found}, the config expects {expected}: the files do not belong together"
+        )
+    # Copy by parameter name, not load_state_dict: a module that holds backbone weights (full fine-tuning) lists a
+    # tied weight once among its parameters but twice in its state dict.
+    parameters = dict(prompted.prompt_encoder.named_parameters())
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            parameters[name].copy_(tensor)
+    prompted.backbone_name = saved["name"]
+    # How the adapter's inputs were rendered, so that eval and predict render rows the same way (before: t5).
+    prompted.input_format = data.get("format", "t5")
+    prompted.chat_template = data.get("chat_template", False)
+    prompted.task_spec = data.get("task_spec")  # a user task's spec, so eval and predict can rebuild the task
+    return prompted

@@ -22,12 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.adapter import load_adapter, read_adapter_config
-from lamp.data import chat_wrapper, encode_sources, fit_max_length, source_budget
+from lamp.adapter import read_adapter_config
+from lamp.backbones import load_model
+from lamp.data import chat_wrapper, encode_sources, fit_max_length, pad_id, source_budget
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.methods import METHODS
-from lamp.model import PromptedModel
+from lamp.model import PromptedModel, load_adapter
+from lamp.progress import progress
 from lamp.scoring import (
     answer_tokens,
     generate_texts,
@@ -36,6 +38,7 @@ from lamp.scoring import (
     rank_scores,
     resolve_scorer,
 )
+from lamp.tasks import Example, get_task, task_of
 
 
 def parse_adapter_spec(spec: str | os.PathLike) -> tuple[str | None, Path]:
@@ -77,8 +80,6 @@ def load_task_adapters(
             "pass the backbone explicitly if these names are the same model"
         )
     if backbone is None or isinstance(backbone, str):
-        from lamp.backbones import load_model
-
         backbone = load_model(backbone or named[0][2]["backbone"]["name"])
     adapters = {}
     for task, path, _ in named:
@@ -90,8 +91,6 @@ def adapter_tasks(specs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """task name -> its Task as each adapter was trained (input format, a user task's saved spec), read from the
     adapters' adapter.json alone (no model loads), so rows can be checked first. Adapters that name no task are left
     to `load_task_adapters` to refuse."""
-    from lamp.tasks import task_of
-
     tasks = {}
     for spec in specs:
         task, path = parse_adapter_spec(spec)
@@ -109,8 +108,6 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
     adapter's input format and chat template), else its t5 spec; the cue is the end that truncation keeps. A row
     without a known task, without a text source or the task's text fields, or with a label the task does not know,
     is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
-    from lamp.tasks import get_task
-
     if not isinstance(row, Mapping):
         raise DataError(f'{where} is not a JSON object: write {{"task": ..., "source": ...}}')
     name = row.get("task")
@@ -174,9 +171,6 @@ def predict_rows(
     template's cue kept; a row given as ready ``source`` text has no cue, so its start is kept). `show_progress`: a
     progress bar over the rows (`lamp.progress`).
     """
-    from lamp.progress import progress
-    from lamp.tasks import task_of
-
     if not adapters:
         raise AdapterError("no adapters given: pass at least one adapter")
     runner = next(iter(adapters.values()))  # any of them: they share the backbone and add nothing but a prompt
@@ -261,8 +255,6 @@ def _run_batch(
     mode: str,
     out: list[dict[str, Any]],
 ) -> None:
-    from lamp.data import pad_id
-
     prompt, prompt_mask = stack_prompts([t.prompt for t in tasks])
     if mode == "rank":
         scores = rank_scores(runner, sources, [t.labels for t in tasks], pad_id(tokenizer), prompt, prompt_mask)
@@ -286,8 +278,6 @@ def score_rows(
 ) -> dict[str, dict[str, float]]:
     """Task metrics (0-100) for each task whose rows all carry their answer (a ``label``, or a user task's label or
     target field); other tasks are left out. `tasks`: name -> Task for user tasks (`adapter_tasks`)."""
-    from lamp.tasks import Example, get_task
-
     by_task: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
     for row, result in zip(rows, results, strict=True):
         by_task.setdefault(row["task"], []).append((row, result))

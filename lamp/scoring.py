@@ -7,7 +7,7 @@ and maps text to a label with the task's parser; junk becomes None, which the me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,22 +15,31 @@ from lamp.data import Encoded, collate_sources, collate_train, pad_id, target_id
 from lamp.model import IGNORE_INDEX
 from lamp.progress import progress
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from lamp.backbones import ModelKind
+    from lamp.tasks.base import Task
+
+
 SCORERS = ("auto", "rank", "generate")
 
 
-def resolve_scorer(scorer: str, kind: str, task: Any) -> str:
+def resolve_scorer(scorer: str, kind: ModelKind, task: Task) -> str:
     """`auto`: rank classification for causal LMs on tasks with label words, generation otherwise."""
     if scorer != "auto":
         return scorer
     return "rank" if kind == "causal" and task.label_words else "generate"
 
 
-def label_token_ids(tokenizer: Any, kind: str, label_words: tuple[str, ...], lead: str = " ") -> list[list[int]]:
+def label_token_ids(
+    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, label_words: tuple[str, ...], lead: str = " "
+) -> list[list[int]]:
     """Each label word's target token ids (`target_ids`: after `lead` for causal LMs, then EOS)."""
     return [target_ids(tokenizer, kind, word, lead) for word in label_words]
 
 
-def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
+def max_new_tokens(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, task: Task) -> int:
     """Generation budget: the task's own (`Task.max_new_tokens`, free-form answers), else the longest label word's
     tokens plus two (regression tasks: room for a number)."""
     if getattr(task, "max_new_tokens", None):
@@ -38,7 +47,7 @@ def max_new_tokens(tokenizer: Any, kind: str, task: Any) -> int:
     return 2 + max((len(target_ids(tokenizer, kind, w, task.lead)) for w in task.label_words or ("0.0",)), default=4)
 
 
-def answer_tokens(tokenizer: Any, kind: str, task: Any, scorer: str) -> int:
+def answer_tokens(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, task: Task, scorer: str) -> int:
     """Tokens a causal LM's scorer appends to a source: the longest label word with its EOS (rank) or the generation
     budget (generate); 0 for seq2seq, whose answer goes to the decoder. The reserve of `lamp.data.encode`."""
     if kind != "causal":
@@ -110,7 +119,7 @@ def rank_scores(
 def generate_texts(
     model: Any,
     sources: list[list[int]],
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     max_new_tokens: int | list[int],
     prompt: torch.Tensor | None = None,
     prompt_mask: torch.Tensor | None = None,
@@ -137,8 +146,8 @@ def generate_texts(
 def predict(
     model: Any,
     encoded: list[Encoded],
-    task: Any,
-    tokenizer: Any,
+    task: Task,
+    tokenizer: PreTrainedTokenizerBase,
     scorer: str,
     batch_size: int,
     show_progress: bool = True,

@@ -32,13 +32,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
-from lamp.adapter import WEIGHTS, atomic_write, load_adapter, save_adapter
-from lamp.backbones import SMOLLM2
+from lamp.adapter import WEIGHTS, atomic_write, save_adapter
+from lamp.backbones import SMOLLM2, load_model, load_tokenizer
+from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
+from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
 from lamp.errors import ConfigError, Interrupted, TrainingError
 from lamp.evaluation import Evaluator, evaluate_adapter
+from lamp.export import wrap_saved_prompt
 from lamp.methods import DEFAULT_METHOD, PromptConfig, check_options, lookup, make_config
+from lamp.model import PromptedModel, load_adapter, wrap
+from lamp.plots import plot_training
+from lamp.progress import progress
 from lamp.run_folder import (
     ADAPTER,
     CHECKPOINT,
@@ -59,16 +65,14 @@ from lamp.run_folder import (
     torch_save,
 )
 from lamp.scoring import SCORERS, answer_tokens, resolve_scorer
-from lamp.tasks.base import FORMATS
+from lamp.tasks.base import FORMATS, Example, Task, resolve_format
 from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
 from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scalars
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from lamp.data import Encoded, LazyEncoded
-    from lamp.model import PromptedModel
-    from lamp.tasks.base import Example, Task
+    from lamp.data import Encoded
 
 __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluation that callers import from here
     "CHECKPOINT",
@@ -205,7 +209,6 @@ class TrainConfig:
     ) -> None:
         """Check every field once, here, for all callers (flags, YAML, the API); values from YAML arrive untyped. The
         shorthand keywords (`SHORTHANDS`) join `method_options`; the method and its options are checked last."""
-        from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
 
         def flag(name: str) -> str:
             return "--" + name.replace("_", "-")
@@ -600,9 +603,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    from lamp.backbones import load_tokenizer
-    from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
-    from lamp.tasks import load_splits, resolve_format
+    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
 
     mixed, note = resolve_mixed_precision(config.mixed_precision)
     trackers = [] if config.report_to == "none" else config.report_to.split(",")
@@ -694,15 +695,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
 def _wrapped_backbone(config: TrainConfig, prompt_config: PromptConfig | None, tokenizer: Any) -> PromptedModel:
     """The backbone (frozen) with the method's prompt in front: a new prompt of `prompt_config`, or with --init-from
     the saved prompt, decomposed as the method decomposes its own init."""
-    from lamp.backbones import load_model
-    from lamp.model import wrap
-
     backbone = load_model(config.model, dtype=DTYPES[config.dtype])
     if config.gradient_checkpointing:  # recompute activations in backward: memory for 7B/11B backbones
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if config.init_from:  # the saved prompt sets the length; the method decomposes it as it would its own init
-        from lamp.export import wrap_saved_prompt
-
         model = wrap_saved_prompt(backbone, config.init_from, config.method, tokenizer, **config.method_options)
     else:
         model = wrap(backbone, prompt_config, tokenizer)
@@ -767,7 +763,6 @@ def _fit(run: _Run, callback: Callable[[int, TrainState], None] | None) -> None:
     end): validation, the best adapter kept, a checkpoint. SIGINT/SIGTERM stop at the next step boundary with a
     checkpoint (`StopRequest`), raised as `Interrupted`."""
     from lamp.data import collate_train, pad_id  # looked up per run: benchmarks/trainer_overhead.py records batches
-    from lamp.progress import progress
 
     config, accelerator, state = run.config, run.accelerator, run.state
     rank, world = accelerator.process_index, accelerator.num_processes
@@ -874,9 +869,6 @@ def _validate(run: _Run, step: int, bar: Any) -> None:
 def _finish(run: _Run) -> dict[str, Any]:
     """Score the test split once with the best validation step's adapter, and write results.json, log.jsonl and the
     training plot."""
-    from lamp.backbones import load_model
-    from lamp.plots import plot_training
-
     config, accelerator, state, model = run.config, run.accelerator, run.state, run.model
     accelerator.wait_for_everyone()
     # A fresh backbone: methods that change the backbone itself (LoRA, full fine-tuning) must not load twice into one.

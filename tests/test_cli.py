@@ -87,7 +87,7 @@ def test_bad_method_options_are_one_line(flags, message, capsys, tmp_path):
     [("scale_lr=false", False), ("scale_lr=True", True), ("rank=8", 8), ("lr=3e-4", 3e-4), ("init=vocab", "vocab")],
 )
 def test_set_values_take_their_python_types(text, expected):
-    from lamp.commands.train import _option
+    from lamp.cli_options import key_value
 
-    key, value = _option(text)
+    key, value = key_value(text)
     assert (key, value) == (text.split("=")[0], expected) and type(value) is type(expected)

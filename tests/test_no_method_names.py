@@ -14,14 +14,9 @@ from lamp.methods import REGISTRY
 ROOT = Path(lamp.__file__).parent
 METHOD_FILES = {path.stem for path in (ROOT / "methods").glob("*.py")} - {"__init__", "base"}
 
-TO_BE_REMOVED = {
-    # Being rewritten by other branches of issue 18 (compare's default methods and floors): to be removed from this
-    # list once they read the registry and the declarations. `test_the_exceptions_are_still_needed` says when one
-    # is clean.
-    "lamp/compare/recipe.py",
-    "lamp/compare/run.py",
-    "lamp/floors.py",
-}
+# Files that still named methods while issue 18's branches were rewritten; empty now.
+# `test_the_exceptions_are_still_needed` says when a listed file is clean.
+TO_BE_REMOVED: set[str] = set()
 PUBLIC_NAMES = {"lamp/__init__.py"}
 """The package's public names re-export, from the registry, the configs users build directly (lamp.LampConfig,
 lamp.PromptTuningConfig); it holds no logic."""

@@ -1,5 +1,6 @@
 """`lamp bench`: trainable parameters, train-step time, peak memory and inference latency per method. Flags come
-from BenchConfig's fields (the path `lamp train` takes), plus a YAML --config with the same keys."""
+from BenchConfig's fields (`lamp.cli_options`, the path every command takes), and a YAML --config with the same
+keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lamp.commands.train import add_config_flags, config_from_args
+from lamp.cli_options import add_config_flags, config_from_args
 
 EPILOG = """\
 methods: every registered method with its config's options: none (no prompt: the floor), lamp's methods
@@ -24,7 +25,6 @@ random:t5-3b random:t5-11b random:llama2-7b random:smollm2-135m (and random:tiny
 
 def add_parser(subparsers: Any) -> None:
     from lamp.bench import BenchConfig
-    from lamp.methods import BENCH_DEFAULTS
 
     parser = subparsers.add_parser(
         "bench",
@@ -32,16 +32,20 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        conflict_handler="resolve",  # --methods below replaces the generated one-value flag
     )
     parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
-    add_config_flags(parser, BenchConfig)
-    parser.add_argument(
-        "--methods", nargs="+", metavar="SPEC", help=f"methods to compare (default: {' '.join(BENCH_DEFAULTS)})"
-    )
+    add_config_flags(parser, BenchConfig, custom={"methods": _methods_flag})
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.txt, bench.png")
     parser.set_defaults(func=run)
+
+
+def _methods_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    from lamp.methods import BENCH_DEFAULTS
+
+    parser.add_argument(  # several specs after one flag
+        "--methods", nargs="+", metavar="SPEC", help=f"methods to compare (default: {' '.join(BENCH_DEFAULTS)})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

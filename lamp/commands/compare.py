@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from lamp.checks import POSITIVE_INT
-from lamp.commands.train import _option
+from lamp.cli_options import key_value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,7 +52,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--data-dir", help="folder with the official task files, e.g. ../shared/data")
     parser.add_argument(
         "--train",
-        type=_option,
+        type=key_value,
         action="append",
         metavar="KEY=VALUE",
         help="a `lamp train` option shared by every cell, e.g. --train batch_size=8 (repeatable)",

@@ -4,68 +4,22 @@ plus a YAML --config with the same keys."""
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import typing
 from pathlib import Path
 from typing import Any
 
-from lamp.config_files import load_yaml
-from lamp.errors import ConfigError
+from lamp.cli_options import add_config_flags, build, flag_values, key_value, parse_value, yaml_values
 
 
-def _field_docs(config_class: type) -> dict[str, str]:
-    """Attribute docstrings of `config_class` (the string after each field) become the flags' help."""
-    import inspect
-
-    tree = ast.parse(inspect.getsource(config_class))
-    body = tree.body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant):
-            docs[node.target.id] = after.value.value
-    return docs
+def _set_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
+    """method_options is given as repeatable --set KEY=VALUE pairs."""
+    parser.add_argument("--set", dest=name, type=key_value, action="append", metavar="KEY=VALUE", help=help_text)
 
 
-def _value(text: str) -> Any:
-    """A typed value from the command line: true/false (any case), a Python literal (8, 3e-4, ['q', 'v']), or text."""
-    if text.lower() in ("true", "false"):  # YAML and shell habits: true/false as well as True/False
-        return text.lower() == "true"
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def _option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, _value(value)
-
-
-def _config_keys(config_class: type) -> dict[str, Any]:
-    """name -> type of every keyword `config_class` takes: its fields and its init-only shorthands (InitVar)."""
-    hints = typing.get_type_hints(config_class)
-    return {name: getattr(hints[name], "type", hints[name]) for name in config_class.__dataclass_fields__}
-
-
-def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One flag per dataclass field (and init-only shorthand), typed from its annotation; defaults stay None so
-    YAML can fill them."""
-    docs = _field_docs(config_class)
-    defaults = {name: f.default for name, f in config_class.__dataclass_fields__.items()}
-    for name, kind in _config_keys(config_class).items():
-        flag = "--" + name.replace("_", "-")
-        default = defaults[name] if defaults[name] is not dataclasses.MISSING else None
-        help_text = f"{docs.get(name, '')} (default: {default})".replace("%", "%%")  # argparse formats help
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        elif name == "method_options":
-            parser.add_argument("--set", dest=name, type=_option, action="append", metavar="KEY=VALUE", help=help_text)
-        else:
-            base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
-            parser.add_argument(flag, type=base, default=None, metavar=name.upper(), help=help_text)
+def add_train_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """TrainConfig's flags, with method_options as --set."""
+    add_config_flags(parser, config_class, custom={"method_options": _set_flag})
 
 
 METHOD_FLAG = "method."
@@ -92,7 +46,7 @@ def add_method_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             *flags,
             dest=METHOD_FLAG + name,
-            type=str if text else _value,
+            type=str if text else parse_value,
             default=None,
             metavar="VALUE",
             help=f"option of {', '.join(methods)}",
@@ -119,14 +73,10 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     With --resume on a folder that holds a run, the run's saved settings come first and only the values given
     explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
     """
-    loaded: dict[str, Any] = {}
-    if args.config:
-        loaded = load_yaml(args.config, "config file", keys=sorted(_config_keys(config_class)))
-    flags: dict[str, Any] = {}
-    for name in _config_keys(config_class):
-        value = getattr(args, name, None)
-        if value is not None:
-            flags[name] = dict(value) if name == "method_options" else value
+    loaded = yaml_values(args.config, config_class)
+    flags = flag_values(args, config_class)
+    if "method_options" in flags:
+        flags["method_options"] = dict(flags["method_options"])  # --set pairs, the last one of a key wins
     nested = {
         key[len(METHOD_FLAG) :]: value
         for key, value in vars(args).items()
@@ -140,10 +90,7 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
         values["method_options"] = {**from_yaml, **from_flags}  # a flag wins over the YAML file, option by option
     if values.get("resume") is True:
         values = _with_saved_run(values, config_class)
-    try:
-        return config_class(**values)
-    except TypeError as error:
-        raise ConfigError(f"bad configuration: {error}") from None
+    return build(config_class, values)
 
 
 def _with_saved_run(values: dict[str, Any], config_class: type) -> dict[str, Any]:
@@ -175,7 +122,7 @@ def add_parser(subparsers: Any) -> None:
         description="Train a prompt method on a task and score the best checkpoint on test.",
     )
     parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
-    add_config_flags(parser, TrainConfig)
+    add_train_flags(parser, TrainConfig)
     add_method_flags(parser)
     parser.set_defaults(func=run)
 

@@ -14,9 +14,13 @@ from lamp.compare.cell import cell_name
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
-from lamp.methods import METHODS, make_config
+from lamp.methods import DEFAULT_METHOD, METHODS, make_config
 from lamp.tasks import get_task
 from lamp.train import TrainConfig
+
+DEFAULT_METHODS = (DEFAULT_METHOD, next(name for name in METHODS if name != DEFAULT_METHOD))
+"""`lamp compare`'s methods when none are named: the default method and the first other registered one, the vanilla
+prompt tuning it is measured against."""
 
 RECIPE_KEYS = (
     "model",
@@ -72,7 +76,7 @@ class Recipe:
     """
 
     tasks: list[str] = field(default_factory=lambda: ["polarity"])
-    methods: list[GridMethod] = field(default_factory=lambda: [GridMethod("lamp", "lamp"), GridMethod("pt", "pt")])
+    methods: list[GridMethod] = field(default_factory=lambda: [GridMethod(name, name) for name in DEFAULT_METHODS])
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str = "smollm2-135m"
     max_steps: int = TrainConfig.max_steps
@@ -239,7 +243,7 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     lr_overrides = overrides.pop("lrs", None) or {}
     chosen = overrides.pop("methods", None)
     recipe.update({k: v for k, v in overrides.items() if v is not None})
-    recipe_methods = recipe.get("methods") or ["lamp", "pt"]
+    recipe_methods = recipe.get("methods") or list(DEFAULT_METHODS)
     if isinstance(recipe_methods, list):
         recipe_methods = {label: {} for label in recipe_methods}
     if not isinstance(recipe_methods, dict):

@@ -23,7 +23,7 @@ from lamp.compare.cell import Cell, cell_name
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import REPORT, write_report
 from lamp.errors import ConfigError, TrainingError
-from lamp.floors import floor_results
+from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, lock_folder, on_main_process, remove_leftovers, run_files
 from lamp.train import TrainConfig, same_setting
@@ -83,7 +83,7 @@ def run_grid(
     cells += run_cells(grid, rest, log, len(floors) + len(grid.sweep_cells()), total, report_only, workers)
     for cell in cells:
         cell.selected = chosen.get((cell.task, cell.method)) == cell.lr and cell.validation_score is not None
-    no_prompt = {(c.task, c.seed): c.test_score for c in floors if c.method == "none"}
+    no_prompt = {(c.task, c.seed): c.test_score for c in floors if c.method == BARE}
     for cell in cells:  # a trained prompt that does no better than the bare backbone has learned nothing
         floor = no_prompt.get((cell.task, cell.seed))
         cell.below_floor = None if floor is None or cell.test_score is None else cell.test_score <= floor

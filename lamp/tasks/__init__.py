@@ -5,8 +5,8 @@
 >>> get_task("rte").compute_metrics(predictions, splits["test"])
 >>> load_splits("rte", "../shared/data", format="natural")  # the natural format for decoder LMs (see FORMATS)
 
-Adding a task is one `Task(...)` in `glue.py`, `superglue.py` or a module of its own listed below. A user's own
-data is a `TaskSpec` (flags, a YAML file, or the API; see `lamp.tasks.user`):
+Adding a task is one `Task(...)` in `glue.py`, `superglue.py` or a module of its own listed in `builtin.py`. A
+user's own data is a `TaskSpec` (flags, a YAML file, or the API; see `lamp.tasks.user`):
 
 >>> spec = TaskSpec(name="reviews", train_file="reviews.csv", template="Review: {text}\nSentiment:",
 ...                 label_words=("negative", "positive"))
@@ -18,13 +18,11 @@ from __future__ import annotations
 import os
 
 from lamp.errors import DataError
-from lamp.tasks import glue, polarity, superglue
 from lamp.tasks.base import FORMATS, Example, Task, Template, resolve_format
+from lamp.tasks.builtin import TASKS, get_task
 from lamp.tasks.polarity import fetch_polarity
 from lamp.tasks.sources import load_official
-from lamp.tasks.user import TaskSpec, spec_of, task_of
-
-TASKS: dict[str, Task] = {task.name: task for task in (*glue.TASKS, *superglue.TASKS, polarity.TASK)}
+from lamp.tasks.user import TaskSpec, spec_of, task_of, user_examples
 
 __all__ = [
     "FORMATS",
@@ -43,19 +41,6 @@ __all__ = [
 ]
 
 
-def get_task(name: str, format: str = "t5") -> Task:
-    """The spec of a task by name, viewed in input `format` (see `Task.in_format`); an unknown name lists the known
-    ones (DataError), an unknown format too (ConfigError)."""
-    try:
-        task = TASKS[name]
-    except KeyError:
-        raise DataError(
-            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; for your own data pass --train-file or "
-            "--dataset with --template, or a task YAML file (docs/tasks.md)"
-        ) from None
-    return task.in_format(format)
-
-
 def load_splits(
     task: str | Task, data_dir: str | os.PathLike[str] | None = None, seed: int = 42, format: str | None = None
 ) -> dict[str, list[Example]]:
@@ -70,7 +55,8 @@ def load_splits(
     if format is not None:
         task = task.in_format(format)
     name = task.name
-    official = load_official(task, data_dir)
+    # a user task's own files or dataset are its only source
+    official = user_examples(task) if task.user_data is not None else load_official(task, data_dir)
     splits = task.protocol(official, seed)
     empty = [split for split, examples in splits.items() if not examples]
     if empty:  # training or scoring an empty split fails later with a division by zero; say why here

@@ -19,19 +19,23 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lamp.errors import ConfigError, DataError
 from lamp.tasks.files import UserData
 from lamp.tasks.sources import Hub, LocalFiles, Packaged
 from lamp.tasks.splits import Protocol, halve_validation
 
+if TYPE_CHECKING:
+    from lamp.backbones import ModelKind
+
+
 Row = Mapping[str, Any]
 Metric = Callable[..., dict[str, float]]  # (predictions, labels, groups) -> {name: 0-100 value}
 FORMATS = ("t5", "natural")  # the input formats every task renders in; "auto" picks one by model kind
 
 
-def resolve_format(name: str, kind: str) -> str:
+def resolve_format(name: str, kind: ModelKind) -> str:
     """`auto` -> ``t5`` for a seq2seq backbone, ``natural`` for a causal one (`kind` as `lamp.model.model_kind`
     gives it); ``t5`` / ``natural`` are kept. Raises ConfigError on any other name."""
     if name == "auto":

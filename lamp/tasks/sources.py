@@ -271,12 +271,8 @@ def hub_examples(task: Task, dataset: Mapping[str, Iterable[Row]]) -> dict[str, 
 
 
 def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) -> dict[str, list[Example]]:
-    """The task's official splits from the first source that has them (see the module docstring); a user task's
-    own files or dataset (`lamp.tasks.user`) are its only source."""
-    if task.user_data is not None:
-        from lamp.tasks.user import user_examples
-
-        return user_examples(task)
+    """A built-in task's official splits from the first source that has them (see the module docstring); a user
+    task's own files or dataset are read by `lamp.tasks.user.user_examples` instead."""
     root = resolve_data_dir(data_dir)
     if task.local is not None and root is not None and (root / task.local.folder).is_dir():
         return _nonempty(task, root, local_examples(task, root))

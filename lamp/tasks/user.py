@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from lamp import metrics
+from lamp.checks import POSITIVE_INT
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError, DataError
 from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields
+from lamp.tasks.builtin import TASKS, get_task
 from lamp.tasks.files import SPLITS, UserData, user_rows
 from lamp.tasks.splits import as_available
 
@@ -75,8 +77,6 @@ class TaskSpec:
     max_new_tokens: int = 32
 
     def __post_init__(self) -> None:
-        from lamp.checks import POSITIVE_INT
-
         for key in ("name", "template", *FILE_KEYS, "dataset", "label_field", "target_field"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -175,8 +175,6 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
     named by `task` when that is no built-in name; when `task` is `default` (the caller's unset value), by its train
     file's stem (or dataset name). Any other built-in name with data options is a ConfigError: the user's files
     would silently replace that task's data."""
-    from lamp.tasks import TASKS
-
     if task in TASKS and task != default and any(v is not None for v in (options or {}).values()):
         raise ConfigError(
             f"--task {task} is a built-in task, which reads its own data: to train on your files, drop --task or "
@@ -204,8 +202,6 @@ def task_of(name: str, spec: TaskSpec | Mapping[str, Any] | None = None, format:
     """The task `name` viewed in `format` (None: a built-in task's t5 format, a user task's template): a user task
     from `spec` (a TaskSpec or its dict, as adapters save it) or a task YAML file, else the built-in task of that
     name (`lamp.tasks.get_task`)."""
-    from lamp.tasks import get_task
-
     if isinstance(spec, Mapping):
         spec = TaskSpec.from_dict(spec, f"the saved spec of task {name!r}")
     spec = spec or spec_of(name)
