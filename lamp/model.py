@@ -47,6 +47,21 @@ PER_TOKEN_INPUTS = ("token_type_ids", "position_ids")
 _CACHE_REWRITING_GENERATE_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "penalty_alpha")
 
 
+def align(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair each label with the logits that predict it (`PromptedModel.align`; `kind` is `model_kind`'s)."""
+    if kind == "seq2seq":
+        return logits, labels
+    kept = logits.shape[1]
+    targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
+    return logits[:, -targets.shape[1] - 1 : -1], targets
+
+
+def label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The training loss: mean cross-entropy of aligned (batch, T, vocab) logits against (batch, T) targets, in
+    float32, labels IGNORE_INDEX left out. The wrapper's forward and `lamp bench`'s PEFT runs both use it."""
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
 def model_kind(model: nn.Module) -> ModelKind:
     """`seq2seq` or `causal`; anything else is rejected with the fix."""
     config = getattr(model, "config", None)
@@ -588,9 +603,7 @@ class PromptedModel(nn.Module):
         outputs = self.backbone(**sequence, logits_to_keep=logits_to_keep, **kwargs)
         if labels is None:
             return outputs
-        logits, targets = self.align(outputs.logits, labels)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX)
-        outputs["loss"] = loss
+        outputs["loss"] = label_loss(*self.align(outputs.logits, labels))
         return outputs
 
     def align(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -599,11 +612,7 @@ class PromptedModel(nn.Module):
         Seq2seq logits already line up with the decoder labels. Causal logits are the last `kept` positions of
         prompt + input, where logits[:, i] predicts token i+1 and the last one predicts nothing.
         """
-        if self.kind == "seq2seq":
-            return logits, labels
-        kept = logits.shape[1]
-        targets = labels[:, labels.shape[1] - kept + 1 :] if kept <= labels.shape[1] else labels
-        return logits[:, -targets.shape[1] - 1 : -1], targets
+        return align(logits, labels, self.kind)
 
     def _expands_batch(self, kwargs: dict[str, Any]) -> bool:
         """Whether generate() will run rows several times (beams, returned sequences) or rewrite the cache."""

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import shutil
 import sys
 import time
@@ -37,6 +36,8 @@ from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_model, load_tokenizer
 from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
 from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
+from lamp.devices import DTYPES as TORCH_DTYPES
+from lamp.devices import peak_memory_mb
 from lamp.errors import ConfigError, Interrupted, TrainingError
 from lamp.evaluation import Evaluator, evaluate_adapter
 from lamp.export import wrap_saved_prompt
@@ -94,7 +95,7 @@ __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluati
     "train",
 ]
 
-DTYPES = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"auto": "auto", **TORCH_DTYPES}
 PATH_FIELDS = ("model", "init_from", "data_dir", "task", "train_file", "validation_file", "test_file")
 """TrainConfig fields that may name a local folder or file (`task`: a task YAML file): recorded absolute, and equal on
 resume however the path is written (relative, absolute, through a link)."""
@@ -293,12 +294,6 @@ def upgrade_saved(saved: dict[str, Any]) -> dict[str, Any]:
         flat = {name: saved[name] for name in SHORTHANDS if saved.get(name) is not None}
         upgraded["method_options"] = {**flat, **options}
     return upgraded
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 SAFE_ON_RESUME = ("out", "resume", "overwrite", "eval_batch_size", "data_dir", "gradient_checkpointing", "report_to")

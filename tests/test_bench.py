@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lamp.architectures import ARCHITECTURES, architecture_config
-from lamp.bench import parse_method, prompt_rows, run_bench
+from lamp.bench import BenchConfig, parse_method, prompt_rows, run_bench
 from lamp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def test_methods_that_change_the_backbone_leave_later_rows_alone():
     """In-process rows share one backbone: LoRA layers (PEFT's or lamp's) and full fine-tuning's unfrozen weights
     must not leak into the next row."""
     methods = ["peft-lora:r=4", "pt:length=6", "lora:rank=4", "dpt:length=6,rank=2", "full", "dept:length=4,rank=2"]
-    rows = run_bench("random:tiny-llama", methods, **TINY)
+    rows = run_bench(BenchConfig("random:tiny-llama", methods, **TINY))
     d = ARCHITECTURES["tiny-llama"]["hidden_size"]
     by = {r["method"]: r["trainable_params"] for r in rows}
     assert by["pt:length=6"] == 6 * d and by["dpt:length=6,rank=2"] == 6 * 2 + 2 * d
@@ -84,15 +84,17 @@ def test_methods_that_change_the_backbone_leave_later_rows_alone():
     assert by["full"] == 22688  # every weight of tiny-llama (embeddings tied)
     assert by["dept:length=4,rank=2"] == 4 * d + 256 * 2 + 2 * d  # m*d + s*r + r*d, s = max_length (256)
     # The --seq-len check counts each method's prompt rows before any backbone loads: the rows it really adds.
-    rows += run_bench("random:tiny-llama", ["none", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6"], **TINY)
+    rows += run_bench(
+        BenchConfig("random:tiny-llama", ["none", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6"], **TINY)
+    )
     assert all(r["n_virtual"] == prompt_rows(parse_method(r["method"])) for r in rows), rows
 
 
 def test_peft_logits_needed_matches_the_full_logits_loss():
     """`logits=needed` changes what PEFT computes, not the loss it trains on."""
-    from lamp.bench import BenchSetup, load_backbone, make_runner, synthetic_batch
+    from lamp.bench import load_backbone, make_runner, synthetic_batch
 
-    setup = BenchSetup(model="random:tiny-llama", batch_size=3, seq_len=10).resolve()
+    setup = BenchConfig(model="random:tiny-llama", batch_size=3, seq_len=10, methods=["none"]).resolve()
     backbone = load_backbone(setup)
     batch = synthetic_batch(backbone, "causal", setup)
     losses = []
@@ -106,7 +108,9 @@ def test_peft_logits_needed_matches_the_full_logits_loss():
 
 
 def test_isolated_process_per_method(tmp_path):
-    rows = run_bench("random:tiny-llama", ["lamp:length=4,rank=2,pool=2"], **{**TINY, "isolate": "process"})
+    rows = run_bench(
+        BenchConfig("random:tiny-llama", ["lamp:length=4,rank=2,pool=2"], **{**TINY, "isolate": "process"})
+    )
     assert rows[0]["isolate"] == "process" and "fresh process" in rows[0]["mem_kind"]
     assert rows[0]["step_ms"] > 0 and rows[0]["trainable_params"] == 4 * 2 + 2 + 2 * 32
 

@@ -12,7 +12,7 @@ import lamp
 ROOT = Path(lamp.__file__).parent
 LAYERS = [  # bottom to top; a module belongs to the first layer with a prefix of its dotted name
     ("foundation", ["lamp.errors", "lamp.checks", "lamp.config_files", "lamp.cli_options", "lamp.progress",
-                    "lamp.metrics", "lamp.plots", "lamp.tracking"]),
+                    "lamp.devices", "lamp.metrics", "lamp.plots", "lamp.tracking"]),
     ("tasks", ["lamp.tasks"]),
     ("methods", ["lamp.methods"]),
     ("backbones", ["lamp.backbones", "lamp.architectures"]),

@@ -9,17 +9,14 @@ import inspect
 from pathlib import Path
 
 import lamp.methods
-from lamp.methods import METHODS
+from lamp.methods import REGISTRY
 
 ROOT = Path(lamp.__file__).parent
 METHOD_FILES = {path.stem for path in (ROOT / "methods").glob("*.py")} - {"__init__", "base"}
 
-TO_BE_REMOVED = {
-    # Being rewritten by other branches of issue 18 (bench as a package with PEFT baselines as registered methods,
-    # compare's default methods and floors): to be removed from this list once they read the registry and the
-    # declarations. `test_the_exceptions_are_still_needed` says when one is clean.
-    "lamp/bench.py",
-}
+# Files that still named methods while issue 18's branches were rewritten; empty now.
+# `test_the_exceptions_are_still_needed` says when a listed file is clean.
+TO_BE_REMOVED: set[str] = set()
 PUBLIC_NAMES = {"lamp/__init__.py"}
 """The package's public names re-export, from the registry, the configs users build directly (lamp.LampConfig,
 lamp.PromptTuningConfig); it holds no logic."""
@@ -31,12 +28,13 @@ OTHER_MEANINGS = [  # (file, literal, text on its line): the same word meaning s
     ("lamp/tracking.py", "none", ""),  # --report-to none: no tracker
     ("lamp/train.py", "none", "report_to"),
     ("lamp/export.py", "pt", '"format"'),  # safetensors' metadata: PyTorch tensors
+    ("lamp/bench/config.py", "none", "isolate"),  # --isolate none: every method in one process
 ]
 
 
 def method_classes() -> set[str]:
     """The names of the classes defined in the methods' own files (their configs and modules among them)."""
-    names = {cls.__name__ for entry in METHODS.values() for cls in entry}
+    names = {cls.__name__ for entry in REGISTRY.values() for cls in entry}
     for stem in METHOD_FILES:
         module = __import__(f"lamp.methods.{stem}", fromlist=["_"])
         names |= {n for n, obj in vars(module).items() if inspect.isclass(obj) and obj.__module__ == module.__name__}
@@ -65,7 +63,7 @@ def method_mentions(source: str, relative: str, classes: set[str]) -> list[str]:
                 elif alias.name in classes and relative not in PUBLIC_NAMES:
                     found.append(f"{node.lineno}: imports {alias.name}")
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in METHODS:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in REGISTRY:
             line = lines[node.lineno - 1]
             other = any(f == relative and w == node.value and text in line for f, w, text in OTHER_MEANINGS)
             if not other:

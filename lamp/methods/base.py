@@ -37,6 +37,16 @@ class Backbone(enum.Enum):
     """The backbone's own weights train (full fine-tuning): the wrapper leaves them trainable."""
 
 
+class Harness(enum.Enum):
+    """What runs a method's forward and backward."""
+
+    LAMP = "lamp"
+    """lamp's wrapper (`lamp.wrap`): train, eval, compare, export and predict hold it."""
+    PEFT = "peft"
+    """PEFT's own model (`peft.get_peft_model`), called as PEFT users call it: a reference that only `lamp bench`
+    measures; the wrapper, the trainer and the adapters never hold it."""
+
+
 class Export(enum.Enum):
     """What `lamp export` writes for a method, so that it serves without lamp."""
 
@@ -64,6 +74,7 @@ class Declaration:
     export: what `lamp export` writes (`Export`), None when nothing serves it without lamp.
     prompt_init: its config takes a vanilla prompt's init (`init`, `init_text` fields; see `initial_prompt`).
     trains: it has parameters to train (False: the bare backbone, a floor).
+    harness: what runs it (`Harness`): lamp's wrapper, or PEFT's own model (bench only; never exported).
     """
 
     prompt_rows: bool = True
@@ -72,9 +83,12 @@ class Declaration:
     export: Export | None = Export.PEFT_PROMPT
     prompt_init: bool = False
     trains: bool = True
+    harness: Harness = Harness.LAMP
 
     def __post_init__(self) -> None:
         """A declaration contradicting itself is a programming error in the method (ValueError at import)."""
+        if self.harness is Harness.PEFT and self.export is not None:
+            raise ValueError("a method PEFT's own model runs has no lamp adapter to export: declare export=None")
         needs = {Export.PEFT_LORA: Backbone.INJECTED, Export.MODEL: Backbone.TRAINED}
         if self.export is Export.PEFT_PROMPT and (self.beyond_prompt() or not self.prompt_rows):
             reason = self.beyond_prompt() or "adds no prompt rows"

@@ -1,0 +1,158 @@
+"""What `lamp bench` measures: `BenchConfig` (every setting, checked on construction; its fields are the command's
+flags) and the method specs (`name[:key=value,...]`) it parses through the one registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from lamp.checks import COUNT, POSITIVE_INT, SEED
+from lamp.devices import DTYPES
+from lamp.errors import ConfigError
+from lamp.methods import BENCH_DEFAULTS, REGISTRY, Harness, PromptConfig, check_options
+
+ISOLATE = ("auto", "process", "none")  # --isolate: none runs every method in this process
+EVERY_HARNESS = tuple(Harness)  # bench measures every registered method, PEFT's own models among them
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed `name:key=value,...` method spec and its validated config."""
+
+    text: str
+    name: str
+    config: PromptConfig
+
+
+def _value(text: str) -> Any:
+    """An option's value: an int, a finite float, else the text (nan and inf stay text, which no range accepts)."""
+    for convert in (int, float):
+        try:
+            value = convert(text)
+        except ValueError:
+            continue
+        return value if math.isfinite(value) else text
+    return text
+
+
+def parse_method(text: str) -> MethodSpec:
+    """Parse and validate `name[:key=value,...]`, e.g. `lamp:length=100,rank=8,pool=4` or `peft-lora:r=8`: any
+    registered method (`lamp.methods.REGISTRY`) with its config's options; ConfigError in one line otherwise."""
+    name, _, rest = text.strip().partition(":")
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method {name!r} in {text!r}: choose one of {', '.join(REGISTRY)}")
+    options: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
+        options[key.strip()] = _value(value.strip())
+    check_options(name, options, EVERY_HARNESS)
+    return MethodSpec(text, name, REGISTRY[name].config(**options))
+
+
+def prompt_rows(spec: MethodSpec) -> int:
+    """The rows a method puts before the input: its prompt length (LAMP: pooled, length / pool); none for a method
+    that declares no prompt rows (LoRA, full fine-tuning, the bare backbone)."""
+    if not spec.config.declares.prompt_rows:
+        return 0
+    return spec.config.length // getattr(spec.config, "pool", 1)
+
+
+@dataclass
+class BenchConfig:
+    """Everything `lamp bench` measures with; checked on construction (ConfigError naming the flag and the fix)."""
+
+    model: str = "smollm2-135m"
+    """backbone: a name, folder or hub id, or random:ARCH for random weights of a published architecture"""
+    methods: list[str] = field(default_factory=lambda: list(BENCH_DEFAULTS))
+    """method specs NAME[:KEY=VALUE,...] to compare"""
+    batch_size: int = 16
+    """examples per step"""
+    seq_len: int = 64
+    """input tokens per example"""
+    target_len: int = 2
+    """labelled target tokens per example"""
+    steps: int = 10
+    """timed steps per method and round"""
+    warmup: int = 2
+    """untimed steps first"""
+    repeats: int = 1
+    """rounds over all methods in rotated order, their steps pooled"""
+    dtype: str = "auto"
+    """weights: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16"""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N"""
+    compile: bool = False
+    """torch.compile the model the step calls"""
+    isolate: str = "auto"
+    """process: a fresh process per method (the CPU default); none: one process and backbone (the GPU default)"""
+    threads: int = 0
+    """torch CPU threads (0: torch's choice; 1 avoids oversubscription on a shared CPU)"""
+    seed: int = 0
+    """seed of the random weights and the synthetic batch"""
+
+    def __post_init__(self) -> None:
+        self.methods = list(dict.fromkeys(self.methods))  # a spec given twice is measured once
+        self.specs = [parse_method(text) for text in self.methods]  # every spec checked before any work
+        if not self.specs:
+            raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
+        if self.isolate not in ISOLATE:
+            raise ConfigError(f"unknown isolate {self.isolate!r}: choose one of {', '.join(ISOLATE)}")
+        POSITIVE_INT.check("--repeats", self.repeats)
+        for name in ("batch_size", "seq_len", "target_len", "steps"):
+            POSITIVE_INT.check("--" + name.replace("_", "-"), getattr(self, name))
+        for name in ("warmup", "threads"):
+            COUNT.check(f"--{name}", getattr(self, name))
+        SEED.check("--seed", self.seed)
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"unknown device {self.device!r}: pass cpu, cuda or cuda:N")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}: choose auto, {', '.join(DTYPES)}")
+
+    def resolve(self) -> BenchConfig:
+        """This config with `auto` filled in for this machine, the model's architecture and positions checked."""
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for but CUDA is not available: pass --device cpu")
+        dtype = self.dtype
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        isolate = self.isolate
+        if isolate == "auto":
+            isolate = "none" if device.startswith("cuda") else "process"
+        resolved = dataclasses.replace(self, device=device, dtype=dtype, isolate=isolate)
+        resolved.check_positions()
+        return resolved
+
+    @property
+    def autocast(self) -> str:
+        """On a GPU the step runs under autocast, as the trainer's bf16 mixed precision does."""
+        if not self.device.startswith("cuda"):
+            return "no"
+        return "float16" if self.dtype == "float16" else "bfloat16"
+
+    def check_positions(self) -> None:
+        """Refuse an unknown random architecture, and a --seq-len that, with a method's prompt rows, exceeds the
+        backbone's positions, before any work (the backbone's config is read, not its weights)."""
+        from lamp.architectures import architecture_config, is_random
+        from lamp.backbones import load_config
+        from lamp.model import max_positions
+
+        config = architecture_config(self.model) if is_random(self.model) else load_config(self.model)
+        limit = max_positions(SimpleNamespace(config=config))
+        for spec in self.specs:
+            rows = prompt_rows(spec)
+            if limit is not None and self.seq_len + rows > limit:
+                fix = f"pass --seq-len {limit - rows} or less" if limit > rows else "use a shorter prompt"
+                raise ConfigError(
+                    f"--seq-len {self.seq_len} and the {rows} prompt rows of {spec.text} exceed the {limit} positions "
+                    f"of {self.model}: {fix}"
+                )

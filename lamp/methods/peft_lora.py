@@ -1,0 +1,39 @@
+"""`peft-lora`: PEFT's LoRA through `peft.get_peft_model` on PEFT's default targets for the architecture (the
+attention query and value projections), a reference for lamp's `lora` in `lamp bench`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from lamp.checks import POSITIVE_INT
+from lamp.methods.base import Backbone, Declaration, Harness
+from lamp.methods.peft_model import PeftModelConfig, PeftModelModule
+
+
+@dataclass
+class PeftLoraConfig(PeftModelConfig):
+    """PEFT LoRA on PEFT's default targets for the architecture (query and value projections)."""
+
+    declares = Declaration(prompt_rows=False, backbone=Backbone.INJECTED, export=None, harness=Harness.PEFT)
+    r: int = 8
+    alpha: int = 8
+
+    def validate(self) -> None:
+        POSITIVE_INT.check("r", self.r)
+        POSITIVE_INT.check("alpha", self.alpha)
+        super().validate()
+
+    def peft_config(self, task_type: Any) -> Any:
+        import peft
+
+        return peft.LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=0.0)
+
+    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PeftLora:
+        return PeftLora(backbone, self)
+
+
+class PeftLora(PeftModelModule):
+    """PEFT's LoRA model; its layers replace the backbone's own until `unload()`."""
