@@ -124,6 +124,26 @@ def assert_left_padded_batch_scores_like_rows_alone(model, tokenizer, sentences:
         torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
 
 
+def assert_right_padded_seq2seq_scores_like_rows_alone(model, tokenizer, sentences: list[str]) -> None:
+    """A right-padded seq2seq batch gives each row the logits it gets alone (labels: " positive" for every row)."""
+    tokenizer.padding_side = "right"
+    batch = tokenizer(sentences, return_tensors="pt", padding=True)
+    labels = tokenizer(["positive"] * len(sentences), return_tensors="pt")["input_ids"]
+    together = model(**batch, labels=labels).logits
+    for i, sentence in enumerate(sentences):
+        alone = model(**tokenizer([sentence], return_tensors="pt"), labels=labels[:1]).logits
+        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> str:
+    """A tiny Llama and its tokenizer saved as a model folder (for code that loads a model by path)."""
+    path = tmp_path_factory.mktemp("llama")
+    make_llama().save_pretrained(path)
+    make_tokenizer().save_pretrained(path)
+    return str(path)
+
+
 @pytest.fixture
 def tokenizer():
     return make_tokenizer()

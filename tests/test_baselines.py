@@ -9,7 +9,11 @@ import lamp
 from lamp.errors import ConfigError
 from lamp.methods import make_config
 
-from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama
+from .conftest import (
+    assert_left_padded_batch_scores_like_rows_alone,
+    assert_right_padded_seq2seq_scores_like_rows_alone,
+    make_llama,
+)
 
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
@@ -112,13 +116,7 @@ def test_left_padded_dept_batch_scores_like_each_row_alone(llama, tokenizer):
 def test_right_padded_seq2seq_dept_batch_scores_like_each_row_alone(t5, tokenizer):
     model = lamp.wrap(t5, make_config("dept", length=3, rank=2, max_length=8)).eval()
     torch.nn.init.normal_(model.prompt_encoder.b)
-    tokenizer.padding_side = "right"
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    labels = tokenizer(["positive"] * 3, return_tensors="pt")["input_ids"]
-    together = model(**batch, labels=labels).logits
-    for i, sentence in enumerate(SENTENCES):
-        alone = model(**tokenizer([sentence], return_tensors="pt"), labels=labels[:1]).logits
-        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+    assert_right_padded_seq2seq_scores_like_rows_alone(model, tokenizer, SENTENCES)
 
 
 # ---- LoRA and full fine-tuning ----------------------------------------------------------------------------------

@@ -6,7 +6,11 @@ import torch
 
 import lamp
 
-from .conftest import assert_left_padded_batch_scores_like_rows_alone, make_llama
+from .conftest import (
+    assert_left_padded_batch_scores_like_rows_alone,
+    assert_right_padded_seq2seq_scores_like_rows_alone,
+    make_llama,
+)
 
 SENTENCES = ["the movie was good", "a very boring and terrible film . i was not fun", "it is great"]
 
@@ -57,13 +61,7 @@ def test_left_padded_batch_scores_like_each_example_alone(llama, tokenizer):
 
 def test_seq2seq_padded_batch_scores_like_each_example_alone(t5, tokenizer):
     model = lamp.wrap(t5, lamp.LampConfig(length=6, rank=3, pool=2))
-    tokenizer.padding_side = "right"
-    batch = tokenizer(SENTENCES, return_tensors="pt", padding=True)
-    labels = tokenizer(["positive"] * 3, return_tensors="pt")["input_ids"]
-    together = model(**batch, labels=labels).logits
-    for i, sentence in enumerate(SENTENCES):
-        alone = model(**tokenizer([sentence], return_tensors="pt"), labels=labels[:1]).logits
-        torch.testing.assert_close(together[i : i + 1], alone, atol=1e-5, rtol=1e-4)
+    assert_right_padded_seq2seq_scores_like_rows_alone(model, tokenizer, SENTENCES)
 
 
 def test_causal_generate_batched_equals_single(llama, tokenizer):

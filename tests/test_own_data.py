@@ -58,14 +58,6 @@ def write_jsonl(path, rows: list[dict]):
     return path
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("llama")
-    make_llama().save_pretrained(path)
-    make_tokenizer().save_pretrained(path)
-    return str(path)
-
-
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -23,14 +23,6 @@ from .test_train import config, tiny_task  # noqa: F401  (fixture)
 needs_data = pytest.mark.skipif(not (SHARED_DATA / "glue" / "RTE").is_dir(), reason="../shared/data is not present")
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("llama")
-    make_llama().save_pretrained(path)
-    make_tokenizer().save_pretrained(path)
-    return str(path)
-
-
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_task, llama_dir, tmp_path, monkeypatch):  # noqa: F811
     forward = lamp.PromptedModel.forward
     calls = {"n": 0}

@@ -33,7 +33,6 @@ from lamp.errors import ConfigError, TrainingError
 from lamp.train import CHECKPOINT, LOCK, RUN_CONFIG, train
 
 from .conftest import make_llama
-from .test_robustness import llama_dir  # noqa: F401  (fixture)
 from .test_train import config, synthetic_polarity, tiny_task  # noqa: F401  (fixture)
 
 RUN = {"method": "lamp", "length": 8, "rank": 2, "pool": 2, "batch_size": 4, "max_steps": 8, "zero_shot": False}

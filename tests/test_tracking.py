@@ -11,7 +11,6 @@ import lamp.tasks
 from lamp.errors import ConfigError
 from lamp.train import LAUNCHER_PRECISION, TrainConfig, resolve_mixed_precision, train
 
-from .conftest import make_llama, make_tokenizer
 from .test_train import synthetic_polarity
 
 
@@ -32,14 +31,6 @@ def tiny_task(monkeypatch):
         "test": synthetic_polarity(8, 2),
     }
     monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: splits)
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("llama")
-    make_llama().save_pretrained(path)
-    make_tokenizer().save_pretrained(path)
-    return str(path)
 
 
 def config(model: str, out, **overrides) -> TrainConfig:

@@ -15,13 +15,16 @@ import dataclasses
 import enum
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
 from lamp.checks import POSITIVE_INT
 from lamp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 INITS = ("vocab", "text", "random")
 
@@ -125,7 +128,7 @@ class PromptConfig:
     def validate(self) -> None:
         """Raise ConfigError on a bad value; called on construction."""
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptModule:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> PromptModule:
         """Build the trainable module for `backbone` (frozen by the wrapper unless `declares.backbone` is TRAINED).
 
         Prompt methods take their init from what the input embedding layer returns (`embedding_rows`,
@@ -240,7 +243,12 @@ def embedding_std(backbone: nn.Module, chunk: int = 8192) -> float:
 
 
 def initial_prompt(
-    length: int, init: str, backbone: nn.Module, tokenizer: Any = None, init_text: str | None = None, repeat: int = 1
+    length: int,
+    init: str,
+    backbone: nn.Module,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    init_text: str | None = None,
+    repeat: int = 1,
 ) -> torch.Tensor:
     """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise.
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,9 @@ from torch import nn
 
 from lamp.checks import POSITIVE
 from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -52,7 +55,7 @@ class DeptConfig(PromptConfig):
         self.offset_lr = POSITIVE.check("offset_lr", self.offset_lr)
         check_init(self.init, self.init_text)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> DeptPrompt:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DeptPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
         return DeptPrompt(self, initial)
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_positive, embedding_std
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -31,7 +34,7 @@ class DptConfig(PromptConfig):
         check_positive("length", self.length)
         check_positive("rank", self.rank)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> DptPrompt:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DptPrompt:
         weight = backbone.get_input_embeddings().weight
         return DptPrompt(self.length, self.rank, weight.shape[1], embedding_std(backbone), weight.device)
 

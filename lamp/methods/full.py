@@ -9,11 +9,14 @@ transformers model folder.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from lamp.methods.base import Backbone, Declaration, EmptyPrompt, Export, PromptConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -22,7 +25,7 @@ class FullConfig(PromptConfig):
 
     declares = Declaration(prompt_rows=False, backbone=Backbone.TRAINED, export=Export.MODEL)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> FullModule:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> FullModule:
         return FullModule(backbone)
 
 

@@ -12,13 +12,16 @@ The effective trainable count is therefore l/k*r + r + r*d (`effective_parameter
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from lamp.errors import ConfigError
 from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -61,7 +64,7 @@ class LampConfig(PromptConfig):
             )
         check_init(self.init, self.init_text)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> LampPrompt:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LampPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
 

@@ -10,13 +10,16 @@ empty (0, d) prompt. `lamp export` writes a stock PEFT LoRA adapter (`lamp.expor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from lamp.checks import POSITIVE, Number
 from lamp.errors import ConfigError
 from lamp.methods.base import Backbone, Declaration, EmptyPrompt, Export, PromptConfig, check_positive
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -49,7 +52,7 @@ class LoraConfig(PromptConfig):
                 "pass e.g. target_modules=['q_proj','v_proj']"
             )
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> LoraModule:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
         import peft
 
         config = peft.LoraConfig(

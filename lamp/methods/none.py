@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from lamp.methods.base import Declaration, EmptyPrompt, PromptConfig
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -17,7 +20,7 @@ class NoPromptConfig(PromptConfig):
 
     declares = Declaration(prompt_rows=False, export=None, trains=False)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> NoPrompt:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> NoPrompt:
         return NoPrompt(backbone.get_input_embeddings().weight.shape[1])
 
 

@@ -4,13 +4,16 @@ attention query and value projections), a reference for lamp's `lora` in `lamp b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from lamp.checks import POSITIVE_INT
 from lamp.methods.base import Backbone, Declaration, Harness
 from lamp.methods.peft_model import PeftModelConfig, PeftModelModule
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -31,7 +34,7 @@ class PeftLoraConfig(PeftModelConfig):
 
         return peft.LoraConfig(task_type=task_type, r=self.r, lora_alpha=self.alpha, lora_dropout=0.0)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PeftLora:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> PeftLora:
         return PeftLora(backbone, self)
 
 

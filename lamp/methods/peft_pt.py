@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -11,6 +11,9 @@ from lamp.checks import POSITIVE_INT
 from lamp.errors import ConfigError
 from lamp.methods.base import Declaration, Harness
 from lamp.methods.peft_model import PeftModelConfig, PeftModelModule
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -40,7 +43,7 @@ class PeftPromptTuningConfig(PeftModelConfig):
     def note(self, seq2seq: bool) -> str:
         return "PEFT also trains an unused decoder copy of the prompt (its trainable count doubles)" if seq2seq else ""
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PeftPromptTuning:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> PeftPromptTuning:
         return PeftPromptTuning(backbone, self)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 @dataclass
@@ -24,7 +27,7 @@ class PromptTuningConfig(PromptConfig):
         check_positive("length", self.length)
         check_init(self.init, self.init_text)
 
-    def build(self, backbone: nn.Module, tokenizer: Any = None) -> PromptTuningPrompt:
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> PromptTuningPrompt:
         return PromptTuningPrompt(initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text))
 
 
