@@ -47,7 +47,7 @@ PER_TOKEN_INPUTS = ("token_type_ids", "position_ids")
 _CACHE_REWRITING_GENERATE_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "penalty_alpha")
 
 
-def align(logits: torch.Tensor, labels: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def align(logits: torch.Tensor, labels: torch.Tensor, kind: ModelKind) -> tuple[torch.Tensor, torch.Tensor]:
     """Pair each label with the logits that predict it (`PromptedModel.align`; `kind` is `model_kind`'s)."""
     if kind == "seq2seq":
         return logits, labels

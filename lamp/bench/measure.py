@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lamp.backbones import ModelKind
 from lamp.bench.config import BenchConfig, MethodSpec
 from lamp.bench.runners import make_runner
 from lamp.data import Encoded, collate_train
@@ -34,7 +35,7 @@ def load_backbone(config: BenchConfig) -> nn.Module:
     return model
 
 
-def synthetic_batch(backbone: nn.Module, kind: str, config: BenchConfig) -> dict[str, Any]:
+def synthetic_batch(backbone: nn.Module, kind: ModelKind, config: BenchConfig) -> dict[str, Any]:
     """A full batch of random token ids, collated exactly as the trainer collates (labels, logits_to_keep).
 
     `seq_len` tokens per example reach the model (causal: source plus a `target_len` target; seq2seq: the
@@ -53,7 +54,7 @@ def synthetic_batch(backbone: nn.Module, kind: str, config: BenchConfig) -> dict
     return {k: (v.to(config.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def inference_inputs(batch: dict[str, Any], kind: str, start_id: int, all_logits: bool) -> dict[str, Any]:
+def inference_inputs(batch: dict[str, Any], kind: ModelKind, start_id: int, all_logits: bool) -> dict[str, Any]:
     """Scoring inputs: logits at the last position (or at every position when `all_logits`)."""
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     if kind == "causal":
@@ -78,7 +79,7 @@ def _timed(fn: Callable[[], Any], count: int, sync: Callable[[], None]) -> tuple
 
 
 def measure_method(
-    backbone: nn.Module, kind: str, spec: MethodSpec, config: BenchConfig, isolated: bool
+    backbone: nn.Module, kind: ModelKind, spec: MethodSpec, config: BenchConfig, isolated: bool
 ) -> dict[str, Any]:
     """Raw measurements of one method: lists of step and inference times (ms) and the peak memory."""
     runner = make_runner(backbone, spec, kind, config.compile)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lamp.backbones import ModelKind
 from lamp.bench.config import MethodSpec
 from lamp.methods import Backbone, Declaration, Harness, PromptConfig, PromptModule
 from lamp.model import align, label_loss, wrap
@@ -92,7 +93,7 @@ class PeftRunner(Runner):
     """A method PEFT's own model runs (`peft.get_peft_model`), as PEFT users call it: labels in, logits at every
     position; or, with the option logits=needed, given the same `logits_to_keep` as lamp."""
 
-    def __init__(self, backbone: nn.Module, spec: MethodSpec, kind: str, compiled: bool) -> None:
+    def __init__(self, backbone: nn.Module, spec: MethodSpec, kind: ModelKind, compiled: bool) -> None:
         config = spec.config
         self.module = config.build(backbone)
         self.n_virtual = self.module.n_virtual
@@ -124,7 +125,7 @@ class PeftRunner(Runner):
             self.module.unload()
 
 
-def make_runner(backbone: nn.Module, spec: MethodSpec, kind: str, compiled: bool = False) -> Runner:
+def make_runner(backbone: nn.Module, spec: MethodSpec, kind: ModelKind, compiled: bool = False) -> Runner:
     """The runner of the harness `spec`'s method declares."""
     if spec.config.declares.harness is Harness.PEFT:
         return PeftRunner(backbone, spec, kind, compiled)
