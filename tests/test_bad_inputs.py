@@ -191,7 +191,9 @@ ROWS = [
     pytest.param(
         EVAL + " --adapter {json_width}", r"'embedding_width' is '32', not a positive integer", id="json-type"
     ),
-    pytest.param(EVAL + " --adapter {json_kind}", r"backbone 'kind' is None, not one of causal", id="json-no-kind"),
+    pytest.param(
+        EVAL + " --adapter {json_kind}", r"backbone 'kind' is None, not one of seq2seq, causal", id="json-no-kind"
+    ),
     pytest.param(EVAL + " --adapter {json_task}", r"'task' is \['polarity'\], not text", id="json-task-type"),
     pytest.param(EVAL + " --adapter {json_bytes}", r"{json_bytes}/adapter.json is corrupt .*utf-8", id="json-not-utf8"),
     pytest.param(EVAL + " --adapter {json_version}", r"format_version 99, this lamp reads 1 to 1", id="json-version"),
