@@ -13,6 +13,8 @@ import sys
 from lamp.errors import Interrupted, LampError
 
 # Subcommand modules, in the order `lamp --help` lists them.
+SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
+"""Each subcommand's parser, by name (filled by `build_parser`), so a wrong flag is named by its command."""
 COMMANDS = ["train", "eval", "data", "bench", "predict", "export", "inspect", "compare"]
 
 
@@ -28,13 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"lamp.commands.{name}").add_parser(subparsers)
+    SUBCOMMANDS.update(subparsers.choices)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name the subcommand whose flags were wrong, and point at its own --help
+        (SUBCOMMANDS.get(args.command) or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 0

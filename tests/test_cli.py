@@ -91,3 +91,15 @@ def test_set_values_take_their_python_types(text, expected):
 
     key, value = key_value(text)
     assert (key, value) == (text.split("=")[0], expected) and type(value) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "argv, header",
+    [(["train", "--bogus", "1"], "lamp train"), (["compare", "--method.rank", "8"], "lamp compare"), (["--x"], "lamp")],
+)
+def test_an_unknown_flag_is_named_by_its_command(argv, header, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"{header}: error: unrecognized arguments: ") and f"(see {header} --help)" in err

@@ -36,7 +36,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
     add_config_flags(parser, BenchConfig, custom={"methods": _methods_flag})
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
-    parser.add_argument("--out", default="runs/bench", help="folder for bench.json, bench.txt, bench.png")
+    parser.add_argument(
+        "--out", default="runs/bench", help="folder for bench.json, bench.txt, bench.png (default: runs/bench)"
+    )
     parser.set_defaults(func=run)
 
 
