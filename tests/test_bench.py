@@ -185,3 +185,9 @@ def test_gpu_script_smoke_path_on_cpu(tmp_path):
     for model in ("t5", "llama"):
         rows = json.loads((tmp_path / model / "bench.json").read_text())
         assert [r["method"] for r in rows][:2] == ["none", "pt:length=100"] and all(r["step_ms"] > 0 for r in rows)
+
+
+def test_method_spec_values_are_typed_as_train_types_them():
+    """`lamp:scale_lr=true` is a flag, as `lamp train --set scale_lr=true` (it was the text 'true', refused)."""
+    config = parse_method("lamp:length=8,rank=2,pool=2,scale_lr=true,log_q=False").config
+    assert (config.length, config.scale_lr, config.log_q) == (8, True, False)

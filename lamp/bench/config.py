@@ -4,7 +4,6 @@ flags) and the method specs (`name[:key=value,...]`) it parses through the one r
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from lamp.checks import COUNT, POSITIVE_INT, SEED
+from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
 from lamp.errors import ConfigError
 from lamp.methods import BENCH_DEFAULTS, REGISTRY, Harness, PromptConfig, check_options
@@ -29,17 +29,6 @@ class MethodSpec:
     config: PromptConfig
 
 
-def _value(text: str) -> Any:
-    """An option's value: an int, a finite float, else the text (nan and inf stay text, which no range accepts)."""
-    for convert in (int, float):
-        try:
-            value = convert(text)
-        except ValueError:
-            continue
-        return value if math.isfinite(value) else text
-    return text
-
-
 def parse_method(text: str) -> MethodSpec:
     """Parse and validate `name[:key=value,...]`, e.g. `lamp:length=100,rank=8,pool=4` or `peft-lora:r=8`: any
     registered method (`lamp.methods.REGISTRY`) with its config's options; ConfigError in one line otherwise."""
@@ -51,7 +40,7 @@ def parse_method(text: str) -> MethodSpec:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
-        options[key.strip()] = _value(value.strip())
+        options[key.strip()] = parse_value(value.strip())  # as --set: 8, 3e-4, true, text
     check_options(name, options, EVERY_HARNESS)
     return MethodSpec(text, name, REGISTRY[name].config(**options))
 
