@@ -67,9 +67,7 @@ def load_task_adapters(
     for spec in specs:
         task, path = parse_adapter_spec(spec)
         data = read_adapter_config(path)
-        task = task or data.get("task")
-        if not task:
-            raise AdapterError(f"adapter {path} names no task (adapter.json has no 'task'): pass it as TASK={path}")
+        task = _task_name(task, data, path)
         if task in {name for name, _, _ in named}:
             raise AdapterError(f"two adapters for task {task!r}: pass one adapter per task")
         entry = METHODS.get(data["prompt"]["method"])  # an unknown method: load_adapter says so
@@ -92,32 +90,41 @@ def load_task_adapters(
 
 def adapter_tasks(specs: Sequence[str | os.PathLike]) -> dict[str, Any]:
     """task name -> its Task as each adapter was trained (input format, a user task's saved spec), read from the
-    adapters' adapter.json alone (no model loads), so rows can be checked first. Adapters that name no task are left
-    to `load_task_adapters` to refuse."""
+    adapters' adapter.json alone (no model loads), so rows can be checked first. An adapter that names no task is an
+    AdapterError."""
     tasks = {}
     for spec in specs:
         task, path = parse_adapter_spec(spec)
         data = read_adapter_config(path)
-        name = task or data.get("task")
-        if name:
-            saved = data.get("task_spec") if name == data.get("task") else None
-            tasks[name] = task_of(name, saved, data.get("format", "t5"))
+        name = _task_name(task, data, path)
+        saved = data.get("task_spec") if name == data.get("task") else None
+        tasks[name] = task_of(name, saved, data.get("format", "t5"))
     return tasks
+
+
+def _task_name(given: str | None, data: dict[str, Any], path: Path) -> str:
+    """The task an adapter serves: TASK= of its spec, else the one adapter.json records; AdapterError if neither."""
+    name = given or data.get("task")
+    if not name:
+        raise AdapterError(f"adapter {path} names no task (adapter.json has no 'task'): pass it as TASK={path}")
+    return name
 
 
 def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> tuple[Any, str, str]:
     """(task, source text, cue) of an input row: its task's fields rendered as `Task.example` does (without needing
     a label), or its ``source`` put in the task's chat template if it has one. The task is its view in `views` (each
-    adapter's input format and chat template), else its t5 spec; the cue is the end that truncation keeps. A row
-    without a known task, without a text source or the task's text fields, or with a label the task does not know,
-    is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
+    adapter's input format and chat template; given, a task outside it is refused), else its t5 spec; the cue is the
+    end that truncation keeps. A row without a known task, without a text source or the task's text fields, or with
+    a label the task does not know, is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
     if not isinstance(row, Mapping):
         raise DataError(f'{where} is not a JSON object: write {{"task": ..., "source": ...}}')
     name = row.get("task")
     if not isinstance(name, str):
         raise DataError(f'{where} names no task ("task" is {name!r}): add "task": "<task name>", e.g. "rte"')
+    if views is not None and name not in views:  # said before its fields are checked: they may be another task's
+        raise DataError(f"{where} names task {name!r}, which no adapter serves: known tasks {', '.join(views)}")
     try:
-        task = views[name] if views and name in views else get_task(name)
+        task = views[name] if views else get_task(name)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
     if task.gold_field in row:  # checked now, before any model loads, not when the predictions are scored
@@ -210,11 +217,7 @@ def predict_rows(
     }
     texts: list[tuple[str, str]] = []
     for index, row in enumerate(rows):
-        task, text, cue = row_source(row, f"row {index + 1}", {name: p.task for name, p in prepared.items()})
-        if task.name not in prepared:
-            raise DataError(
-                f"row {index + 1} names task {task.name!r}, which no adapter serves: known tasks {', '.join(prepared)}"
-            )
+        _, text, cue = row_source(row, f"row {index + 1}", {name: p.task for name, p in prepared.items()})
         texts.append((text, cue))
     sources = encode_sources(tokenizer, kind, texts, [budgets[row["task"]] for row in rows])
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lamp.architectures import ARCHITECTURES, architecture_config
-from lamp.bench import BenchConfig, parse_method, prompt_rows, run_bench
+from lamp.bench import BenchConfig, parse_method, run_bench
 from lamp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_methods_that_change_the_backbone_leave_later_rows_alone():
     rows += run_bench(
         BenchConfig("random:tiny-llama", ["none", "lamp:length=8,rank=2,pool=4", "peft-pt:length=6"], **TINY)
     )
-    assert all(r["n_virtual"] == prompt_rows(parse_method(r["method"])) for r in rows), rows
+    assert all(r["n_virtual"] == parse_method(r["method"]).config.n_virtual() for r in rows), rows
 
 
 def test_peft_logits_needed_matches_the_full_logits_loss():

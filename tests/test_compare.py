@@ -270,8 +270,11 @@ def test_report_only_reads_finished_cells_and_trains_nothing(tmp_path, monkeypat
         compare(fake_grid(tmp_path / "g"), log=quiet, report_only=True)
     compare(fake_grid(tmp_path / "g", seeds=[0]), log=quiet)  # seed 0 only: 4 of the 2-seed grid's 8 cells
     calls.clear()
-    records, paths = compare(fake_grid(tmp_path / "g"), log=quiet, report_only=True)
+    lines: list[str] = []
+    records, paths = compare(fake_grid(tmp_path / "g"), log=lines.append, report_only=True)
     assert calls == [] and len(records) == 4
+    waiting = [line for line in lines if "not finished" in line]  # one line, not one per cell
+    assert len(waiting) == 1 and waiting[0].startswith("not finished yet: 4 of these 8 cells ("), waiting
     assert "**Partial grid: 4 of 8 cells finished.**" in paths["markdown"].read_text()
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     assert len(calls) == 4 and "Partial grid" not in paths["markdown"].read_text()
@@ -382,6 +385,20 @@ def test_committed_comparison_rows_load_as_cells(path):
         back = Cell.from_json(row).to_json()
         assert list(back) == [f.name for f in dataclasses.fields(Cell)]
         assert {key: back[key] for key in row} == row
+
+
+def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys):
+    # "1 task x 1 method x 2 seeds", never "1 tasks"; a singular word for a count of one
+    scores = {("lamp", 0.01, s): (80.0, 70.0) for s in (0, 1)}
+    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    recipe = tmp_path / "grid.yaml"
+    recipe.write_text(
+        f"tasks: [polarity]\nmethods: [lamp]\nlrs: {{lamp: [0.01]}}\nseeds: [0, 1]\nmax_steps: 5\n"
+        f"floors: []\nout: {tmp_path / 'out'}\n"
+    )
+    assert main(["compare", "--config", str(recipe)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("lamp compare: 2 cells (1 task x 1 method x 2 seeds, lrs swept on seeds 0, 1), 5 steps")
 
 
 def test_cli_rejects_a_malformed_sweep(capsys):

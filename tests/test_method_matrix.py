@@ -73,6 +73,7 @@ def assert_declaration_holds(model: lamp.PromptedModel) -> None:
     """The module and the wrapper agree with the config's declaration before any training."""
     declares = model.declares
     assert (model.n_virtual > 0) == declares.prompt_rows
+    assert model.prompt_config.n_virtual() == model.n_virtual, "the config knows the module's rows before it is built"
     assert model.prompt().shape == (model.n_virtual, model.backbone.get_input_embeddings().weight.shape[1])
     fields = {f for f in type(model.prompt_config).__dataclass_fields__}
     assert declares.prompt_init == ({"init", "init_text"} <= fields)

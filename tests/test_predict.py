@@ -161,6 +161,9 @@ def test_bad_rows_and_adapters_are_refused(llama, tokenizer, tmp_path):
     adapters = adapters_on(llama)
     with pytest.raises(DataError, match="row 2 names task 'cola', which no adapter serves"):
         predict_rows(adapters, [{"task": "rte", "source": "x"}, {"task": "cola", "source": "x"}], tokenizer)
+    # a task without an adapter is named as such, not by the field its row lacks
+    with pytest.raises(DataError, match="row 1 names task 'cola', which no adapter serves: known tasks"):
+        predict_rows(adapters, [{"task": "cola"}], tokenizer)
     with pytest.raises(DataError, match="row 1 .rte. lacks field 'sentence2'"):
         predict_rows(adapters, [{"task": "rte", "sentence1": "x"}], tokenizer)
     model = lamp.wrap(llama, lamp.PromptTuningConfig(length=2))

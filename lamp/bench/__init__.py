@@ -23,7 +23,7 @@ latency), `isolation` (a fresh process per method), `run` (every method, pooled 
 
 from __future__ import annotations
 
-from lamp.bench.config import ISOLATE, BenchConfig, MethodSpec, parse_method, prompt_rows
+from lamp.bench.config import ISOLATE, BenchConfig, MethodSpec, parse_method
 from lamp.bench.measure import load_backbone, measure_method, synthetic_batch
 from lamp.bench.report import format_table, plot_bench, write_outputs
 from lamp.bench.run import run_bench, summarise
@@ -41,7 +41,6 @@ __all__ = [
     "measure_method",
     "parse_method",
     "plot_bench",
-    "prompt_rows",
     "run_bench",
     "summarise",
     "synthetic_batch",

@@ -45,14 +45,6 @@ def parse_method(text: str) -> MethodSpec:
     return MethodSpec(text, name, REGISTRY[name].config(**options))
 
 
-def prompt_rows(spec: MethodSpec) -> int:
-    """The rows a method puts before the input: its prompt length (LAMP: pooled, length / pool); none for a method
-    that declares no prompt rows (LoRA, full fine-tuning, the bare backbone)."""
-    if not spec.config.declares.prompt_rows:
-        return 0
-    return spec.config.length // getattr(spec.config, "pool", 1)
-
-
 @dataclass
 class BenchConfig:
     """Everything `lamp bench` measures with; checked on construction (ConfigError naming the flag and the fix)."""
@@ -138,7 +130,7 @@ class BenchConfig:
         config = architecture_config(self.model) if is_random(self.model) else load_config(self.model)
         limit = max_positions(SimpleNamespace(config=config))
         for spec in self.specs:
-            rows = prompt_rows(spec)
+            rows = spec.config.n_virtual()
             if limit is not None and self.seq_len + rows > limit:
                 fix = f"pass --seq-len {limit - rows} or less" if limit > rows else "use a shorter prompt"
                 raise ConfigError(

@@ -95,14 +95,23 @@ def run(args: argparse.Namespace) -> int:
         train=dict(options.train or []),
         out=options.out,
     )
-    sweep = f"lrs swept on seed{'s' * (len(grid.sweep) > 1)} {', '.join(map(str, grid.sweep))}"
+    sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"
     sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
+    shape = " x ".join(
+        _count(n, noun)
+        for n, noun in ((len(grid.tasks), "task"), (len(grid.methods), "method"), (len(grid.seeds), "seed"))
+    )
     print(
-        f"lamp compare: {grid.n_cells()} cells ({len(grid.tasks)} tasks x {len(grid.methods)} methods x "
-        f"{len(grid.seeds)} seeds, {sweep}), {grid.max_steps} steps each, into {grid.out}"
+        f"lamp compare: {_count(grid.n_cells(), 'cell')} ({shape}, {sweep}), {grid.max_steps} steps each, "
+        f"into {grid.out}"
     )
     records, paths = compare(grid, report_only=options.report_only, workers=options.workers)
     print()
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
     print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 task', '3 tasks'."""
+    return f"{n} {noun}{'s' * (n != 1)}"

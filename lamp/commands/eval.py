@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from lamp.checks import POSITIVE_INT, SEED
+from lamp.scoring import SCORERS
 
 SPLITS = ("train", "validation", "test")
 
@@ -21,7 +22,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--data-dir", help="folder with the official task files")
     parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
-    parser.add_argument("--scorer", default="auto", choices=["auto", "rank", "generate"])
+    parser.add_argument(
+        "--scorer",
+        default="auto",
+        choices=SCORERS,
+        help="rank (classification: the label word the model ranks highest, one forward pass), generate (decode "
+        "and parse the answer) or auto (rank for causal LMs on classification tasks, generation otherwise; default)",
+    )
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="examples per batch (default: 32)")
     parser.add_argument("--model", help="backbone (default: the one named in the adapter)")
     parser.add_argument(

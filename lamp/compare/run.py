@@ -148,6 +148,7 @@ def run_cells(
     Records come back in the order of `cells` whatever order the workers finish in."""
     records: dict[int, Cell] = {}
     pending: list[tuple[int, str, TrainConfig]] = []
+    unfinished: list[str] = []  # report-only: named in one line, not one line each (a grid may have dozens)
     for i, (task, spec, lr, seed) in enumerate(cells):
         tag = f"[{done + i + 1}/{total}] {cell_name(task, spec.label, lr, seed)}"
         config = grid_config(grid, task, spec, lr, seed, resume=False)
@@ -166,7 +167,7 @@ def run_cells(
             results = json.loads(failed_path.read_text())
             log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
         elif report_only:
-            log(f"{tag}: not finished yet")
+            unfinished.append(cell_name(task, spec.label, lr, seed))
             continue
         else:
             resume = out.is_dir() and any(out.iterdir())
@@ -174,6 +175,9 @@ def run_cells(
             pending.append((i, tag, dataclasses.replace(config, resume=resume)))
             continue
         records[i] = Cell.from_results(task, spec.label, spec.method, lr, seed, results)
+    if unfinished:
+        shown = ", ".join(unfinished[:3]) + (f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else "")
+        log(f"not finished yet: {len(unfinished)} of these {len(cells)} cells ({shown})")
 
     bar = progress_bar(total=len(pending), desc="grid", unit="cell", enabled=len(pending) > 1)
     for i, tag, results in _train_cells(pending, workers):

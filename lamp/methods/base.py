@@ -128,6 +128,12 @@ class PromptConfig:
     def validate(self) -> None:
         """Raise ConfigError on a bad value; called on construction."""
 
+    def n_virtual(self) -> int:
+        """Virtual tokens the built module puts before the input (its `n_virtual`), known before it is built: the
+        config's `length`, or 0 for a method that declares no prompt rows. A method that shortens its prompt
+        overrides it (LAMP: length / pool)."""
+        return getattr(self, "length", 0) if self.declares.prompt_rows else 0
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> PromptModule:
         """Build the trainable module for `backbone` (frozen by the wrapper unless `declares.backbone` is TRAINED).
 

@@ -64,6 +64,10 @@ class LampConfig(PromptConfig):
             )
         check_init(self.init, self.init_text)
 
+    def n_virtual(self) -> int:
+        """The pooled prompt's positions, l / k (the frozen model sees these, not the l rows U spans)."""
+        return self.length // self.pool
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LampPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
@@ -102,7 +106,7 @@ class LampPrompt(PromptModule):
             self.q = nn.Parameter(singular)
         self.v = nn.Parameter(vh[: config.rank].contiguous())
         self.pool = config.pool
-        self.n_virtual = length // config.pool
+        self.n_virtual = config.n_virtual()
         # Fixed at construction (from the init), so a resumed run gets the same learning rates.
         self.lr_scales = {name: 1.0 for name, _ in self.named_parameters()}
         if config.scale_lr:

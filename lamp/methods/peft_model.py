@@ -33,11 +33,6 @@ class PeftModelConfig(PromptConfig):
         """The `peft.PeftConfig` for `task_type` (a `peft.TaskType`)."""
         raise NotImplementedError
 
-    @property
-    def n_virtual(self) -> int:
-        """Virtual tokens PEFT puts before the input."""
-        return 0
-
     def note(self, seq2seq: bool) -> str:
         """What a reader of the benchmark should know about how PEFT runs this method ("" for nothing)."""
         return ""
@@ -53,7 +48,7 @@ class PeftModelModule(nn.Module):
         seq2seq = bool(getattr(backbone.config, "is_encoder_decoder", False))
         task_type = peft.TaskType.SEQ_2_SEQ_LM if seq2seq else peft.TaskType.CAUSAL_LM
         self.model = peft.get_peft_model(backbone, config.peft_config(task_type))
-        self.n_virtual = config.n_virtual
+        self.n_virtual = config.n_virtual()
 
     def forward(self, **inputs: Any) -> Any:
         return self.model(**inputs)

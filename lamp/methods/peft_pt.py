@@ -36,10 +36,6 @@ class PeftPromptTuningConfig(PeftModelConfig):
         init = peft.PromptTuningInit.SAMPLE_VOCAB if self.init == "vocab" else peft.PromptTuningInit.RANDOM
         return peft.PromptTuningConfig(task_type=task_type, num_virtual_tokens=self.length, prompt_tuning_init=init)
 
-    @property
-    def n_virtual(self) -> int:
-        return self.length
-
     def note(self, seq2seq: bool) -> str:
         return "PEFT also trains an unused decoder copy of the prompt (its trainable count doubles)" if seq2seq else ""
 
