@@ -25,7 +25,7 @@ from torch import nn
 from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, write_problem
 from lamp.backbones import load_tokenizer
 from lamp.errors import AdapterError, ConfigError, LampError
-from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, lookup, make_config
+from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, check_options, lookup
 from lamp.model import PromptedModel, load_adapter, model_kind, wrap
 from lamp.run_folder import run_files
 
@@ -302,25 +302,30 @@ def wrap_saved_prompt(
     tokenizer: PreTrainedTokenizerBase | None = None,
     **options: Any,
 ) -> PromptedModel:
-    """`method` started from the prompt saved in `source` (PEFT or lamp adapter); its length is that prompt's."""
+    """`method` started from the prompt saved in `source` (PEFT or lamp adapter): the model first sees that prompt
+    (up to a low-rank method's truncation), and the length is the one that puts its rows before the input
+    (`PromptConfig.for_prompt`; LAMP: rows x pool). ConfigError for a method that cannot start from a prompt, an
+    option it does not have, or a `length` other than that one."""
     initial = read_prompt(source, backbone)
     length = options.pop("length", None)
-    if length is not None and length != len(initial):
+    check_options(method, options)
+    config = lookup(method).config.for_prompt(initial, **options)
+    if length is not None and length != config.length:
         raise ConfigError(
-            f"length {length} differs from the {len(initial)} rows of the prompt in {source}: leave the length unset"
+            f"length {length} differs from the {config.length} rows that start from the {len(initial)} rows of the "
+            f"prompt in {source}: leave the length unset"
         )
-    return wrap_prompt(backbone, make_config(method, length=len(initial), **options), initial, tokenizer)
+    return wrap_prompt(backbone, config, config.expand(initial), tokenizer)
 
 
 def from_peft_prompt(
     backbone: nn.Module, source: str | os.PathLike, rank: int | None = None, pool: int = 1, **options: Any
 ) -> PromptedModel:
     """A prompt of the default method (LAMP) initialised from a PEFT prompt-tuning adapter or a lamp adapter, through
-    the truncated SVD.
+    the truncated SVD (`wrap_saved_prompt`).
 
-    `rank` defaults to LAMP's default capped at min(l, d) (`for_prompt`); with rank = min(l, d) and pool = 1 the
-    LAMP prompt equals the imported one (up to float error). Other options of the method pass through.
+    The model first sees the imported (n x d) prompt: LAMP's length is n * pool, each imported row repeated `pool`
+    times. `rank` defaults to LAMP's default capped at min(n, d); with rank = min(n, d) the LAMP prompt equals the
+    imported one (up to float error) for any pool. Other options of the method pass through.
     """
-    initial = read_prompt(source, backbone)
-    config = lookup(DEFAULT_METHOD).config.for_prompt(initial, rank=rank, pool=pool, **options)
-    return wrap_prompt(backbone, config, initial)
+    return wrap_saved_prompt(backbone, source, DEFAULT_METHOD, rank=rank, pool=pool, **options)

@@ -177,7 +177,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute the backbone's activations in the backward pass (less memory, about a third more time)."""
     init_from: str | None = None
-    """Start the prompt from a saved one (a PEFT prompt-tuning or lamp adapter folder), decomposed like any init."""
+    """Start from a saved prompt (a PEFT prompt-tuning or lamp adapter folder): the model first sees it, decomposed
+    like any init (LAMP: each saved row written --pool times, so the length is rows x pool)."""
     format: str = "auto"
     """Input format: t5 (T5/DePT text-to-text), natural (a template ending in an answer cue, natural label words) or
     auto (t5 for seq2seq backbones, natural for causal ones)."""

@@ -114,10 +114,14 @@ def test_import_from_a_lamp_pt_adapter_and_the_low_rank_default(tmp_path):
     imported = lamp.from_peft_prompt(make_llama(), tmp_path, rank=10, pool=1)
     torch.testing.assert_close(imported.prompt(), source.prompt(), atol=1e-5, rtol=0)
     low = lamp.from_peft_prompt(make_llama(), tmp_path, pool=2)  # default rank: LAMP's 8, the best rank-8 fit
-    assert (low.prompt_config.rank, low.prompt_config.pool, low.n_virtual) == (8, 2, 5)
+    assert (low.prompt_config.rank, low.prompt_config.pool, low.prompt_config.length) == (8, 2, 20)
+    assert low.n_virtual == 10, "each imported row is repeated pool times: the model still sees 10 rows"
     u, s, vh = torch.linalg.svd(source.prompt().detach())
     best = (u[:, :8] * s[:8]) @ vh[:8]
-    torch.testing.assert_close(low.prompt_encoder.unpooled(), best, atol=1e-5, rtol=0)
+    torch.testing.assert_close(low.prompt(), best, atol=1e-5, rtol=0)
+    torch.testing.assert_close(low.prompt_encoder.unpooled(), best.repeat_interleave(2, dim=0), atol=1e-5, rtol=0)
+    full = lamp.from_peft_prompt(make_llama(), tmp_path, rank=10, pool=5)  # full rank: exactly the imported prompt
+    torch.testing.assert_close(full.prompt(), source.prompt(), atol=1e-5, rtol=0)
 
 
 def test_import_keeps_the_callers_random_stream(tmp_path):
@@ -189,18 +193,19 @@ def test_train_init_from_starts_at_the_saved_prompt_and_records_the_task(model_d
     source = trained(lamp.wrap(make_llama(), lamp.PromptTuningConfig(length=6)))
     source.save_adapter(tmp_path / "pt")
     config = TrainConfig(
-        model=model_dir, init_from=str(tmp_path / "pt"), rank=6, pool=1, lr=1e-9, max_steps=1, eval_every=1,
+        model=model_dir, init_from=str(tmp_path / "pt"), rank=6, pool=2, lr=1e-9, max_steps=1, eval_every=1,
         batch_size=4, zero_shot=False, out=str(tmp_path / "run"),
     )  # fmt: skip
     results = train(config)
-    assert results["prompt_config"]["length"] == 6
+    # a warm start: the model first sees the saved 6 rows, so LAMP's 12 rows pool back to them
+    assert (results["prompt_config"]["length"], results["n_virtual"]) == (12, 6)
     saved = json.loads((tmp_path / "run" / "adapter" / "adapter.json").read_text())
     assert saved["task"] == "polarity"
     started = lamp.load_adapter(make_llama(), tmp_path / "run" / "adapter")
     torch.testing.assert_close(started.prompt(), source.prompt(), atol=1e-4, rtol=0)
-    with pytest.raises(ConfigError, match="length 5 differs from the 6 rows"):
+    with pytest.raises(ConfigError, match="length 5 differs from the 12 rows that start from the 6 rows"):
         train(
             TrainConfig(
-                model=model_dir, init_from=str(tmp_path / "pt"), length=5, rank=2, pool=1, out=str(tmp_path / "r2")
+                model=model_dir, init_from=str(tmp_path / "pt"), length=5, rank=2, pool=2, out=str(tmp_path / "r2")
             )
         )

@@ -149,11 +149,18 @@ class PromptConfig:
 
     @classmethod
     def for_prompt(cls, initial: torch.Tensor, **options: Any) -> PromptConfig:
-        """The config that starts from the given (l x d) prompt (`from_prompt`): length l and `options`; a method
-        may fit an unset option to the prompt (LAMP caps its rank at min(l, d))."""
+        """The config whose model starts by seeing the given (n x d) prompt (a warm start, an import): `options`,
+        and the length that puts n rows before the input (n here; LAMP: n * pool, `expand`). A method may fit an
+        unset option to the prompt (LAMP caps its rank at min(n, d))."""
         if "length" not in {f.name for f in dataclasses.fields(cls)}:
             raise ConfigError(f"method {cls.method!r} cannot start from a given prompt: use method 'lamp'")
         return cls(length=len(initial), **options)
+
+    def expand(self, seen: torch.Tensor) -> torch.Tensor:
+        """The module's own (length x d) rows (`from_prompt`) that put the given (n_virtual x d) rows before the
+        input: the rows themselves, unless the method shortens its prompt (LAMP repeats each row `pool` times, so
+        that each pooled block's mean is that row)."""
+        return seen
 
     def skeleton(self) -> PromptConfig:
         """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as

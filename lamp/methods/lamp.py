@@ -74,10 +74,17 @@ class LampConfig(PromptConfig):
 
     @classmethod
     def for_prompt(cls, initial: torch.Tensor, **options: Any) -> LampConfig:
-        """Length l of the given (l x d) prompt; an unset rank is the default capped at min(l, d)."""
+        """Length n * pool for the given (n x d) prompt, whose rows `expand` repeats `pool` times (so the pooled
+        prompt starts as the given one, up to the rank-r truncation; exactly at r = min(n, d)); an unset rank is the
+        default capped at min(n, d), the given prompt's largest rank."""
+        pool = options.get("pool") or cls.pool
         if options.get("rank") is None:
             options["rank"] = min(cls.rank, *initial.shape)
-        return cls(length=len(initial), **options)
+        return cls(**{**options, "length": len(initial) * pool, "pool": pool})
+
+    def expand(self, seen: torch.Tensor) -> torch.Tensor:
+        """Each of the (length / pool) seen rows `pool` times in a row: the pool of block i is row i."""
+        return seen.repeat_interleave(self.pool, dim=0)
 
     def from_prompt(self, initial: torch.Tensor) -> LampPrompt:
         if initial.dim() != 2 or initial.shape[0] != self.length:
