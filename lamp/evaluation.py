@@ -19,6 +19,11 @@ from lamp.scoring import answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import resolve_format
 from lamp.tasks.user import task_of
 
+DEFAULT_SEED = 42
+"""The split seed of a run that names none (`TrainConfig.seed`'s default)."""
+DEFAULT_MAX_LENGTH = 256
+"""Source tokens of a run that names no limit (`TrainConfig.max_length`'s default)."""
+
 if TYPE_CHECKING:
     from accelerate import Accelerator
     from transformers import PreTrainedTokenizerBase
@@ -70,10 +75,10 @@ def evaluate_adapter(
     task_name: str | None = None,
     split: str = "test",
     data_dir: str | None = None,
-    seed: int = 42,
+    seed: int | None = None,
     scorer: str = "auto",
     batch_size: int = 32,
-    max_length: int = 256,
+    max_length: int | None = None,
     model: str | None = None,
     format: str | None = None,
     chat_template: bool | None = None,
@@ -81,7 +86,10 @@ def evaluate_adapter(
     """Score a saved adapter on one split of a task: `task_name` (a task name or task YAML file; default: the
     adapter's own task, a user task rebuilt from the spec its adapter.json saved). Rows are rendered as the adapter
     was trained: its recorded input format and chat template (adapters saved before formats existed: t5), unless
-    `format` (auto, t5 or natural) or `chat_template` say otherwise."""
+    `format` (auto, t5 or natural) or `chat_template` say otherwise. `seed` (the split seed) and `max_length`
+    (source tokens) default to the ones the adapter was trained with on its own task (42 and 256 for another task,
+    or an adapter saved before they were recorded): with another seed a split can hold the adapter's training rows.
+    """
     from accelerate import Accelerator
 
     from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
@@ -92,6 +100,9 @@ def evaluate_adapter(
         raise ConfigError(f"adapter {adapter} names no task: pass --task")
     spec = saved.get("task_spec") if task_name == saved.get("task") else None
     task = task_of(task_name, spec)  # checked before the model loads
+    own = saved if task_name == saved.get("task") else {}
+    seed = own.get("seed", DEFAULT_SEED) if seed is None else seed
+    max_length = own.get("max_length", DEFAULT_MAX_LENGTH) if max_length is None else max_length
     name = model or saved["backbone"]["name"]
     tokenizer = load_tokenizer(name)
     accelerator = Accelerator()

@@ -39,7 +39,7 @@ from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
 from lamp.errors import ConfigError, Interrupted, TrainingError
-from lamp.evaluation import Evaluator, evaluate_adapter
+from lamp.evaluation import DEFAULT_MAX_LENGTH, DEFAULT_SEED, Evaluator, evaluate_adapter
 from lamp.export import wrap_saved_prompt
 from lamp.methods import DEFAULT_METHOD, PromptConfig, check_options, lookup, make_config
 from lamp.model import PromptedModel, load_adapter, wrap
@@ -143,7 +143,7 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping (0 disables)."""
-    max_length: int = 256
+    max_length: int = DEFAULT_MAX_LENGTH
     """Maximum source tokens (causal: source plus target)."""
     eval_every: int = 50
     """Evaluate on validation every N steps (and at the end)."""
@@ -153,7 +153,7 @@ class TrainConfig:
     """Cap the validation examples used for model selection (the test split is always scored in full)."""
     scorer: str = "auto"
     """auto (rank for causal LMs on classification tasks, generation otherwise), rank or generate."""
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     """Seed for data split, prompt init and data order."""
     data_dir: str | None = None
     """Folder with the official GLUE/SuperGLUE files (else $LAMP_DATA_DIR, then the hub)."""
@@ -530,7 +530,7 @@ class _Run:
     evaluate: Evaluator
     scorer: str
     input_format: str
-    adapter_extra: dict[str, Any]  # what adapter.json records besides the prompt: task, format, chat template
+    adapter_extra: dict[str, Any]  # what adapter.json records besides the prompt: task, format, seed, ...
     started: float  # time.perf_counter() when this invocation began loading
     state: TrainState = field(default_factory=TrainState)
     saved_step: int | None = None  # the step the checkpoint on disk holds (None: no checkpoint yet)
@@ -644,7 +644,13 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, kind))
     splits = load_splits(task, config.data_dir, config.seed)
-    adapter_extra = {"task": task.name, "format": input_format, "chat_template": config.chat_template}
+    adapter_extra = {
+        "task": task.name,
+        "format": input_format,
+        "chat_template": config.chat_template,
+        "seed": config.seed,  # the split seed: `lamp eval` scores the same test rows, never training rows
+        "max_length": config.max_length,
+    }
     if task.spec is not None:  # a user task travels with its adapters, so eval and predict can rebuild it
         adapter_extra["task_spec"] = dict(task.spec)
     scorer = resolve_scorer(config.scorer, kind, task)

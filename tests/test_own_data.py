@@ -81,9 +81,11 @@ def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir
     assert set(results["test"]) == {"accuracy", "score"} and results["scorer"] == "rank"
     saved = json.loads((out / "adapter" / "adapter.json").read_text())
     assert saved["task"] == "reviews" and saved["task_spec"]["label_values"] == ["neg", "pos"]
+    assert (saved["seed"], saved["max_length"]) == (0, 256)
 
     capsys.readouterr()
-    assert main(["eval", "--adapter", str(out / "adapter"), "--seed", "0", "--json"]) == 0  # task: the adapter's
+    # task, split seed (0, not the default 42) and max length: the adapter's own, so the test rows are the run's
+    assert main(["eval", "--adapter", str(out / "adapter"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == pytest.approx(results["test"])
 
     rows = [{"task": "reviews", "id": i, **row} for i, row in enumerate(reviews(6, seed=9))]

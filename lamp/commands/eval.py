@@ -21,7 +21,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--split", default="test", choices=SPLITS, help="split to score (default: test)")
     parser.add_argument("--data-dir", help="folder with the official task files")
-    parser.add_argument("--seed", type=SEED, default=42, help="split seed (default: 42)")
+    parser.add_argument(
+        "--seed",
+        type=SEED,
+        help="split seed (default: the one the adapter was trained with, on its own task; else 42). Another seed "
+        "can put the adapter's training rows in the split",
+    )
     parser.add_argument(
         "--scorer",
         default="auto",
@@ -30,6 +35,11 @@ def add_parser(subparsers: Any) -> None:
         "and parse the answer) or auto (rank for causal LMs on classification tasks, generation otherwise; default)",
     )
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="examples per batch (default: 32)")
+    parser.add_argument(
+        "--max-length",
+        type=POSITIVE_INT,
+        help="maximum source tokens (default: the adapter's training --max-length on its own task; else 256)",
+    )
     parser.add_argument("--model", help="backbone (default: the one named in the adapter)")
     parser.add_argument(
         "--format",
@@ -57,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         args.scorer,
         args.batch_size,
+        args.max_length,
         model=args.model,
         format=args.format,
         chat_template=args.chat_template,
