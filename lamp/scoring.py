@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 
 SCORERS = ("auto", "rank", "generate")
+SCORER_HELP = (
+    "rank (classification: the label word the model ranks highest, one forward pass), generate (decode and parse the "
+    "answer) or auto (rank for causal LMs on classification tasks, generation otherwise; default)"
+)
+"""What each scorer does, for the --scorer flag of every command that scores."""
 
 
 def resolve_scorer(scorer: str, kind: ModelKind, task: Task) -> str:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from lamp.checks import POSITIVE_INT, SEED
-from lamp.scoring import SCORERS
+from lamp.scoring import SCORER_HELP, SCORERS
 
 SPLITS = ("train", "validation", "test")
 
@@ -27,13 +27,7 @@ def add_parser(subparsers: Any) -> None:
         help="split seed (default: the one the adapter was trained with, on its own task; else 42). Another seed "
         "can put the adapter's training rows in the split",
     )
-    parser.add_argument(
-        "--scorer",
-        default="auto",
-        choices=SCORERS,
-        help="rank (classification: the label word the model ranks highest, one forward pass), generate (decode "
-        "and parse the answer) or auto (rank for causal LMs on classification tasks, generation otherwise; default)",
-    )
+    parser.add_argument("--scorer", default="auto", choices=SCORERS, help=SCORER_HELP)
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="examples per batch (default: 32)")
     parser.add_argument(
         "--max-length",

@@ -17,7 +17,7 @@ from typing import Any
 
 from lamp.checks import POSITIVE_INT
 from lamp.errors import DataError
-from lamp.scoring import SCORERS
+from lamp.scoring import SCORER_HELP, SCORERS
 
 
 def add_parser(subparsers: Any) -> None:
@@ -37,13 +37,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--input", required=True, help="JSON-lines file of rows ('-' reads standard input)")
     parser.add_argument("--output", help="JSON-lines file for the predictions (default: standard output)")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="rows per batch, tasks mixed (default: 32)")
-    parser.add_argument(
-        "--scorer",
-        default="auto",
-        choices=SCORERS,
-        help="rank (classification: the label word the model ranks highest, one forward pass), generate (decode "
-        "and parse the answer) or auto (rank for causal LMs on classification tasks, generation otherwise; default)",
-    )
+    parser.add_argument("--scorer", default="auto", choices=SCORERS, help=SCORER_HELP)
     parser.add_argument("--max-length", type=POSITIVE_INT, default=256, help="maximum source tokens (default: 256)")
     parser.add_argument("--model", help="backbone (default: the one the adapters name)")
     parser.set_defaults(func=run)
