@@ -282,16 +282,16 @@ def _run_batch(
 def score_rows(
     rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any] | None = None
 ) -> dict[str, dict[str, float]]:
-    """Task metrics (0-100) for each task whose rows all carry their answer (a ``label``, or a user task's label or
-    target field); other tasks are left out. `tasks`: name -> Task for user tasks (`adapter_tasks`)."""
+    """Task metrics (0-100) of each task on its rows that carry their answer (a ``label``, or a user task's label or
+    target field; `labelled_rows` says how many of how many); a task with no such row is left out. `tasks`: name ->
+    Task for user tasks (`adapter_tasks`)."""
     by_task: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
     for row, result in zip(rows, results, strict=True):
-        by_task.setdefault(row["task"], []).append((row, result))
+        if _task(row["task"], tasks).gold_field in row:
+            by_task.setdefault(row["task"], []).append((row, result))
     metrics = {}
     for name, pairs in by_task.items():
-        task = tasks[name] if tasks and name in tasks else get_task(name)
-        if not all(task.gold_field in row for row, _ in pairs):
-            continue
+        task = _task(name, tasks)
         try:
             examples = [
                 Example("", "", task.label_of(row[task.gold_field]), task.group(row) if task.group else None)
@@ -301,3 +301,18 @@ def score_rows(
             raise DataError(f"cannot score task {name}: a row's label or fields are unusable ({error})") from None
         metrics[name] = task.compute_metrics([result["value"] for _, result in pairs], examples)
     return metrics
+
+
+def labelled_rows(
+    rows: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any] | None = None
+) -> dict[str, tuple[int, int]]:
+    """task name -> (rows that carry their answer, rows): what `score_rows` scores each task on."""
+    counts: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        labelled, total = counts.get(row["task"], (0, 0))
+        counts[row["task"]] = (labelled + (_task(row["task"], tasks).gold_field in row), total + 1)
+    return counts
+
+
+def _task(name: str, tasks: Mapping[str, Any] | None) -> Any:
+    return tasks[name] if tasks and name in tasks else get_task(name)

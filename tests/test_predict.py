@@ -284,3 +284,15 @@ def test_a_scored_row_is_cut_the_same_whatever_its_answer(tokenizer):
     trained = encode([short, long], tokenizer, "causal", 16, reserve=4)
     assert scored[0].source == scored[1].source == trained[0].source and len(scored[0].source) == 16 - 4
     assert len(trained[1].source) == 16 - len(trained[1].target)
+
+
+def test_a_task_is_scored_on_its_labelled_rows_and_says_how_many():
+    """Rows without a label leave the score, not the task: it is scored on the rows that have one (before, a single
+    unlabelled row left the whole task unscored, silently)."""
+    from lamp.predict import labelled_rows
+
+    rows = [{"task": "polarity", "sentence": "x", "label": 1}, {"task": "polarity", "sentence": "y"}]
+    rows += [{"task": "polarity", "sentence": "z", "label": 0}, {"task": "rte", "sentence1": "a", "sentence2": "b"}]
+    results = [{"value": 1}, {"value": 0}, {"value": 1}, {"value": 0}]
+    assert score_rows(rows, results) == {"polarity": {"accuracy": 50.0, "score": 50.0}}, "rte has no labelled row"
+    assert labelled_rows(rows) == {"polarity": (2, 3), "rte": (0, 1)}

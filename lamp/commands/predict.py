@@ -83,7 +83,7 @@ def _same_file(a: str, b: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from lamp.adapter import atomic_write
     from lamp.backbones import load_tokenizer
-    from lamp.predict import adapter_tasks, load_task_adapters, predict_rows, score_rows
+    from lamp.predict import adapter_tasks, labelled_rows, load_task_adapters, predict_rows, score_rows
 
     if args.output and args.input != "-" and _same_file(args.input, args.output):
         raise DataError(f"--output {args.output} is the --input file: choose another --output (lamp keeps its input)")
@@ -102,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     tasks_served = f"{len(adapters)} task" + "s" * (len(adapters) != 1)
     print(f"{len(rows)} rows, {tasks_served}, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
+    counts = labelled_rows(rows, tasks)
     for task, metrics in score_rows(rows, results, tasks).items():
-        print(f"  {task}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()), file=sys.stderr)
+        labelled, total = counts[task]
+        on = "" if labelled == total else f" (on the {labelled} of its {total} rows that have a label)"
+        print(f"  {task}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()) + on, file=sys.stderr)
     return 0
