@@ -9,6 +9,7 @@ not); numbers must be finite (nan and inf never pass a range).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -132,3 +133,18 @@ COUNT = Int(low=0)
 SEED = Int(0, SEED_MAX)
 POSITIVE = Number(0, low_open=True)
 NON_NEGATIVE = Number(0)
+
+
+def choices(*values: str) -> dict[str, tuple[str, ...]]:
+    """Field metadata of a config option that takes one of `values` (`field(default=..., metadata=choices(...))`):
+    its command-line flag lists them (`lamp.cli_options`), and `check_choices` enforces them for Python and YAML."""
+    return {"choices": values}
+
+
+def check_choices(config: Any) -> None:
+    """ConfigError naming the flag and its choices for a field of the dataclass `config` outside its `choices`."""
+    for f in dataclasses.fields(config):
+        allowed = f.metadata.get("choices")
+        value = getattr(config, f.name)
+        if allowed and value not in allowed:
+            raise ConfigError(f"unknown --{f.name.replace('_', '-')} {value!r}: choose one of {', '.join(allowed)}")

@@ -77,7 +77,8 @@ def add_config_flags(
     field's docstring and default as help; defaults stay None so that YAML can fill them. `custom`: fields that
     add their own flag (e.g. train's --set for method_options)."""
     docs = field_docs(config_class)
-    defaults = {name: f.default for name, f in config_class.__dataclass_fields__.items()}
+    fields = config_class.__dataclass_fields__
+    defaults = {name: f.default for name, f in fields.items()}
     for name, kind in config_keys(config_class).items():
         flag = "--" + name.replace("_", "-")
         default = defaults[name] if defaults[name] is not dataclasses.MISSING else None
@@ -93,7 +94,9 @@ def add_config_flags(
                 (item,) = typing.get_args(base)
                 parser.add_argument(flag, type=item, nargs="+", default=None, metavar=name.upper(), help=help_text)
             else:
-                parser.add_argument(flag, type=base, default=None, metavar=name.upper(), help=help_text)
+                allowed = fields[name].metadata.get("choices") if name in fields else None
+                metavar = None if allowed else name.upper()  # argparse shows {a,b,c} for a flag with choices
+                parser.add_argument(flag, type=base, default=None, choices=allowed, metavar=metavar, help=help_text)
 
 
 def yaml_values(path: str | None, config_class: type, what: str = "config file") -> dict[str, Any]:

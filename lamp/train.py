@@ -34,7 +34,7 @@ import torch
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_model, load_tokenizer
-from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int
+from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
 from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
@@ -96,6 +96,7 @@ __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluati
 ]
 
 DTYPES = {"auto": "auto", **TORCH_DTYPES}
+MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 PATH_FIELDS = ("model", "init_from", "data_dir", "task", "train_file", "validation_file", "test_file")
 """TrainConfig fields that may name a local folder or file (`task`: a task YAML file): recorded absolute, and equal on
 resume however the path is written (relative, absolute, through a link)."""
@@ -151,7 +152,7 @@ class TrainConfig:
     """Batch size for evaluation."""
     max_eval_examples: int | None = None
     """Cap the validation examples used for model selection (the test split is always scored in full)."""
-    scorer: str = "auto"
+    scorer: str = field(default="auto", metadata=choices(*SCORERS))
     """auto (rank for causal LMs on classification tasks, generation otherwise), rank or generate."""
     seed: int = DEFAULT_SEED
     """Seed for data split, prompt init and data order."""
@@ -164,7 +165,7 @@ class TrainConfig:
     refused, except --eval-batch-size, --data-dir, --gradient-checkpointing and --report-to)."""
     overwrite: bool = False
     """Replace a finished or interrupted run in --out."""
-    mixed_precision: str = "auto"
+    mixed_precision: str = field(default="auto", metadata=choices(*MIXED_PRECISIONS))
     """auto (under `accelerate launch`: the launcher's --mixed_precision; else bf16 on a GPU that supports it, else
     fp32), no, bf16 or fp16 (given, it wins over the launcher's, and a line says so)."""
     report_to: str = "none"
@@ -172,14 +173,14 @@ class TrainConfig:
     mlflow, comet_ml, aim, clearml, dvclive. TensorBoard writes under OUT/runs (tensorboard --logdir OUT/runs)."""
     zero_shot: bool = True
     """Also score the bare backbone (no prompt, same format and scorer) on test: the floor a prompt must beat."""
-    dtype: str = "auto"
+    dtype: str = field(default="auto", metadata=choices(*DTYPES))
     """Backbone weights: auto (as saved), float32, bfloat16 or float16 (bfloat16 halves a 7B backbone's memory)."""
     gradient_checkpointing: bool = False
     """Recompute the backbone's activations in the backward pass (less memory, about a third more time)."""
     init_from: str | None = None
     """Start from a saved prompt (a PEFT prompt-tuning or lamp adapter folder): the model first sees it, decomposed
     like any init (LAMP: each saved row written --pool times, so the length is rows x pool)."""
-    format: str = "auto"
+    format: str = field(default="auto", metadata=choices("auto", *FORMATS))
     """Input format: t5 (T5/DePT text-to-text), natural (a template ending in an answer cue, natural label words) or
     auto (t5 for seq2seq backbones, natural for causal ones)."""
     chat_template: bool = False
@@ -246,14 +247,7 @@ class TrainConfig:
         self.lr = POSITIVE.check("--lr", self.lr)
         self.weight_decay = NON_NEGATIVE.check("--weight-decay", self.weight_decay)
         self.max_grad_norm = NON_NEGATIVE.check("--max-grad-norm", self.max_grad_norm)
-        if self.scorer not in SCORERS:
-            raise ConfigError(f"unknown scorer {self.scorer!r}: choose one of {', '.join(SCORERS)}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown --dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ConfigError(f"unknown --mixed-precision {self.mixed_precision!r}: choose auto, no, bf16 or fp16")
-        if self.format not in ("auto", *FORMATS):
-            raise ConfigError(f"unknown --format {self.format!r}: choose auto, {', '.join(FORMATS)}")
+        check_choices(self)  # scorer, mixed_precision, dtype, format
         self.report_to = ",".join(parse_report_to(self.report_to)) or "none"
         shorthands = dict(zip(SHORTHANDS, (length, rank, pool, init, init_text), strict=True))
         self.method_options = with_shorthands(self.method_options, shorthands)

@@ -71,6 +71,10 @@ ROWS = [
         "train --config {yaml_seed}", r"--seed must be an integer from 0 to 4294967295, got -3", id="yaml-seed"
     ),
     pytest.param("train --config {yaml_unknown}", r"unknown keys bogus; known keys are", id="yaml-unknown-key"),
+    pytest.param(
+        "train --config {yaml_format}", r"unknown --format 'chat': choose one of auto, t5, natural$", id="yaml-format"
+    ),
+    pytest.param(TRAIN + " --scorer best", r"argument --scorer: invalid choice: 'best'", id="train-scorer"),
     pytest.param(TRAIN + " --config {fresh}/no.yaml", r"config file .*no.yaml does not exist", id="yaml-missing"),
     pytest.param(
         TRAIN + " --report-to nope",
@@ -304,6 +308,7 @@ ROWS = [
     pytest.param(BENCH + " --batch-size 0", r"--batch-size must be a positive integer, got 0", id="bench-batch"),
     pytest.param(BENCH + " --seq-len 0", r"--seq-len must be a positive integer", id="bench-seq-len"),
     pytest.param(BENCH + " --steps 0", r"--steps must be a positive integer", id="bench-steps"),
+    pytest.param(BENCH + " --dtype int8", r"argument --dtype: invalid choice: 'int8'", id="bench-dtype"),
     pytest.param(BENCH + " --warmup=-1", r"--warmup must be an integer >= 0, got -1", id="bench-warmup"),
     pytest.param(BENCH + " --repeats 0", r"--repeats must be a positive integer", id="bench-repeats"),
     pytest.param(BENCH + " --threads=-1", r"--threads must be an integer >= 0", id="bench-threads"),
@@ -471,6 +476,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     safe["out"] = root / "never"
     bad_values = {"yaml_batch": "batch_size: 2.5", "yaml_lr": "lr: 1e-3", "yaml_bool": 'zero_shot: "false"'}
     bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
+    bad_values |= {"yaml_format": "format: chat"}
     for name, line in bad_values.items():
         kept = "".join(f"{key}: {value}\n" for key, value in safe.items() if not line.startswith(f"{key}:"))
         paths[name] = write(root / "configs" / f"{name}.yaml", kept + line + "\n")

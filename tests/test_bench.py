@@ -166,7 +166,6 @@ def test_bad_method_specs_fail_in_one_line_with_exit_code_2(capsys, spec, words)
     [
         (["--model", "random:gpt-9"], "unknown architecture 'gpt-9'"),
         (["--model", "random:tiny-llama", "--steps", "0"], "steps must be a positive integer"),
-        (["--model", "random:tiny-llama", "--dtype", "int8"], "unknown dtype 'int8'"),
         (["--model", "random:tiny-llama", "--device", "tpu"], "unknown device 'tpu'"),
     ],
 )

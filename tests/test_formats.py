@@ -295,7 +295,7 @@ def cli_error(args: list[str], capsys) -> str:
 def test_cli_format_and_chat_template_errors_are_one_line(views, tmp_path, capsys):
     llama, t5 = backbone_dir(tmp_path, "llama"), backbone_dir(tmp_path, "t5", chat=True)
     out = ["--out", str(tmp_path / "run"), "--max-steps", "2", "--method", "pt", "--length", "2"]
-    assert "unknown --format 'chat': choose auto, t5, natural" in cli_error(["train", "--format", "chat", *out], capsys)
+    assert "argument --format: invalid choice: 'chat'" in cli_error(["train", "--format", "chat", *out], capsys)
     error = cli_error(["train", "--model", llama, "--chat-template", *out, "--overwrite"], capsys)
     assert "no chat template" in error and "drop it" in error
     error = cli_error(["train", "--model", t5, "--chat-template", *out, "--overwrite"], capsys)

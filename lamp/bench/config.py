@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from lamp.checks import COUNT, POSITIVE_INT, SEED
+from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices
 from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
 from lamp.errors import ConfigError
@@ -65,13 +65,13 @@ class BenchConfig:
     """untimed steps first"""
     repeats: int = 1
     """rounds over all methods in rotated order, their steps pooled"""
-    dtype: str = "auto"
+    dtype: str = field(default="auto", metadata=choices("auto", *DTYPES))
     """weights: auto (bfloat16 on GPU, float32 on CPU), float32, bfloat16 or float16"""
     device: str = "auto"
     """auto, cpu, cuda or cuda:N"""
     compile: bool = False
     """torch.compile the model the step calls"""
-    isolate: str = "auto"
+    isolate: str = field(default="auto", metadata=choices(*ISOLATE))
     """process: a fresh process per method (the CPU default); none: one process and backbone (the GPU default)"""
     threads: int = 0
     """torch CPU threads (0: torch's choice; 1 avoids oversubscription on a shared CPU)"""
@@ -83,8 +83,7 @@ class BenchConfig:
         self.specs = [parse_method(text) for text in self.methods]  # every spec checked before any work
         if not self.specs:
             raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
-        if self.isolate not in ISOLATE:
-            raise ConfigError(f"unknown isolate {self.isolate!r}: choose one of {', '.join(ISOLATE)}")
+        check_choices(self)  # dtype, isolate
         POSITIVE_INT.check("--repeats", self.repeats)
         for name in ("batch_size", "seq_len", "target_len", "steps"):
             POSITIVE_INT.check("--" + name.replace("_", "-"), getattr(self, name))
@@ -93,8 +92,6 @@ class BenchConfig:
         SEED.check("--seed", self.seed)
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"unknown device {self.device!r}: pass cpu, cuda or cuda:N")
-        if self.dtype != "auto" and self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}: choose auto, {', '.join(DTYPES)}")
 
     def resolve(self) -> BenchConfig:
         """This config with `auto` filled in for this machine, the model's architecture and positions checked."""
