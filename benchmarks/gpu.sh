@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU comparison of DESIGN.md section 5 on one H100/H200 in bf16, random weights (valid for time and memory):
+# The GPU comparison (T5-Base and Llama-2-7B, every method) on one H100/H200 in bf16, random weights (valid for time and memory):
 #   T5-Base, batch 32 x 256 tokens, and the Llama-2-7B architecture, batch 8 x 256 tokens;
 #   methods: no prompt, PT-100, PT-25, LAMP (l=100, r=8, k=4), PEFT's own PT-100 and LoRA r=8 (q, v), and lamp's
 #   LoRA r=8 (the same peft layers run by lamp's wrapper).

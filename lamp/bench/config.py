@@ -10,11 +10,14 @@ from typing import Any
 
 import torch
 
+from lamp.architectures import architecture_config, is_random
+from lamp.backbones import load_config
 from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices
 from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
 from lamp.errors import ConfigError
 from lamp.methods import BENCH_DEFAULTS, REGISTRY, Harness, PromptConfig, check_options
+from lamp.model import max_positions
 
 ISOLATE = ("auto", "process", "none")  # --isolate: none runs every method in this process
 EVERY_HARNESS = tuple(Harness)  # bench measures every registered method, PEFT's own models among them
@@ -120,10 +123,6 @@ class BenchConfig:
     def check_positions(self) -> None:
         """Refuse an unknown random architecture, and a --seq-len that, with a method's prompt rows, exceeds the
         backbone's positions, before any work (the backbone's config is read, not its weights)."""
-        from lamp.architectures import architecture_config, is_random
-        from lamp.backbones import load_config
-        from lamp.model import max_positions
-
         config = architecture_config(self.model) if is_random(self.model) else load_config(self.model)
         limit = max_positions(SimpleNamespace(config=config))
         for spec in self.specs:

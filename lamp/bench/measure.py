@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamp.backbones import ModelKind
+from lamp.architectures import build_random, is_random
+from lamp.backbones import ModelKind, load_model
 from lamp.bench.config import BenchConfig, MethodSpec
 from lamp.bench.runners import make_runner
 from lamp.data import Encoded, collate_train
@@ -22,9 +23,6 @@ from lamp.errors import ConfigError
 
 def load_backbone(config: BenchConfig) -> nn.Module:
     """`random:<architecture>` built on the device, or real weights through `lamp.load_model`; frozen."""
-    from lamp.architectures import build_random, is_random
-    from lamp.backbones import load_model
-
     dtype = DTYPES[config.dtype]
     if is_random(config.model):
         model = build_random(config.model, dtype=dtype, device=config.device, seed=config.seed)
