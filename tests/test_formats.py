@@ -230,6 +230,26 @@ def test_format_auto_trains_evaluates_and_records_by_model_kind(views, tmp_path,
     assert views[-1].input_format != expected, "an explicit format wins"
 
 
+def test_eval_splits_with_the_seed_the_adapter_was_trained_with(views, tmp_path, monkeypatch):
+    """An adapter records its split seed; `lamp eval` uses it on the adapter's own task (another seed's test split can
+    hold the run's training rows), 42 on another task, and an explicit seed wins."""
+    run(backbone_dir(tmp_path, "llama"), tmp_path / "run", seed=7, max_length=48)
+    adapter = tmp_path / "run" / "adapter"
+    assert (read_adapter_config(adapter)["seed"], read_adapter_config(adapter)["max_length"]) == (7, 48)
+    seeds = []
+    rendered = lamp.tasks.load_splits
+
+    def recording(task, data_dir=None, seed=42, format=None):
+        seeds.append(seed)
+        return rendered(task, data_dir, seed, format)
+
+    monkeypatch.setattr(lamp.tasks, "load_splits", recording)
+    evaluate_adapter(adapter)
+    evaluate_adapter(adapter, seed=3)
+    evaluate_adapter(adapter, "sst2")
+    assert seeds == [7, 3, 42]
+
+
 def test_eval_renders_adapters_saved_before_formats_in_t5(views, tmp_path):
     run(backbone_dir(tmp_path, "llama"), tmp_path / "run")
     path = tmp_path / "run" / "adapter" / "adapter.json"
