@@ -44,10 +44,26 @@ def _smollm2_gguf() -> Path:
 
 
 def smollm2_dir() -> Path:
-    """The dequantized SmolLM2 folder (safetensors + tokenizer), converting the GGUF file on first use (~20 s)."""
+    """The dequantized SmolLM2 folder (safetensors + tokenizer), converting the GGUF file on first use (~20 s).
+    Processes that ask at once (`lamp compare --workers N` on a fresh cache) wait on a file lock: one converts."""
     target = cache_dir() / "models" / SMOLLM2
-    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+    if _converted(target):
         return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{target}.lock"):
+        if not _converted(target):  # another process may have converted it while this one waited
+            _convert_smollm2(target)
+    return target
+
+
+def _converted(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file()
+
+
+def _convert_smollm2(target: Path) -> None:
+    """Dequantize the GGUF file into a plain transformers folder at `target`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = _smollm2_gguf()
@@ -66,7 +82,6 @@ def smollm2_dir() -> Path:
     tokenizer.save_pretrained(partial)
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return target
 
 
 def resolve(name: str) -> str:
