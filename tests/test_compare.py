@@ -316,6 +316,9 @@ def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
     compare(fake_grid(tmp_path / "g"), log=quiet)
     with pytest.raises(ConfigError, match="max_steps"):
         compare(fake_grid(tmp_path / "g", max_steps=9), log=quiet)
+    # the same official files in another folder (a grid run on another machine, read back here) are the same grid
+    records, _ = compare(fake_grid(tmp_path / "g", data_dir=str(tmp_path / "elsewhere")), log=quiet, report_only=True)
+    assert len(records) == 8
 
 
 # ---- grids, recipes, CLI ----------------------------------------------------------------------------------------

@@ -128,10 +128,12 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
 
 def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     """The TrainConfig fields (other than output handling) on which a finished cell differs from the grid; paths to
-    the same folder (the model's, the data's) are the same setting however they are written."""
+    the same folder (the model's) are the same setting however they are written. The data folder is not compared,
+    as `--resume` does not: it holds the same official files wherever it is (a grid run on another machine, e.g. a
+    GPU's, reads back here)."""
     wanted = dataclasses.asdict(config)
     saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
-    ignored = ("out", "resume", "overwrite")
+    ignored = ("out", "resume", "overwrite", "data_dir")
     return [k for k in wanted if k not in ignored and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
 
 
