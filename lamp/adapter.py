@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 import lamp
 from lamp.backbones import MODEL_KINDS, quiet_hub
-from lamp.checks import POSITIVE_INT
+from lamp.checks import POSITIVE_INT, SEED
 from lamp.errors import AdapterError, ConfigError, first_sentence
 from lamp.tasks.base import FORMATS
 
@@ -114,6 +114,8 @@ def adapter_metadata(model: PromptedModel) -> dict[str, Any]:
         **({"format": model.input_format} if hasattr(model, "input_format") else {}),
         **({"chat_template": model.chat_template} if hasattr(model, "chat_template") else {}),
         **({"task_spec": model.task_spec} if getattr(model, "task_spec", None) else {}),
+        **({"seed": model.split_seed} if getattr(model, "split_seed", None) is not None else {}),
+        **({"max_length": model.max_length} if getattr(model, "max_length", None) else {}),
     }
 
 
@@ -150,6 +152,10 @@ def _config_problem(data: Any) -> str | None:
         return f"'chat_template' is {data['chat_template']!r}, not true or false"
     if not isinstance(data.get("task_spec", {}), dict):  # a user task's spec (lamp.tasks.user.TaskSpec.to_dict)
         return f"'task_spec' is {data['task_spec']!r}, not an object"
+    if "seed" in data and not SEED.ok(data["seed"]):  # the split seed `lamp eval` defaults to
+        return f"'seed' is {data['seed']!r}, not {SEED.describe()}"
+    if "max_length" in data and not POSITIVE_INT.ok(data["max_length"]):  # eval's and predict's default
+        return f"'max_length' is {data['max_length']!r}, not {POSITIVE_INT.describe()}"
     return None
 
 

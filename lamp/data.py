@@ -32,6 +32,11 @@ class Encoded:
     target: list[int]
 
 
+DEFAULT_MAX_LENGTH = 256
+"""Source tokens of a run that names no limit (`TrainConfig.max_length`'s default; eval's and predict's for an
+adapter that does not record its own)."""
+
+
 def target_ids(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, text: str, lead: str = " ") -> list[int]:
     """Token ids of a target then EOS. Causal LMs read `lead` first (a space, so the target tokenises as a word
     after the source; none after a chat template, see `Task.lead`); seq2seq decoders start afresh."""

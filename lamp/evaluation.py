@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import read_adapter_config
 from lamp.backbones import load_tokenizer
-from lamp.data import Encoded, chat_wrapper, encode, fit_max_length
+from lamp.data import DEFAULT_MAX_LENGTH, Encoded, chat_wrapper, encode, fit_max_length
 from lamp.errors import ConfigError
 from lamp.model import load_adapter
 from lamp.scoring import answer_tokens, predict, resolve_scorer
@@ -21,8 +21,6 @@ from lamp.tasks.user import task_of
 
 DEFAULT_SEED = 42
 """The split seed of a run that names none (`TrainConfig.seed`'s default)."""
-DEFAULT_MAX_LENGTH = 256
-"""Source tokens of a run that names no limit (`TrainConfig.max_length`'s default)."""
 
 if TYPE_CHECKING:
     from accelerate import Accelerator

@@ -766,4 +766,6 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
     prompted.input_format = data.get("format", "t5")
     prompted.chat_template = data.get("chat_template", False)
     prompted.task_spec = data.get("task_spec")  # a user task's spec, so eval and predict can rebuild the task
+    prompted.split_seed = data.get("seed")  # the run's split seed and source tokens (None: not recorded)
+    prompted.max_length = data.get("max_length")
     return prompted

@@ -24,7 +24,7 @@ from torch import nn
 
 from lamp.adapter import read_adapter_config
 from lamp.backbones import load_model
-from lamp.data import chat_wrapper, encode_sources, fit_max_length, pad_id, source_budget
+from lamp.data import DEFAULT_MAX_LENGTH, chat_wrapper, encode_sources, fit_max_length, pad_id, source_budget
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.methods import METHODS
@@ -168,7 +168,7 @@ def predict_rows(
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 32,
     scorer: str = "auto",
-    max_length: int = 256,
+    max_length: int | None = None,
     by_length: bool = True,
     show_progress: bool = True,
 ) -> list[dict[str, Any]]:
@@ -177,8 +177,9 @@ def predict_rows(
 
     Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
-    `resolve_scorer`). `max_length`: source tokens, a longer row cut as `lamp eval` cuts it (its start and its
-    template's cue kept; a row given as ready ``source`` text has no cue, so its start is kept). `show_progress`: a
+    `resolve_scorer`). `max_length`: source tokens (default: each adapter's recorded training `max_length`, else
+    256), a longer row cut as `lamp eval` cuts it (its start and its template's cue kept; a row given as ready
+    ``source`` text has no cue, so its start is kept). `show_progress`: a
     progress bar over the rows (`lamp.progress`).
     """
     if not adapters:
@@ -210,9 +211,12 @@ def predict_rows(
     # reserve of any task, so there max_length is lowered by what the other tasks need beyond the row's own.
     reserves = {name: answer_tokens(tokenizer, kind, p.task, p.scorer) for name, p in prepared.items()}
     longest, most = max(p.prompt.shape[0] for p in prepared.values()), max(reserves.values())
-    fit_max_length(max_length, runner.backbone, longest, most)  # refuses a prompt that leaves no room for input
+    lengths = {
+        name: max_length or getattr(model, "max_length", None) or DEFAULT_MAX_LENGTH for name, model in adapters.items()
+    }
+    fit_max_length(min(lengths.values()), runner.backbone, longest, most)  # refuses a prompt that leaves no input room
     budgets = {
-        name: source_budget(kind, fit_max_length(max_length, runner.backbone, longest + most - own, own), own)
+        name: source_budget(kind, fit_max_length(lengths[name], runner.backbone, longest + most - own, own), own)
         for name, own in reserves.items()
     }
     texts: list[tuple[str, str]] = []

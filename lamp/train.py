@@ -35,11 +35,11 @@ from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_model, load_tokenizer
 from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
-from lamp.data import LazyEncoded, chat_wrapper, encode, fit_max_length
+from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
 from lamp.errors import ConfigError, Interrupted, TrainingError
-from lamp.evaluation import DEFAULT_MAX_LENGTH, DEFAULT_SEED, Evaluator, evaluate_adapter
+from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
 from lamp.export import wrap_saved_prompt
 from lamp.methods import DEFAULT_METHOD, PromptConfig, check_options, lookup, make_config
 from lamp.model import PromptedModel, load_adapter, wrap

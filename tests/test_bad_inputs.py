@@ -199,6 +199,8 @@ ROWS = [
         EVAL + " --adapter {json_kind}", r"backbone 'kind' is None, not one of seq2seq, causal", id="json-no-kind"
     ),
     pytest.param(EVAL + " --adapter {json_task}", r"'task' is \['polarity'\], not text", id="json-task-type"),
+    pytest.param(EVAL + " --adapter {json_seed}", r"'seed' is -1, not an integer from 0 to", id="json-seed"),
+    pytest.param(EVAL + " --adapter {json_length}", r"'max_length' is 0, not a positive integer", id="json-max-length"),
     pytest.param(EVAL + " --adapter {json_bytes}", r"{json_bytes}/adapter.json is corrupt .*utf-8", id="json-not-utf8"),
     pytest.param(EVAL + " --adapter {json_version}", r"format_version 99, this lamp reads 1 to 1", id="json-version"),
     pytest.param(
@@ -403,6 +405,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["json_width"] = variant(good, root / "json_width", config=edited(backbone={"embedding_width": "32"}))
     paths["json_kind"] = variant(good, root / "json_kind", config=edited(backbone={"kind": None}))
     paths["json_task"] = variant(good, root / "json_task", config=edited(task=["polarity"]))
+    paths["json_seed"] = variant(good, root / "json_seed", config=edited(seed=-1))
+    paths["json_length"] = variant(good, root / "json_length", config=edited(max_length=0))
     paths["json_version"] = variant(good, root / "json_version", config=edited(format_version=99))
     paths["json_prompt"] = variant(good, root / "json_prompt", config=edited(prompt={"length": 0}))
     paths["json_bytes"] = variant(

@@ -239,7 +239,8 @@ def test_a_row_longer_than_max_length_scores_the_same_in_eval_and_predict(arch, 
     tokenizer.save_pretrained(model_dir)
     for task, model in adapters_on(backbone).items():
         model.backbone_name = str(model_dir)
-        save_adapter(model, tmp_path / task, extra={"task": task, "format": "t5" if task == "toy" else input_format})
+        extra = {"task": task, "format": "t5" if task == "toy" else input_format, "max_length": 16}
+        save_adapter(model, tmp_path / task, extra=extra)
     rows = [
         {"task": "polarity", "sentence": " ".join(SENTENCES[i:] + SENTENCES[:i]), "label": i % 2, "id": i}
         for i in range(len(SENTENCES))
@@ -256,10 +257,11 @@ def test_a_row_longer_than_max_length_scores_the_same_in_eval_and_predict(arch, 
         return seen["metrics"]
 
     monkeypatch.setattr(lamp.evaluation.Evaluator, "__call__", recorded)
-    metrics = evaluate_adapter(tmp_path / "polarity", model=str(model_dir), max_length=16)
+    metrics = evaluate_adapter(tmp_path / "polarity", model=str(model_dir))  # the recorded max_length, 16
 
     served = load_task_adapters([tmp_path / task for task in ("polarity", "rte", "toy")], backbone=str(model_dir))
-    results = predict_rows(served, rows, tokenizer, max_length=16)
+    results = predict_rows(served, rows, tokenizer)  # each adapter's recorded max_length, as eval
+    assert predict_rows(served, rows, tokenizer, max_length=16) == results, "an explicit limit gives the same cut"
     sources = [e.source for e in seen["encoded"]]
     task = lamp.tasks.get_task("polarity", input_format)
     budget = 16 - (answer_tokens(tokenizer, served["polarity"].kind, task, "rank") if arch == "llama" else 0)

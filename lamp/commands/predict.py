@@ -38,7 +38,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", help="JSON-lines file for the predictions (default: standard output)")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="rows per batch, tasks mixed (default: 32)")
     parser.add_argument("--scorer", default="auto", choices=SCORERS, help=SCORER_HELP)
-    parser.add_argument("--max-length", type=POSITIVE_INT, default=256, help="maximum source tokens (default: 256)")
+    parser.add_argument(
+        "--max-length",
+        type=POSITIVE_INT,
+        help="maximum source tokens (default: each adapter's training --max-length; 256 if it records none)",
+    )
     parser.add_argument("--model", help="backbone (default: the one the adapters name)")
     parser.set_defaults(func=run)
 
