@@ -112,7 +112,8 @@ def export_adapter(
 
     Each method's config declares its export (`Declaration.export`), written by `WRITERS`: prompt methods a stock
     PEFT prompt-tuning adapter, LoRA a stock PEFT LoRA adapter, full fine-tuning a transformers model folder.
-    `export_format` ("peft" or "model"), when given, must be the declared one's `format`. `backbone` (a model or a
+    `export_format` ("peft" or "model"), when given, must be the declared one's `format`, or "model" for a method
+    whose injected layers merge into the backbone's weights (LoRA: `MERGED`, PEFT's merge). `backbone` (a model or a
     name) is used to load an adapter folder; by default the backbone its adapter.json names. Raises ConfigError /
     AdapterError (one line) for an output folder that holds other files, a format the method does not write, a
     method that declares no export, and a write that fails; nothing is written then.
@@ -122,17 +123,19 @@ def export_adapter(
     if declares is not None and declares.export is None:
         raise AdapterError(export_refusal(method, declares))
     wanted = declares.export.format if declares is not None else None
-    if export_format is not None and wanted is not None and export_format != wanted:
+    merge = declares is not None and export_format == Export.MODEL.format and declares.export in MERGED
+    if export_format is not None and wanted is not None and export_format != wanted and not merge:
         raise ConfigError(
             f"method {method!r} exports as {EXPORTS[wanted][1]} (format {wanted!r}), not {export_format!r}: "
             f"use --format {wanted} (or lamp.export_adapter)"
         )
-    check_export_folder(out, wanted or "peft")
+    check_export_folder(out, export_format if merge else wanted or "peft")
     model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
+    writer = MERGED[model.declares.export] if merge else WRITERS[model.declares.export]
     # The writer puts its files into a scratch folder, copied into `out` all or nothing.
     with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
         try:
-            line = WRITERS[model.declares.export](model, Path(staging))
+            line = writer(model, Path(staging))
         except OSError as error:
             raise ConfigError(write_problem(staging, error)) from None
         _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])
@@ -204,11 +207,11 @@ def write_peft_layers(model: PromptedModel, directory: Path) -> str:
     return "a PEFT LoRA adapter to {out}: peft.PeftModel.from_pretrained(backbone, {out!r})"
 
 
-def write_model_folder(model: PromptedModel, directory: Path) -> str:
-    """Write `model`'s (trained) backbone into `directory` as a transformers model folder (`save_pretrained`), with
-    the tokenizer of the backbone's name when that name loads one (a model folder or hub id lamp can reach). Returns
-    the loading line."""
-    model.backbone.save_pretrained(str(directory))
+def write_model_folder(model: PromptedModel, directory: Path, backbone: nn.Module | None = None) -> str:
+    """Write `model`'s (trained) backbone, or the given `backbone` in its place, into `directory` as a transformers
+    model folder (`save_pretrained`), with the tokenizer of the backbone's name when that name loads one (a model
+    folder or hub id lamp can reach). Returns the loading line."""
+    (backbone or model.backbone).save_pretrained(str(directory))
     tokenizer = ""
     if model.backbone_name:
         try:
@@ -220,8 +223,30 @@ def write_model_folder(model: PromptedModel, directory: Path) -> str:
     return f"a transformers model folder{tokenizer} to {{out}}: transformers.{auto}.from_pretrained({{out!r}})"
 
 
+def write_merged_model(model: PromptedModel, directory: Path) -> str:
+    """Merge the layers a PEFT tuner injected into `model`'s backbone (LoRA) into a copy of the backbone's own weights
+    (each layer's `merge()` and base layer, as `peft.PeftModel.merge_and_unload` does) and write that copy as a
+    transformers model folder: it alone computes what backbone + adapter computed. `model` is left as it was.
+    Returns the loading line."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = copy.deepcopy(model.backbone)
+    for name, module in list(merged.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent, _, child = name.rpartition(".")
+            setattr(merged.get_submodule(parent), child, module.get_base_layer())
+    for attribute in ("peft_config", "_hf_peft_config_loaded"):  # what injection set: the copy is a plain model
+        if attribute in vars(merged):
+            delattr(merged, attribute)
+    return write_model_folder(model, directory, merged).replace("folder", "folder (LoRA merged into its weights)", 1)
+
+
 WRITERS = {Export.PEFT_PROMPT: write_peft_prompt, Export.PEFT_LORA: write_peft_layers, Export.MODEL: write_model_folder}
 """The writer of each declared export: (model, scratch folder) -> the line saying what it wrote and how to load it."""
+MERGED = {Export.PEFT_LORA: write_merged_model}
+"""Declared exports that can also be written merged into the backbone's weights, as a model folder (`--format
+model`)."""
 
 
 def _write_all(files: list[tuple[Path, Path]]) -> None:

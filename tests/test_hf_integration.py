@@ -335,6 +335,29 @@ def test_lora_exports_as_a_stock_peft_lora_adapter(arch, tmp_path):
     torch.testing.assert_close(logits(peft_model, kind), logits(model, kind), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("arch", ["llama", "t5"])
+def test_lora_exports_merged_into_a_plain_model_folder(arch, tmp_path):
+    # --format model on a LoRA adapter: the injected layers merged into the weights (PEFT's merge_and_unload), a
+    # folder transformers loads alone with the logits of backbone + adapter; the caller's model keeps its LoRA layers
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    model = perturbed(lamp.wrap(MAKERS[arch](), lamp.make_config("lora", rank=2, alpha=4.0))).eval()
+    kind = model.kind
+    before = logits(model, kind)
+    _, line = lamp.export_adapter(model, tmp_path / "merged", export_format="model")
+    assert "model folder (LoRA merged into its weights)" in line
+    auto = AutoModelForCausalLM if arch == "llama" else AutoModelForSeq2SeqLM
+    reloaded = auto.from_pretrained(tmp_path / "merged")
+    assert not any("lora" in name for name, _ in reloaded.named_parameters())
+    torch.testing.assert_close(logits(reloaded, kind), before, atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits(model, kind), before, atol=0, rtol=0)
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    with pytest.raises(ConfigError, match="method 'pt' exports as a PEFT export .*not 'model'"):
+        lamp.export_adapter(
+            lamp.wrap(MAKERS[arch](), lamp.PromptTuningConfig(length=2)), tmp_path / "pt", export_format="model"
+        )
+
+
 def test_cli_exports_lora_and_full_runs(model_dir, tmp_path, capsys):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

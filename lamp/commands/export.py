@@ -17,7 +17,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        help="output format; default: the method's own (peft, or model for full fine-tuning)",
+        help="output format; default: the method's own (peft, or model for full fine-tuning). model on a LoRA "
+        "adapter writes the backbone with LoRA merged into its weights (PEFT's merge_and_unload)",
     )
     parser.add_argument("--out", required=True, help="folder to write (PeftModel / AutoModel.from_pretrained read it)")
     parser.add_argument("--model", help="backbone to load the adapter on (default: the one named in the adapter)")
