@@ -22,7 +22,8 @@ from lamp.evaluation import Evaluator
 from lamp.methods import METHODS, make_config
 from lamp.model import wrap
 from lamp.scoring import answer_tokens, resolve_scorer
-from lamp.tasks import get_task, resolve_format
+from lamp.tasks import resolve_format
+from lamp.tasks.user import task_of
 
 if TYPE_CHECKING:
     from lamp.tasks import Example, Task
@@ -56,7 +57,7 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     accelerator = Accelerator()
     model = wrap(load_model(config.model), make_config(BARE)).to(accelerator.device)
     input_format = resolve_format(config.format, model.kind)
-    task = get_task(config.task, input_format)
+    task = task_of(config.task, None, input_format)  # a built-in name or a task YAML file
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, model.kind))
     splits = load_splits(task, config.data_dir, config.seed)

@@ -4,6 +4,7 @@ generation; the loss covers the target tokens only."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -312,3 +313,37 @@ def test_lamp_data_shows_a_task_file(tmp_path, capsys):
     assert main(["data", str(tmp_path / "mine.yaml"), "--show", "1"]) == 0
     shown = capsys.readouterr().out
     assert "source: review " in shown and "sentiment\n" in shown
+
+
+def test_a_compare_grid_runs_on_a_task_file(llama_dir, tmp_path):
+    """`lamp compare` takes task YAML files beside built-in names: cells and report rows are named by the task, the
+    cells train on the file, and the floors score it too."""
+    from lamp.compare import compare, make_grid
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    write_csv(folder / "train.csv", reviews(30))
+    write_csv(folder / "dev.csv", reviews(10, seed=3))
+    (folder / "sentiment.yaml").write_text(
+        "train_file: train.csv\nvalidation_file: dev.csv\ntemplate: 'review {text} sentiment'\n"
+        "label_words: [negative, positive]\nlabel_values: [neg, pos]\nlabel_field: sentiment\n"
+    )
+    grid = make_grid(
+        dict(
+            model=llama_dir, tasks=[str(folder / "sentiment.yaml")], methods={"pt": {"length": 2}}, lrs={"pt": [0.3]},
+            seeds=[0], max_steps=2, train={"batch_size": 8, "eval_every": 2, "zero_shot": False},
+            out=str(tmp_path / "grid"), floors=["none", "majority"],
+        )
+    )  # fmt: skip
+    assert grid.tasks == ["sentiment"] and grid.task_files == {"sentiment": str(folder / "sentiment.yaml")}
+    records, paths = compare(grid, log=lambda line: None)
+    assert {(r.task, r.method) for r in records} == {
+        ("sentiment", "pt"),
+        ("sentiment", "none"),
+        ("sentiment", "majority"),
+    }
+    cell = tmp_path / "grid" / "cells" / "sentiment-pt-lr0.3-s0"
+    assert json.loads((cell / "results.json").read_text())["split_sizes"] == {"train": 30, "validation": 5, "test": 5}
+    assert "| Method | Trainable params (effective) | sentiment | Avg |" in paths["markdown"].read_text()
+    again, _ = compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
+    assert len(again) == 3, "a checked recipe (task names and their files) checks again as the same grid"

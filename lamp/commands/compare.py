@@ -19,7 +19,7 @@ class CompareOptions:
     """The flags of `lamp compare`; unset grid flags leave the recipe's value (or the grid's default)."""
 
     tasks: list[str] | None = None
-    """tasks, e.g. sst2 rte (default: polarity)"""
+    """tasks: built-in names or task YAML files (your own data), e.g. sst2 rte my_task.yaml (default: polarity)"""
     methods: list[str] | None = None
     """registered methods or recipe labels (default: lamp pt)"""
     seeds: list[int] | None = None

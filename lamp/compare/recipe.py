@@ -15,7 +15,7 @@ from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
 from lamp.methods import DEFAULT_METHOD, METHODS, make_config
-from lamp.tasks import get_task
+from lamp.tasks.user import is_spec_file, task_of
 from lamp.train import TrainConfig
 
 DEFAULT_METHODS = (DEFAULT_METHOD, next(name for name in METHODS if name != DEFAULT_METHOD))
@@ -76,6 +76,7 @@ class Recipe:
     """
 
     tasks: list[str] = field(default_factory=lambda: ["polarity"])
+    """Built-in task names or task YAML files (your own data, docs/tasks.md); held as task names once checked."""
     methods: list[GridMethod] = field(default_factory=lambda: [GridMethod(name, name) for name in DEFAULT_METHODS])
     seeds: list[int] = field(default_factory=lambda: [0])
     model: str = "smollm2-135m"
@@ -86,6 +87,8 @@ class Recipe:
     sweep_seeds: int | None = None
     sweep_tasks: list[str] | None = None
     floors: list[str] = field(default_factory=lambda: list(FLOORS))
+    task_files: dict[str, str] = field(default_factory=dict)
+    """The task YAML file (absolute) of each user task in `tasks`, by task name: what its cells train on."""
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -94,10 +97,10 @@ class Recipe:
         if len(set(labels)) != len(labels):
             raise ConfigError(f"methods lists a name twice: {labels}")
         if not isinstance(self.tasks, list | tuple) or len(set(self.tasks)) != len(self.tasks):
-            raise ConfigError(f"tasks must be a list of distinct task names, got {self.tasks!r}")
-        self.tasks = [str(task) for task in self.tasks]
-        for task in self.tasks:
-            get_task(task)
+            raise ConfigError(f"tasks must be a list of distinct task names or task files, got {self.tasks!r}")
+        self.tasks = [self._task_name(str(task)) for task in self.tasks]
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"tasks name one task twice: {', '.join(self.tasks)}")
         self.seeds = SEED.check_list("seeds", self.seeds)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         bad = sorted(set(self.train) - (fields - set(GRID_FIELDS)))
@@ -111,13 +114,15 @@ class Recipe:
             POSITIVE_INT.check("sweep_seeds", self.sweep_seeds)
         sweep_tasks = self.sweep_tasks
         if sweep_tasks is not None and (
-            not isinstance(sweep_tasks, list | tuple) or not sweep_tasks or not set(sweep_tasks) <= set(self.tasks)
+            not isinstance(sweep_tasks, list | tuple)
+            or not sweep_tasks
+            or not {self._task_name(str(t)) if is_spec_file(str(t)) else t for t in sweep_tasks} <= set(self.tasks)
         ):
             raise ConfigError(
                 f"sweep_tasks must be a non-empty list of the grid's tasks ({', '.join(self.tasks)}), "
                 f"got {sweep_tasks!r}"
             )
-        self.sweep_tasks = [str(t) for t in sweep_tasks] if sweep_tasks else None
+        self.sweep_tasks = [self._task_name(str(t)) for t in sweep_tasks] if sweep_tasks else None
         floors = self.floors
         if not isinstance(floors, list | tuple) or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
             raise ConfigError(
@@ -134,6 +139,16 @@ class Recipe:
     def sweep(self) -> list[int]:
         """The seeds that run every learning rate (and on which the rate is selected)."""
         return self.seeds[: self.sweep_seeds] if self.sweep_seeds else list(self.seeds)
+
+    def _task_name(self, entry: str) -> str:
+        """The task name of a `tasks` entry: a built-in name, a task YAML file (recorded in `task_files`), or the
+        name of one recorded already; DataError / ConfigError for anything else."""
+        if entry in self.task_files:
+            return entry
+        task = task_of(entry)  # checks the name, or reads and checks the file
+        if is_spec_file(entry):
+            self.task_files[task.name] = str(Path(entry).resolve())
+        return task.name
 
     @property
     def swept_tasks(self) -> list[str]:
@@ -157,7 +172,7 @@ def grid_config(grid: Recipe, task: str, spec: GridMethod, lr: float, seed: int,
     out = Path(grid.out) / "cells" / cell_name(task, spec.label, lr, seed)
     try:
         return TrainConfig(
-            task=task,
+            task=grid.task_files.get(task, task),
             model=grid.model,
             method=spec.method,
             method_options=dict(spec.options),
