@@ -54,6 +54,18 @@ def write_csv(path, rows: list[dict]):
     return path
 
 
+def sentiment_task_file(folder):
+    """`folder`/sentiment.yaml over train.csv (30 reviews) and dev.csv (10); returns the folder."""
+    folder.mkdir()
+    write_csv(folder / "train.csv", reviews(30))
+    write_csv(folder / "dev.csv", reviews(10, seed=3))
+    (folder / "sentiment.yaml").write_text(
+        "train_file: train.csv\nvalidation_file: dev.csv\ntemplate: 'review {text} sentiment'\n"
+        "label_words: [negative, positive]\nlabel_values: [neg, pos]\nlabel_field: sentiment\n"
+    )
+    return folder
+
+
 def write_jsonl(path, rows: list[dict]):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
@@ -156,14 +168,7 @@ def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_
 
 
 def test_yaml_spec_is_a_task_file_with_relative_paths_and_flags_on_top(llama_dir, tmp_path, capsys):
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    write_csv(folder / "train.csv", reviews(30))
-    write_csv(folder / "dev.csv", reviews(10, seed=3))
-    (folder / "sentiment.yaml").write_text(
-        "train_file: train.csv\nvalidation_file: dev.csv\ntemplate: 'review {text} sentiment'\n"
-        "label_words: [negative, positive]\nlabel_values: [neg, pos]\nlabel_field: sentiment\n"
-    )
+    folder = sentiment_task_file(tmp_path / "tasks")
     spec = spec_of(str(folder / "sentiment.yaml"))
     assert spec.name == "sentiment" and spec.train_file == str(folder / "train.csv")
     splits = load_splits(spec.task())
@@ -320,14 +325,7 @@ def test_a_compare_grid_runs_on_a_task_file(llama_dir, tmp_path):
     cells train on the file, and the floors score it too."""
     from lamp.compare import compare, make_grid
 
-    folder = tmp_path / "tasks"
-    folder.mkdir()
-    write_csv(folder / "train.csv", reviews(30))
-    write_csv(folder / "dev.csv", reviews(10, seed=3))
-    (folder / "sentiment.yaml").write_text(
-        "train_file: train.csv\nvalidation_file: dev.csv\ntemplate: 'review {text} sentiment'\n"
-        "label_words: [negative, positive]\nlabel_values: [neg, pos]\nlabel_field: sentiment\n"
-    )
+    folder = sentiment_task_file(tmp_path / "tasks")
     grid = make_grid(
         dict(
             model=llama_dir, tasks=[str(folder / "sentiment.yaml")], methods={"pt": {"length": 2}}, lrs={"pt": [0.3]},
