@@ -408,17 +408,22 @@ class PromptedModel(nn.Module):
         *,
         revision: str | None = None,
         token: str | bool | None = None,
+        is_trainable: bool = False,
     ) -> PromptedModel:
         """A saved adapter on `model`: a backbone, a model name, or None for the backbone the adapter names.
 
         `pretrained` is a local adapter folder (`save_pretrained`, `lamp train`'s OUT/adapter) or a hub repo id
         (owner/name), fetched with huggingface_hub's `snapshot_download` (`revision`, `token`). PEFT's order,
-        `from_pretrained(backbone, folder)`, works too. Raises AdapterError (one line) for a folder that is not an
-        adapter, a repo that cannot be fetched, or an adapter made for another backbone.
+        `from_pretrained(backbone, folder)`, works too. As in PEFT, the adapter comes frozen, for inference, unless
+        `is_trainable` (`load_adapter` leaves it trainable). Raises AdapterError (one line) for a folder that is not
+        an adapter, a repo that cannot be fetched, or an adapter made for another backbone.
         """
         if isinstance(pretrained, nn.Module):  # PeftModel.from_pretrained(model, model_id)
             pretrained, model = model, pretrained
-        return load_adapter(model, resolve_adapter(pretrained, revision=revision, token=token))
+        loaded = load_adapter(model, resolve_adapter(pretrained, revision=revision, token=token))
+        if not is_trainable:
+            loaded.prompt_encoder.requires_grad_(False)
+        return loaded
 
     def push_to_hub(
         self,
