@@ -237,6 +237,28 @@ class PromptedModel(nn.Module):
         finally:
             self.prompt_encoder = module
 
+    @contextlib.contextmanager
+    def disable_adapter(self) -> Iterator[PromptedModel]:
+        """PEFT's `disable_adapter()`: for the duration, the model computes what the bare backbone does: no prompt
+        rows, no input hook, and the layers a tuner injected (LoRA) switched off (PEFT's `enable_adapters(False)`).
+        ConfigError for a method that trained the backbone's own weights (full fine-tuning): nothing to switch off."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if self.declares.backbone is Backbone.TRAINED:
+            raise ConfigError(
+                f"method {self.prompt_config.method!r} trained the backbone's own weights: there is no adapter to "
+                "disable; load the original backbone for its outputs"
+            )
+        injected = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer) and not m.disable_adapters]
+        for layer in injected:
+            layer.enable_adapters(False)
+        try:
+            with self.without_prompt():
+                yield self
+        finally:
+            for layer in injected:
+                layer.enable_adapters(True)
+
     def clear_prompt_cache(self) -> None:
         """Forget the cached prompt and its keys and values. Needed only after editing the backbone's weights through
         `.data` (autograd's version counter, which keys the cache, does not see such edits; the prompt's own

@@ -320,6 +320,25 @@ def test_generate_takes_the_usual_keyword_arguments(llama, tokenizer):
     assert at_least.shape == (2, width + 3)  # the eos is suppressed until min_length
 
 
+@pytest.mark.parametrize("method", ["lamp", "pt", "dept", "lora"])
+def test_disable_adapter_gives_the_bare_backbone_for_its_duration(method):
+    # PEFT's `with model.disable_adapter():` — the backbone's own outputs, then the adapter's again
+    options = {"lamp": dict(length=4, rank=2, pool=2), "pt": dict(length=3), "dept": dict(length=3, rank=2)}
+    model = perturbed(lamp.wrap(make_llama(), lamp.make_config(method, **options.get(method, {"rank": 2})))).eval()
+    adapted, bare = logits(model), logits(make_llama())
+    assert adapted.sub(bare).abs().max() > 1e-3
+    with model.disable_adapter():
+        torch.testing.assert_close(logits(model), bare, atol=1e-6, rtol=0)
+    torch.testing.assert_close(logits(model), adapted, atol=0, rtol=0)
+
+
+def test_disable_adapter_refuses_a_fully_fine_tuned_backbone():
+    model = lamp.wrap(make_llama(), lamp.make_config("full"))
+    with pytest.raises(ConfigError, match="method 'full' trained the backbone's own weights: there is no adapter"):
+        with model.disable_adapter():
+            pass
+
+
 # ---- exports that load without lamp -----------------------------------------------------------------------------
 
 
