@@ -228,17 +228,7 @@ def write_merged_model(model: PromptedModel, directory: Path) -> str:
     (each layer's `merge()` and base layer, as `peft.PeftModel.merge_and_unload` does) and write that copy as a
     transformers model folder: it alone computes what backbone + adapter computed. `model` is left as it was.
     Returns the loading line."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    merged = copy.deepcopy(model.backbone)
-    for name, module in list(merged.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            module.merge()
-            parent, _, child = name.rpartition(".")
-            setattr(merged.get_submodule(parent), child, module.get_base_layer())
-    for attribute in ("peft_config", "_hf_peft_config_loaded"):  # what injection set: the copy is a plain model
-        if attribute in vars(merged):
-            delattr(merged, attribute)
+    merged = model.merge_and_unload(copy=True)
     return write_model_folder(model, directory, merged).replace("folder", "folder (LoRA merged into its weights)", 1)
 
 

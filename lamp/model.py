@@ -16,6 +16,7 @@ import contextlib
 import inspect
 import os
 from collections.abc import Iterator
+from copy import deepcopy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,6 +259,29 @@ class PromptedModel(nn.Module):
         finally:
             for layer in injected:
                 layer.enable_adapters(True)
+
+    def merge_and_unload(self, copy: bool = False) -> nn.Module:
+        """PEFT's `merge_and_unload()`: the backbone with the layers a tuner injected (LoRA) merged into its own weights
+        (each layer's `merge()`, then its base layer in its place), a plain transformers model that alone computes
+        what this model computed. In place, as PEFT does (this model then holds that plain backbone), unless `copy`.
+        ConfigError for a method whose effect is not in injected layers (a prompt has no weights to merge into)."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        if self.declares.backbone is not Backbone.INJECTED:
+            raise ConfigError(
+                f"method {self.prompt_config.method!r} injects no layers, so there is nothing to merge into the "
+                "backbone's weights: use the model as it is, or export it (lamp export)"
+            )
+        merged = deepcopy(self.backbone) if copy else self.backbone
+        for name, module in list(merged.named_modules()):
+            if isinstance(module, BaseTunerLayer):
+                module.merge()
+                parent, _, child = name.rpartition(".")
+                setattr(merged.get_submodule(parent), child, module.get_base_layer())
+        for attribute in ("peft_config", "_hf_peft_config_loaded"):  # what injection set: a plain model now
+            if attribute in vars(merged):
+                delattr(merged, attribute)
+        return merged
 
     def clear_prompt_cache(self) -> None:
         """Forget the cached prompt and its keys and values. Needed only after editing the backbone's weights through

@@ -332,6 +332,19 @@ def test_disable_adapter_gives_the_bare_backbone_for_its_duration(method):
     torch.testing.assert_close(logits(model), adapted, atol=0, rtol=0)
 
 
+def test_merge_and_unload_gives_a_plain_backbone_with_the_same_outputs():
+    model = perturbed(lamp.wrap(make_llama(), lamp.make_config("lora", rank=2, alpha=4.0))).eval()
+    adapted = logits(model)
+    copied = model.merge_and_unload(copy=True)
+    torch.testing.assert_close(logits(model), adapted, atol=0, rtol=0)  # a copy leaves the model as it was
+    merged = model.merge_and_unload()
+    assert merged is model.backbone and not any("lora" in name for name, _ in merged.named_parameters())
+    for plain in (copied, merged):
+        torch.testing.assert_close(logits(plain), adapted, atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="method 'pt' injects no layers, so there is nothing to merge"):
+        lamp.wrap(make_llama(), lamp.PromptTuningConfig(length=2)).merge_and_unload()
+
+
 def test_disable_adapter_refuses_a_fully_fine_tuned_backbone():
     model = lamp.wrap(make_llama(), lamp.make_config("full"))
     with pytest.raises(ConfigError, match="method 'full' trained the backbone's own weights: there is no adapter"):
