@@ -123,3 +123,8 @@ def config_from_args(args: argparse.Namespace, config_class: type, merge: Merge 
     loaded = yaml_values(getattr(args, "config", None), config_class)
     flags = flag_values(args, config_class)
     return build(config_class, merge(loaded, flags) if merge else {**loaded, **flags})
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 task', '3 tasks': a count in a command's output line."""
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -96,9 +96,9 @@ def evaluate_adapter(
     task_name = task_name or saved.get("task")
     if not task_name:
         raise ConfigError(f"adapter {adapter} names no task: pass --task")
-    spec = saved.get("task_spec") if task_name == saved.get("task") else None
+    own = saved if task_name == saved.get("task") else {}  # what the adapter recorded of its own task
+    spec = own.get("task_spec")
     task = task_of(task_name, spec)  # checked before the model loads
-    own = saved if task_name == saved.get("task") else {}
     seed = own.get("seed", DEFAULT_SEED) if seed is None else seed
     max_length = own.get("max_length", DEFAULT_MAX_LENGTH) if max_length is None else max_length
     name = model or saved["backbone"]["name"]

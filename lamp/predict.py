@@ -179,8 +179,8 @@ def predict_rows(
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
     `resolve_scorer`). `max_length`: source tokens (default: each adapter's recorded training `max_length`, else
     256), a longer row cut as `lamp eval` cuts it (its start and its template's cue kept; a row given as ready
-    ``source`` text has no cue, so its start is kept). `show_progress`: a
-    progress bar over the rows (`lamp.progress`).
+    ``source`` text has no cue, so its start is kept). `show_progress`: a progress bar over the rows
+    (`lamp.progress`).
     """
     if not adapters:
         raise AdapterError("no adapters given: pass at least one adapter")
@@ -289,13 +289,14 @@ def score_rows(
     """Task metrics (0-100) of each task on its rows that carry their answer (a ``label``, or a user task's label or
     target field; `labelled_rows` says how many of how many); a task with no such row is left out. `tasks`: name ->
     Task for user tasks (`adapter_tasks`)."""
+    views = _views(rows, tasks)
     by_task: dict[str, list[tuple[Mapping[str, Any], Mapping[str, Any]]]] = {}
     for row, result in zip(rows, results, strict=True):
-        if _task(row["task"], tasks).gold_field in row:
+        if views[row["task"]].gold_field in row:
             by_task.setdefault(row["task"], []).append((row, result))
     metrics = {}
     for name, pairs in by_task.items():
-        task = _task(name, tasks)
+        task = views[name]
         try:
             examples = [
                 Example("", "", task.label_of(row[task.gold_field]), task.group(row) if task.group else None)
@@ -311,12 +312,14 @@ def labelled_rows(
     rows: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any] | None = None
 ) -> dict[str, tuple[int, int]]:
     """task name -> (rows that carry their answer, rows): what `score_rows` scores each task on."""
+    views = _views(rows, tasks)
     counts: dict[str, tuple[int, int]] = {}
     for row in rows:
         labelled, total = counts.get(row["task"], (0, 0))
-        counts[row["task"]] = (labelled + (_task(row["task"], tasks).gold_field in row), total + 1)
+        counts[row["task"]] = (labelled + (views[row["task"]].gold_field in row), total + 1)
     return counts
 
 
-def _task(name: str, tasks: Mapping[str, Any] | None) -> Any:
-    return tasks[name] if tasks and name in tasks else get_task(name)
+def _views(rows: Sequence[Mapping[str, Any]], tasks: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Each task the rows name: its view in `tasks` (user tasks, as adapters saved them), else the built-in task."""
+    return {name: tasks[name] if tasks and name in tasks else get_task(name) for name in {row["task"] for row in rows}}

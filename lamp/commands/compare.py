@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamp.checks import POSITIVE_INT
-from lamp.cli_options import add_config_flags, flag_values, key_value
+from lamp.cli_options import add_config_flags, counted, flag_values, key_value
 
 
 @dataclass
@@ -98,11 +98,11 @@ def run(args: argparse.Namespace) -> int:
     sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"
     sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
     shape = " x ".join(
-        _count(n, noun)
+        counted(n, noun)
         for n, noun in ((len(grid.tasks), "task"), (len(grid.methods), "method"), (len(grid.seeds), "seed"))
     )
     print(
-        f"lamp compare: {_count(grid.n_cells(), 'cell')} ({shape}, {sweep}), {grid.max_steps} steps each, "
+        f"lamp compare: {counted(grid.n_cells(), 'cell')} ({shape}, {sweep}), {grid.max_steps} steps each, "
         f"into {grid.out}"
     )
     records, paths = compare(grid, report_only=options.report_only, workers=options.workers)
@@ -110,8 +110,3 @@ def run(args: argparse.Namespace) -> int:
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
     print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    """'1 task', '3 tasks'."""
-    return f"{n} {noun}{'s' * (n != 1)}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.checks import POSITIVE_INT
+from lamp.cli_options import counted
 from lamp.errors import DataError
 from lamp.scoring import SCORER_HELP, SCORERS
 
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(Path(args.output), lambda tmp: Path(tmp).write_text(text))
     else:
         sys.stdout.write(text)
-    tasks_served = f"{len(adapters)} task" + "s" * (len(adapters) != 1)
-    print(f"{len(rows)} rows, {tasks_served}, {len(rows) / max(elapsed, 1e-9):.1f} rows/s", file=sys.stderr)
+    rate = len(rows) / max(elapsed, 1e-9)
+    print(f"{counted(len(rows), 'row')}, {counted(len(adapters), 'task')}, {rate:.1f} rows/s", file=sys.stderr)
     counts = labelled_rows(rows, tasks)
     for task, metrics in score_rows(rows, results, tasks).items():
         labelled, total = counts[task]

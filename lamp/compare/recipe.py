@@ -113,16 +113,17 @@ class Recipe:
         if self.sweep_seeds is not None:
             POSITIVE_INT.check("sweep_seeds", self.sweep_seeds)
         sweep_tasks = self.sweep_tasks
+        # a task file stands for its task's name; any other entry must already be one of the grid's names
+        listed = sweep_tasks if isinstance(sweep_tasks, list | tuple) else []
+        named = [self._task_name(str(t)) if is_spec_file(str(t)) else str(t) for t in listed]
         if sweep_tasks is not None and (
-            not isinstance(sweep_tasks, list | tuple)
-            or not sweep_tasks
-            or not {self._task_name(str(t)) if is_spec_file(str(t)) else t for t in sweep_tasks} <= set(self.tasks)
+            not isinstance(sweep_tasks, list | tuple) or not sweep_tasks or not set(named) <= set(self.tasks)
         ):
             raise ConfigError(
                 f"sweep_tasks must be a non-empty list of the grid's tasks ({', '.join(self.tasks)}), "
                 f"got {sweep_tasks!r}"
             )
-        self.sweep_tasks = [self._task_name(str(t)) for t in sweep_tasks] if sweep_tasks else None
+        self.sweep_tasks = named or None
         floors = self.floors
         if not isinstance(floors, list | tuple) or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
             raise ConfigError(
