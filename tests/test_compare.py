@@ -390,18 +390,25 @@ def test_committed_comparison_rows_load_as_cells(path):
         assert {key: back[key] for key in row} == row
 
 
-def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys):
-    # "1 task x 1 method x 2 seeds", never "1 tasks"; a singular word for a count of one
-    scores = {("lamp", 0.01, s): (80.0, 70.0) for s in (0, 1)}
+@pytest.mark.parametrize(
+    ("lrs", "shape"),
+    [
+        ([0.01], "2 cells (1 task x 1 method x 2 seeds, one lr per method)"),
+        ([0.01, 0.03], "4 cells (1 task x 1 method x 2 seeds, lrs swept on seeds 0, 1)"),
+    ],
+)
+def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys, lrs, shape):
+    # "1 task x 1 method x 2 seeds", never "1 tasks"; a singular word for a count of one; a sweep only when there is one
+    scores = {("lamp", lr, s): (80.0, 70.0) for lr in lrs for s in (0, 1)}
     monkeypatch.setattr(training, "train", fake_train(scores, []))
     recipe = tmp_path / "grid.yaml"
     recipe.write_text(
-        f"tasks: [polarity]\nmethods: [lamp]\nlrs: {{lamp: [0.01]}}\nseeds: [0, 1]\nmax_steps: 5\n"
+        f"tasks: [polarity]\nmethods: [lamp]\nlrs: {{lamp: {lrs}}}\nseeds: [0, 1]\nmax_steps: 5\n"
         f"floors: []\nout: {tmp_path / 'out'}\n"
     )
     assert main(["compare", "--config", str(recipe)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("lamp compare: 2 cells (1 task x 1 method x 2 seeds, lrs swept on seeds 0, 1), 5 steps")
+    assert first.startswith(f"lamp compare: {shape}, 5 steps")
 
 
 def test_cli_rejects_a_malformed_sweep(capsys):

@@ -95,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
         train=dict(options.train or []),
         out=options.out,
     )
-    sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"
-    sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
+    if any(len(m.lrs) > 1 for m in grid.methods):
+        sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"
+        sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
+    else:
+        sweep = "one lr per method"
     shape = " x ".join(
         counted(n, noun)
         for n, noun in ((len(grid.tasks), "task"), (len(grid.methods), "method"), (len(grid.seeds), "seed"))
