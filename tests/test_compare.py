@@ -391,13 +391,17 @@ def test_committed_comparison_rows_load_as_cells(path):
 
 
 @pytest.mark.parametrize(
-    ("lrs", "shape"),
+    ("lrs", "shape", "rate"),
     [
-        ([0.01], "2 cells (1 task x 1 method x 2 seeds, one lr per method)"),
-        ([0.01, 0.03], "4 cells (1 task x 1 method x 2 seeds, lrs swept on seeds 0, 1)"),
+        ([0.01], "2 cells (1 task x 1 method x 2 seeds, one lr per method)", "at each method's one learning rate;"),
+        (
+            [0.01, 0.03],
+            "4 cells (1 task x 1 method x 2 seeds, lrs swept on seeds 0, 1)",
+            "at the learning rate selected per task on the mean validation score over seeds 0, 1;",
+        ),
     ],
 )
-def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys, lrs, shape):
+def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys, lrs, shape, rate):
     # "1 task x 1 method x 2 seeds", never "1 tasks"; a singular word for a count of one; a sweep only when there is one
     scores = {("lamp", lr, s): (80.0, 70.0) for lr in lrs for s in (0, 1)}
     monkeypatch.setattr(training, "train", fake_train(scores, []))
@@ -409,6 +413,7 @@ def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys, lrs, 
     assert main(["compare", "--config", str(recipe)]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith(f"lamp compare: {shape}, 5 steps")
+    assert rate in (tmp_path / "out" / "comparison.md").read_text()  # the report names a selection only after a sweep
 
 
 def test_cli_rejects_a_malformed_sweep(capsys):

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         train=dict(options.train or []),
         out=options.out,
     )
-    if any(len(m.lrs) > 1 for m in grid.methods):
+    if grid.sweeps_lrs:
         sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"
         sweep += f" of {' '.join(grid.swept_tasks)}" if grid.sweep_tasks else ""
     else:

@@ -137,6 +137,11 @@ class Recipe:
         grid_config(self, self.tasks[0], first, first.lrs[0], self.seeds[0], resume=False)  # the train options
 
     @property
+    def sweeps_lrs(self) -> bool:
+        """Whether any method runs more than one learning rate (else nothing is selected on validation)."""
+        return any(len(m.lrs) > 1 for m in self.methods)
+
+    @property
     def sweep(self) -> list[int]:
         """The seeds that run every learning rate (and on which the rate is selected)."""
         return self.seeds[: self.sweep_seeds] if self.sweep_seeds else list(self.seeds)

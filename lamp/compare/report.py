@@ -174,11 +174,15 @@ def markdown(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> str:
         if grid.sweep_tasks
         else "per task on the mean validation score"
     )
+    rate = (
+        f"the learning rate selected {selection} over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}"
+        if grid.sweeps_lrs
+        else "each method's one learning rate"
+    )
     lines = [
         f"# Method comparison on {grid.model}",
         "",
-        f"Test score (task metric, 0-100) at the learning rate selected {selection}"
-        f" over seed{'s' * (len(sweep) > 1)} {', '.join(map(str, sweep))}; "
+        f"Test score (task metric, 0-100) at {rate}; "
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
         "set (collapsed); ▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `none`) on "
