@@ -169,6 +169,8 @@ def read_adapter_config(directory: str | os.PathLike) -> dict[str, Any]:
         problem = _config_problem(data)
     except ValueError as error:  # not JSON, or bytes that are not UTF-8
         problem = " ".join(str(error).split())[:200]
+    except RecursionError:  # json's parser recurses once per level: thousands of nested [ exhaust the stack
+        problem = "JSON nested too deeply"
     if problem:
         raise AdapterError(f"{path} is corrupt or not a lamp adapter config ({problem}): save the adapter again")
     version = data.get("format_version", FORMAT_VERSION)

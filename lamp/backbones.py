@@ -86,10 +86,23 @@ def _convert_smollm2(target: Path) -> None:
 
 def resolve(name: str) -> str:
     """A name lamp knows, a local folder, or a hub id (passed through)."""
+    if not isinstance(name, str) or not name.strip():  # Path("") is the current folder: never a silent choice
+        raise ConfigError(f"--model is empty: pass {SMOLLM2!r}, a model folder or a hub id")
     if name == SMOLLM2:
         return str(smollm2_dir())
-    if Path(name).expanduser().is_dir():
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"cannot load model {name!r}: the folder holds no config.json, so it is no saved model; pass a "
+                f"folder saved with save_pretrained, {SMOLLM2!r} or a hub id"
+            )
         return name
+    if path.exists():
+        raise ConfigError(
+            f"cannot load model {name!r}: it is a file, not a folder; pass the model's folder (with config.json), "
+            f"{SMOLLM2!r} or a hub id"
+        )
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an owner/model hub id
         raise ConfigError(f"cannot load model {name!r}: no such folder; pass {SMOLLM2!r}, a model folder or a hub id")
     return name  # owner/model: a hub id

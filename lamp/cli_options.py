@@ -59,7 +59,9 @@ def key_value(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key, parse_value(value)
+    if not key.strip():  # '=3' would ask for an option named ''
+        raise argparse.ArgumentTypeError(f"{text!r} lacks the option's name: write NAME=VALUE, e.g. rank=8")
+    return key.strip(), parse_value(value)
 
 
 def config_keys(config_class: type) -> dict[str, Any]:

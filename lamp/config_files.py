@@ -26,6 +26,8 @@ def load_yaml(
     UTF-8, a top level that is not a mapping, and keys outside `keys`.
     """
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise ConfigError(f"{what} {path} is a folder, not a file: {fix}")
     if not file.is_file():
         raise ConfigError(f"{what} {path} does not exist: {fix}")
     try:

@@ -101,7 +101,7 @@ def evaluate_adapter(
     task = task_of(task_name, spec)  # checked before the model loads
     seed = own.get("seed", DEFAULT_SEED) if seed is None else seed
     max_length = own.get("max_length", DEFAULT_MAX_LENGTH) if max_length is None else max_length
-    name = model or saved["backbone"]["name"]
+    name = saved["backbone"]["name"] if model is None else model
     tokenizer = load_tokenizer(name)
     accelerator = Accelerator()
     prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first

@@ -22,11 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamp.adapter import atomic_write, read_adapter_config
+from lamp.adapter import atomic_write, read_adapter_config, read_adapter_tensors
 from lamp.backbones import load_model
-from lamp.errors import AdapterError
+from lamp.errors import AdapterError, ConfigError
+from lamp.export import check_output_folder
 from lamp.methods.base import embedding_rows
 from lamp.model import PromptedModel, load_adapter
+from lamp.run_folder import run_files
 
 FILES = ("cosine.png", "spectrum.png", "norms.png")
 SUMMARY_TEXT, SUMMARY_JSON = "summary.txt", "summary.json"
@@ -212,12 +214,28 @@ def inspect_prompts(models: dict[str, PromptedModel], out_dir: str | os.PathLike
     return summaries
 
 
+def check_inspect_folder(out: Path) -> None:
+    """Refuse an output folder that is a file, cannot be written, or holds files but no earlier inspection (its
+    summary.json): the pictures' plain names (cosine.png, summary.txt) may be the user's own files."""
+    check_output_folder(out, "inspect")
+    if out.is_dir() and run_files(out) and not (out / SUMMARY_JSON).is_file():
+        raise ConfigError(
+            f"{out} holds files that are not a lamp inspection: choose another --out; lamp never overwrites them"
+        )
+
+
 def inspect_adapters(
     adapters: list[str | os.PathLike],
     out_dir: str | os.PathLike,
     backbone: nn.Module | str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Load saved adapters (on `backbone`, or the backbone each names) and write their pictures to `out_dir`."""
+    """Load saved adapters (on `backbone`, or the backbone each names) and write their pictures to `out_dir`.
+
+    The output folder and every adapter's files are checked before any backbone loads."""
+    check_inspect_folder(Path(out_dir))
+    for path in adapters:  # load_adapter reads them again, but only once a backbone has loaded
+        read_adapter_config(path)
+        read_adapter_tensors(path)
     loaded: dict[str, nn.Module] = {}
     models: dict[str, PromptedModel] = {}
     for path in adapters:

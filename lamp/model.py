@@ -89,7 +89,11 @@ def parameter_versions(module: nn.Module) -> tuple[tuple[int, int], ...]:
 def max_positions(model: nn.Module) -> int | None:
     """The backbone's context window (`max_position_embeddings`, GPT-2's `n_positions`), or None if it declares
     none (T5's relative positions)."""
-    config = model.config
+    return config_positions(model.config)
+
+
+def config_positions(config: Any) -> int | None:
+    """`max_positions` from a backbone's `PretrainedConfig` alone (before its weights load)."""
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     value = getattr(text_config, "max_position_embeddings", None)
     return value if isinstance(value, int) and value > 0 else None
@@ -148,6 +152,7 @@ class PromptedModel(nn.Module):
         for parameter in backbone.parameters():
             parameter.requires_grad_(trains_backbone)
         device = backbone.get_input_embeddings().weight.device
+        config.check_fits(max_positions(backbone))  # before `build` allocates the prompt
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in accepted
         self._accepted_inputs = set(accepted)
@@ -784,7 +789,7 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
     tensors = read_adapter_tensors(directory)
     weights = Path(directory) / WEIGHTS
     if model is None or isinstance(model, str):
-        model = load_model(model or saved["name"])
+        model = load_model(saved["name"] if model is None else model)
     width = model.get_input_embeddings().weight.shape[1]
     if width != saved["embedding_width"]:
         raise AdapterError(

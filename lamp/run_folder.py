@@ -13,6 +13,7 @@ nothing to replace: the data order is a pure function of the seed and the step (
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -42,12 +43,33 @@ RUN_FILE_NAMES = (RUN_CONFIG, CHECKPOINT, RESULTS, LOG, PLOT)
 _LEFTOVER = re.compile(r"^\..+\.\w{8}\.tmp(\.\w+)?$|^\.write-test-\d+$")  # atomic_write's and the write probe's
 
 
-def lock_folder(folder: Path, flag: str = "--out") -> Any:
-    """Create `folder` and take its lock without waiting (a FileLock; release it when done): a second process on
-    the same folder is refused in one line."""
+class FolderLock:
+    """The lock `lock_folder` took. Releasing it also removes the folders taking it created, when they hold nothing
+    else: a run refused after the lock (a bad --model) leaves no empty folder holding only a lock file behind."""
+
+    def __init__(self, lock: Any, folder: Path, created: list[Path]) -> None:
+        self.lock, self.folder, self.created = lock, folder, created  # created: the folder first, then its parents
+
+    def release(self) -> None:
+        empty = bool(self.created) and self.folder.is_dir() and not run_files(self.folder)
+        if empty:  # while still held, so no other process takes a lock on the file about to go
+            with contextlib.suppress(OSError):
+                (self.folder / LOCK).unlink()
+        self.lock.release()
+        for path in self.created if empty else ():
+            try:
+                path.rmdir()  # only once empty: anything written meanwhile stays
+            except OSError:
+                break
+
+
+def lock_folder(folder: Path, flag: str = "--out") -> FolderLock:
+    """Create `folder` and take its lock without waiting (release it when done): a second process on the same folder
+    is refused in one line."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(folder / LOCK, timeout=0)
+    created = [path for path in (folder, *folder.parents) if not path.exists()]
     try:
         if folder.exists() and not folder.is_dir():
             raise ConfigError(f"output path {folder} is a file: choose a folder for {flag}")
@@ -59,7 +81,7 @@ def lock_folder(folder: Path, flag: str = "--out") -> Any:
         ) from None
     except OSError as error:
         raise ConfigError(f"cannot write to output folder {folder} ({error.strerror}): choose another {flag}") from None
-    return lock
+    return FolderLock(lock, folder, created)
 
 
 def run_files(out: Path) -> list[Path]:

@@ -32,17 +32,25 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
-from lamp.adapter import WEIGHTS, atomic_write, save_adapter
-from lamp.backbones import SMOLLM2, load_model, load_tokenizer
+from lamp.adapter import WEIGHTS, atomic_write, read_adapter_config, read_adapter_tensors, save_adapter
+from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
 from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
 from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
-from lamp.errors import ConfigError, Interrupted, TrainingError
+from lamp.errors import AdapterError, ConfigError, Interrupted, LampError, TrainingError
 from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
-from lamp.export import wrap_saved_prompt
-from lamp.methods import DEFAULT_METHOD, PromptConfig, check_options, lookup, make_config
-from lamp.model import PromptedModel, load_adapter, wrap
+from lamp.export import PEFT_CONFIG, require_pure_prompt, wrap_saved_prompt
+from lamp.methods import (
+    DEFAULT_METHOD,
+    PromptConfig,
+    check_options,
+    config_for_prompt,
+    config_from_dict,
+    lookup,
+    make_config,
+)
+from lamp.model import PromptedModel, config_positions, load_adapter, wrap
 from lamp.plots import plot_training
 from lamp.progress import progress
 from lamp.run_folder import (
@@ -225,6 +233,11 @@ class TrainConfig:
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
                 raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                f"--resume and --overwrite conflict: pass --resume to continue the run in {self.out}, or --overwrite "
+                "to replace it"
+            )
         # A local folder is recorded by its absolute path, so a run resumes (and its adapter loads) from anywhere.
         for name in PATH_FIELDS:
             value = getattr(self, name)
@@ -252,7 +265,7 @@ class TrainConfig:
         shorthands = dict(zip(SHORTHANDS, (length, rank, pool, init, init_text), strict=True))
         self.method_options = with_shorthands(self.method_options, shorthands)
         check_options(self.method, self.method_options)
-        if not self.init_from:  # with --init-from the saved prompt sets the length: checked when it is read
+        if not self.init_from:  # with --init-from the saved prompt sets the length: train() reads it first
             self.method_config()
 
     def data_options(self) -> dict[str, Any]:
@@ -311,13 +324,15 @@ def saved_config(out: Path) -> dict[str, Any] | None:
             problem = error.strerror or str(error)
         except ValueError as error:  # not JSON, or bytes that are not UTF-8
             problem = "not JSON: " + " ".join(str(error).split())[:160]
+        except RecursionError:  # json's parser recurses once per nested [ or {
+            problem = "JSON nested too deeply"
         if problem:
             raise ConfigError(
                 f"{path} does not hold a lamp run's settings ({problem}): restore it, or pass --overwrite instead of "
                 "--resume to start the run over (the file is left as it is)"
             )
     elif (out / CHECKPOINT).is_file():
-        with contextlib.suppress(ConfigError, KeyError, TypeError):
+        with contextlib.suppress(ConfigError, KeyError, TypeError, RecursionError):
             saved = upgrade_saved(json.loads(json.dumps(read_checkpoint(out / CHECKPOINT)["config"])))
     return {"format": "t5", **saved} if isinstance(saved, dict) else None
 
@@ -616,8 +631,11 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
             f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
             "(floors: [none]), or choose a method that trains"
         )
-    # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only).
-    prompt_config = None if config.init_from else config.method_config()
+    # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only): read from the
+    # adapter's files, so the options are checked now too.
+    prompt_config = init_from_config(config) if config.init_from else config.method_config()
+    if prompt_config is not None:  # from the backbone's config, not its weights: before a huge prompt is allocated
+        prompt_config.check_fits(config_positions(load_config(config.model)))
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
@@ -692,6 +710,43 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
     return run
+
+
+def init_from_config(config: TrainConfig) -> PromptConfig | None:
+    """The method's config that starts from the prompt saved in --init-from, from the adapter's files alone (its JSON,
+    and a lamp adapter's tensors for NaN), so that a missing or corrupt adapter and a bad option fail before the
+    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has. None when the
+    files do not tell the prompt's shape (a PEFT config without it): then `wrap_saved_prompt` alone checks."""
+    path = Path(config.init_from)
+    if (path / PEFT_CONFIG).is_file():
+        shape = _peft_prompt_shape(path / PEFT_CONFIG)
+    elif (path / ADAPTER_CONFIG).is_file():
+        data = read_adapter_config(path)
+        try:
+            saved = config_from_dict(data["prompt"])
+        except (LampError, TypeError) as error:
+            raise AdapterError(f"{path}/{ADAPTER_CONFIG} holds an invalid prompt config: {error}") from None
+        require_pure_prompt(saved, "its prompt alone does not reproduce it and cannot be imported")
+        read_adapter_tensors(path)  # NaN, inf, a truncated file
+        shape = (saved.n_virtual(), data["backbone"]["embedding_width"])
+    else:
+        raise AdapterError(
+            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {ADAPTER_CONFIG} (lamp adapter)"
+        )
+    if shape is None:
+        return None
+    return config_for_prompt(config.method, *shape, str(path), **config.method_options)
+
+
+def _peft_prompt_shape(path: Path) -> tuple[int, int] | None:
+    """(num_virtual_tokens, token_dim) of a PEFT adapter_config.json, or None where it does not hold them (not prompt
+    tuning, not JSON): `read_prompt` names the problem once the backbone has loaded."""
+    with contextlib.suppress(OSError, ValueError, RecursionError):
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        shape = (saved.get("num_virtual_tokens"), saved.get("token_dim")) if isinstance(saved, dict) else (0, 0)
+        if all(POSITIVE_INT.ok(n) for n in shape):
+            return shape
+    return None
 
 
 def _wrapped_backbone(

@@ -50,3 +50,11 @@ def test_weights_that_do_not_match_config_are_refused(tmp_path, llama):
     (tmp_path / "adapter.json").write_text(json.dumps(meta))
     with pytest.raises(AdapterError, match="do not belong together"):
         lamp.load_adapter(llama, tmp_path)
+
+
+def test_deeply_nested_config_is_refused_in_one_line(tmp_path, llama):
+    # json recurses once per level: 100,000 '[' is a RecursionError, not a ValueError
+    lamp.wrap(llama, lamp.LampConfig(length=4, rank=2, pool=2)).save_adapter(tmp_path)
+    (tmp_path / "adapter.json").write_text("[" * 100_000)
+    with pytest.raises(AdapterError, match="corrupt or not a lamp adapter config \\(JSON nested too deeply\\)"):
+        lamp.load_adapter(llama, tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import shlex
@@ -149,7 +150,48 @@ ROWS = [
         OWN + " {own}/good.csv --label-field mood", r"has no field 'mood' .* fix --label-field", id="own-label-field"
     ),
     pytest.param(OWN + " {own}/broken.jsonl", r"cannot read {own}/broken.jsonl as JSONL \(", id="own-not-json"),
-    pytest.param(OWN + " {own}/latin1.csv", r"cannot read {own}/latin1.csv as CSV \(.*save it as UTF-8", id="own-utf8"),
+    pytest.param(OWN + " {own}/latin1.csv", r"{own}/latin1.csv:2: byte 0xe9 is not UTF-8: save", id="own-utf8"),
+    pytest.param(OWN + " {own}/latin1.jsonl", r"{own}/latin1.jsonl:2: byte 0xe9 is not UTF-8: save", id="own-jl-utf8"),
+    pytest.param(OWN + " {own}/deep.jsonl", r"cannot read {own}/deep.jsonl as JSONL \(.*\): save it", id="own-deep"),
+    pytest.param(
+        OWN + " {own}/number.jsonl", r"{own}/number.jsonl row 1: field 'text' must be text, got 5: write", id="own-5"
+    ),
+    pytest.param(OWN + " {own}/list.jsonl", r"list.jsonl row 2: field 'text' must be text, got \['a'\]", id="own-list"),
+    pytest.param(OWN + " {own}/dict.jsonl", r"dict.jsonl row 1: field 'text' must be text, got \{{'a'", id="own-dict"),
+    pytest.param(OWN + " {own}/bool.jsonl", r"bool.jsonl row 1: field 'text' must be text, got True", id="own-bool"),
+    pytest.param(
+        OWN + " {own}/good.csv --template '{{text:>5}}'",
+        r"--template '\{{text:>5\}}' has the field \{{text:>5\}}: write each field as a row field's name in braces",
+        id="own-template-spec",
+    ),
+    pytest.param(OWN + " {own}/good.csv --template '{{text!r}}'", r"has the field \{{text!r\}}", id="own-conv"),
+    pytest.param(OWN + " {own}/good.csv --template 'Q: {{0}}'", r"has the field \{{0\}}: write", id="own-position"),
+    pytest.param(OWN + " {own}/good.csv --template 'Q: {{}}'", r"has the field \{{\}}: write", id="own-empty-field"),
+    pytest.param(
+        OWN + " {own}/good.csv --template 'x {{text}} {{label}}'",
+        r"shows the answer field 'label' to the model: remove \{{label\}} from the template$",
+        id="own-answer-in-template",
+    ),
+    pytest.param(
+        OWN + " {own}/good.csv --max-new-tokens 5",
+        r"--max-new-tokens applies to free-form generation \(--target-field\): .* drop it$",
+        id="own-max-new-tokens-classification",
+    ),
+    pytest.param(
+        TRAIN + " --max-new-tokens 5",
+        r"--max-new-tokens applies to your own data: pass --train-file FILE or --dataset HUB_ID with it, or drop it$",
+        id="own-flag-without-data",
+    ),
+    pytest.param(
+        TRAIN + " --label-field stars --max-new-tokens 5",
+        r"--label-field, --max-new-tokens apply to your own data: .* with them, or drop them$",
+        id="own-flags-without-data",
+    ),
+    pytest.param(
+        TRAIN + " --dataset :cfg --template '{{text}}' --target-field y",
+        r"--dataset ':cfg' names no dataset: pass owner/name or owner/name:config$",
+        id="own-dataset-config-only",
+    ),
     pytest.param(OWN + " {own}/data.xlsx", r"unknown data file type '.xlsx': use a .csv, .tsv", id="own-suffix"),
     pytest.param(OWN + " {own}/null.jsonl", r"{own}/null.jsonl row 1: field 'text' is empty", id="own-null"),
     pytest.param(
@@ -178,8 +220,28 @@ ROWS = [
     ),
     pytest.param(TRAIN + " --task {own}/bogus.yaml", r"{own}/bogus.yaml: unknown keys bogus; known", id="own-yaml-key"),
     pytest.param(TRAIN + " --task {fresh}/no.yaml", r"task file .*no.yaml does not exist", id="own-yaml-missing"),
+    pytest.param(
+        TRAIN + " --task {own}/folder.yaml", r"task file .*folder.yaml is a folder, not a file", id="own-yaml-dir"
+    ),
+    pytest.param("train --config {own}", r"config file {own} is a folder, not a file: pass the path", id="yaml-folder"),
+    pytest.param(
+        TRAIN + " --set =3", r"argument --set: '=3' lacks the option's name: write NAME=VALUE", id="set-no-name"
+    ),
+    pytest.param(
+        TRAIN + " --model ''", r"--model is empty: pass 'smollm2-135m', a model folder", id="train-model-empty"
+    ),
+    pytest.param(
+        TRAIN + " --model {empty_dir}",
+        r"cannot load model '{empty_dir}': the folder holds no config.json, so it is no saved model; pass a folder",
+        id="train-model-empty-folder",
+    ),
+    pytest.param(
+        TRAIN + " --model {own}/good.csv", r"cannot load model .*good.csv': it is a file, not a folder", id="model-file"
+    ),
     pytest.param(TRAIN + " --task {own}/rte.yaml", r"task name 'rte' is a built-in task's", id="own-yaml-builtin"),
     pytest.param(EVAL + " --adapter {adapter} --task {fresh}/no.yaml", r"task file .*no.yaml does not", id="eval-yaml"),
+    pytest.param(EVAL + " --adapter {adapter} --model ''", r"--model is empty: pass", id="eval-model-empty"),
+    pytest.param(PREDICT + " --input {rows} --model ''", r"--model is empty: pass", id="predict-model-empty"),
     # ---- eval: its options and every kind of corrupt adapter ----
     pytest.param(EVAL + " --adapter {nan_adapter}", r"tensor 'weight' holds NaN or inf values", id="eval-nan"),
     pytest.param(
@@ -273,6 +335,10 @@ ROWS = [
     pytest.param("data rte --data-dir {tiny_dev}", r"rte: the test split would be empty under the protocol", id="d-0"),
     pytest.param("data nope", r"unknown task 'nope'", id="data-unknown-task"),
     pytest.param("data rte --data-dir {fresh}/nowhere", r"nowhere \(--data-dir\) does not exist", id="data-no-dir"),
+    pytest.param("data rte --data-dir {own}/good.csv", r"good.csv \(--data-dir\) is a file, not a folder", id="d-file"),
+    pytest.param(
+        "data cb --data-dir {deep_jsonl}", r"CB/train.jsonl:2: not valid JSON \(nested too deeply\)", id="d-deep"
+    ),
     pytest.param("data rte --data-dir {data} --show 0", r"--show: must be a positive integer, got '0'", id="show-0"),
     pytest.param("data rte --data-dir {data} --show=-2", r"--show: must be a positive integer", id="data-show-neg"),
     pytest.param("data rte --data-dir {data} --seed=-1", r"--seed: must be an integer from 0", id="data-seed"),
@@ -441,6 +507,11 @@ def world(tmp_path_factory) -> dict[str, str]:
         root / "jsonl_not_utf8/superglue/CB/train.jsonl", CB_ROW.encode() + CB_ROW.encode().replace(b"P.", b"caf\xe9")
     )
     write(root / "jsonl_not_utf8/superglue/CB/val.jsonl", CB_ROW * 2)
+    paths["deep_jsonl"] = root / "deep_jsonl"  # json's parser recurses once per [
+    write(root / "deep_jsonl/superglue/CB/train.jsonl", CB_ROW + '{"premise": ' + "[" * 100_000 + "\n")
+    write(root / "deep_jsonl/superglue/CB/val.jsonl", CB_ROW * 2)
+    paths["empty_dir"] = root / "empty_dir"  # a folder with no model in it
+    paths["empty_dir"].mkdir()
 
     own = paths["own"] = root / "own"  # a user's own data files
     good_rows = "text,label\nthe film was good,positive\nthe film was bad,negative\n"
@@ -454,6 +525,15 @@ def world(tmp_path_factory) -> dict[str, str]:
         "latin1.csv": "text,label\ncaf\xe9,positive\n".encode("latin-1"),
         "data.xlsx": "not a spreadsheet",
         "null.jsonl": '{"text": null, "label": "positive"}\n',
+        "latin1.jsonl": '{"text": "ok", "label": "positive"}\n{"text": "caf\xe9", "label": "negative"}\n'.encode(
+            "latin-1"
+        ),
+        "deep.jsonl": '{"text": ' + "[" * 100_000 + "\n",
+        "number.jsonl": '{"text": 5, "label": "positive"}\n',
+        "list.jsonl": '{"text": "a", "label": "positive"}\n{"text": ["a"], "label": "positive"}\n',
+        "dict.jsonl": '{"text": {"a": 1}, "label": "positive"}\n',
+        "bool.jsonl": '{"text": true, "label": "positive"}\n',
+        "folder.yaml/notes.txt": "a folder named like a task file\n",
         "bogus.yaml": "train_file: good.csv\ntemplate: '{text}'\nlabel_words: [a, b]\nbogus: 1\n",
         "rte.yaml": "name: rte\ntrain_file: good.csv\ntemplate: '{text}'\nlabel_words: [negative, positive]\n",
     }
@@ -624,3 +704,24 @@ def test_a_hub_id_that_cannot_be_fetched_is_one_line_without_the_retries(paths, 
                 "'smollm2-135m', or a hub id reachable online"
             )
     assert (hub_logging.get_verbosity(), transformers_logging.get_verbosity()) == levels
+
+
+def test_a_hub_dataset_that_cannot_be_fetched_is_one_line_without_the_retries(paths, capfd, monkeypatch):
+    """Offline, `datasets` makes huggingface_hub log every retry; lamp silences it while a user's dataset or a
+    built-in task's hub dataset loads, and says in one line what failed."""
+    import datasets
+
+    from lamp.tasks.sources import Hub, load_hub_dataset
+
+    def offline(*args, **kwargs):
+        logging.getLogger("huggingface_hub.utils._http").warning("'[Errno -2] Name or service not known' thrown")
+        raise FileNotFoundError("Dataset foo/bar is not cached in None")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    flags = ["--dataset", "foo/bar", "--template", "{text}", "--label-words", "negative,positive"]
+    code = main(["train", "--model", paths["model"], *flags, "--out", str(Path(paths["fresh"]) / "run")])
+    out, err = capfd.readouterr()
+    assert_one_line_error(code, out, err, "train", r"cannot load dataset 'foo/bar' \(FileNotFoundError: Dataset")
+    with pytest.raises(FileNotFoundError):
+        load_hub_dataset(Hub("foo/bar"))
+    assert capfd.readouterr().err == ""

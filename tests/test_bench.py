@@ -190,3 +190,25 @@ def test_method_spec_values_are_typed_as_train_types_them():
     """`lamp:scale_lr=true` is a flag, as `lamp train --set scale_lr=true` (it was the text 'true', refused)."""
     config = parse_method("lamp:length=8,rank=2,pool=2,scale_lr=true,log_q=False").config
     assert (config.length, config.scale_lr, config.log_q) == (8, True, False)
+
+
+@pytest.mark.parametrize(
+    "yaml_text, words",
+    [
+        ("device: 5", "--device must be text"),
+        ("model: 5", "--model must be text"),
+        ("model: null", "--model must be text"),
+        ("methods: [5]", "--methods must be a list of method specs"),
+        (
+            "methods: lamp",
+            "--methods must be a list of method specs, e.g. [none, 'lamp:length=100,rank=8,pool=4'], got 'lamp'",
+        ),  # fmt: skip
+        ("methods: [[lamp]]", "--methods must be a list of method specs"),
+        ('compile: "yes"', "--compile must be true or false, got 'yes'"),
+    ],
+)
+def test_a_config_file_of_the_wrong_types_fails_in_one_line(capsys, tmp_path, yaml_text, words):
+    (tmp_path / "bench.yaml").write_text(yaml_text + "\n")
+    assert main(["bench", "--config", str(tmp_path / "bench.yaml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and words in err, err

@@ -10,7 +10,7 @@ import pytest
 
 import lamp.train as training
 from lamp.cli import main
-from lamp.compare import Cell, choose_lrs, compare, load_recipe, make_grid, paired_differences
+from lamp.compare import Cell, choose_lrs, compare, load_recipe, make_grid, paired_differences, parse_lrs
 from lamp.errors import ConfigError, LampError, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,6 +317,7 @@ def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="max_steps"):
         compare(fake_grid(tmp_path / "g", max_steps=9), log=quiet)
     # the same official files in another folder (a grid run on another machine, read back here) are the same grid
+    (tmp_path / "elsewhere").mkdir()  # a data folder that does not exist is refused
     records, _ = compare(fake_grid(tmp_path / "g", data_dir=str(tmp_path / "elsewhere")), log=quiet, report_only=True)
     assert len(records) == 8
 
@@ -516,3 +517,66 @@ def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
     records = json.loads((tmp_path / "out" / "comparison.json").read_text())
     assert {r["method"] for r in records} == {"lamp", "pt-100", "pt-25", "dpt", "lora", "none", "majority"}
     assert sum(not r["floor"] for r in records) == 15, "every method's three learning rates on the sweep task"
+
+
+# ---- recipe values that used to be replaced, stringified or silently dropped ------------------------------------
+@pytest.mark.parametrize(
+    "recipe,fragment",
+    [
+        ({"tasks": []}, "tasks must be a non-empty list"),
+        ({"methods": []}, "methods must name at least one method"),
+        ({"methods": ["lamp", "lamp"]}, "distinct method names"),
+        ({"floors": None}, "floors must be a list"),
+        ({"model": 5}, "model must be a model name, folder or hub id (text), got 5"),
+        ({"model": ["a"]}, "model must be .* got \\['a'\\]"),
+        ({"out": 5}, "out must be an output folder (text), got 5"),
+        ({"out": ""}, "out must be an output folder"),
+        ({"quick": {"bogus": 1}}, "quick holds unknown keys bogus"),
+        ({"seeds": [0], "sweep_seeds": 5}, "sweep_seeds 5 exceeds the number of seeds \\(1\\)"),
+        ({"methods": {"a/b": {"method": "lamp"}}}, "method label is 'a/b', which cannot be part of a cell's folder"),
+        ({"methods": {"..": {"method": "lamp"}}}, "method label is '..'"),
+    ],
+)
+def test_recipe_values_are_refused_not_replaced(recipe, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(text)", "\\(text\\)")):
+        make_grid({"floors": [], **recipe})
+
+
+def test_a_data_dir_that_is_no_folder_is_refused_before_cells_train_not_on_report_only(tmp_path):
+    grid = make_grid({"floors": [], "data_dir": "/nonexistent/lamp-data", "out": str(tmp_path / "grid")})
+    with pytest.raises(ConfigError, match="data_dir /nonexistent/lamp-data is not a folder"):
+        compare(grid)
+    assert not (tmp_path / "grid").exists()
+    # --report-only reads cells trained elsewhere: their data folder need not exist here
+    with pytest.raises(ConfigError, match="no finished cells in .* yet"):
+        compare(grid, report_only=True)
+
+
+def test_overrides_are_refused_not_replaced(capsys):
+    with pytest.raises(ConfigError, match="--lrs names lamp twice"):
+        make_grid({}, lrs=parse_lrs(["lamp=0.1", "lamp=0.2"]))
+    assert main(["compare", "--out", "", "--report-only"]) == 2
+    assert "out must be an output folder" in capsys.readouterr().err
+    # --quick keeps a sweep on at most the one seed it keeps
+    assert make_grid({"seeds": [0, 1, 2], "sweep_seeds": 2}, quick=True).sweep == [0]
+
+
+def test_a_task_name_that_is_a_path_cannot_leave_the_grid_folder(tmp_path, capsys):
+    (tmp_path / "rows.jsonl").write_text('{"text": "a", "label": "negative"}\n')
+    spec = tmp_path / "task.yaml"
+    spec.write_text(
+        'train_file: rows.jsonl\ntemplate: "R: {text}"\nlabel_words: [negative, positive]\nname: "../../x"\n'
+    )
+    recipe = tmp_path / "grid.yaml"
+    recipe.write_text(f"tasks: [{spec}]\nfloors: []\n")
+    assert main(["compare", "--config", str(recipe), "--report-only", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "task name of" in err and "'../../x'" in err, err
+
+
+def test_a_refused_grid_leaves_no_folder_behind(tmp_path, capsys):
+    # a bad --model fails after the grid folder was locked: the folders made for it go again, with the lock file
+    out = tmp_path / "new" / "grid"
+    assert main(["compare", "--model", str(tmp_path / "no-model"), "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()
+    assert "cannot load model" in capsys.readouterr().err

@@ -101,3 +101,26 @@ def test_cli_inspect(tmp_path, capsys):
         read_back(tmp_path / "run" / "inspect" / name)  # default: inspect/ beside the adapter
     assert main(["inspect", "--adapter", str(tmp_path / "missing")]) == 2
     assert "adapter.json is missing" in capsys.readouterr().err
+
+
+def test_inspect_refuses_a_folder_of_the_users_files_and_checks_the_adapter_first(tmp_path, capsys, monkeypatch):
+    model = lamp.wrap(make_llama(), lamp.LampConfig(length=8, rank=2, pool=2))
+    model.save_adapter(tmp_path / "adapter")
+    pictures = tmp_path / "pictures"  # the user's own files under the names inspect writes
+    pictures.mkdir()
+    (pictures / "cosine.png").write_bytes(b"mine")
+    (pictures / "summary.txt").write_text("mine")
+    assert main(["inspect", "--adapter", str(tmp_path / "adapter"), "--out", str(pictures)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "holds files that are not a lamp inspection" in err, err
+    assert (pictures / "cosine.png").read_bytes() == b"mine" and (pictures / "summary.txt").read_text() == "mine"
+    # a NaN prompt is refused from the files alone, before the backbone --model names would load
+    import safetensors.torch
+
+    tensors = safetensors.torch.load_file(tmp_path / "adapter" / "adapter.safetensors")
+    tensors = {name: torch.full_like(t, float("nan")) for name, t in tensors.items()}
+    safetensors.torch.save_file(tensors, tmp_path / "adapter" / "adapter.safetensors")
+    monkeypatch.setattr("lamp.inspection.load_model", lambda name: pytest.fail("loaded a backbone first"))
+    argv = ["inspect", "--adapter", str(tmp_path / "adapter"), "--model", "smollm2-135m", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "holds NaN or inf values" in capsys.readouterr().err

@@ -113,12 +113,51 @@ def test_random_init_matches_embedding_scale(llama):
         (lambda: lamp.make_config("lora2"), "unknown method 'lora2'"),
         (lambda: lamp.make_config("lamp", ranks=3), "has no option ranks"),
         (lambda: lamp.LampConfig(scale_lr="false"), "scale_lr must be true or false, got 'false'"),
+        (lambda: lamp.PromptTuningConfig(init="text", init_text=5), "init_text must be text, got 5"),
+        (lambda: lamp.LampConfig(init="vocab", init_text="a phrase"), "init_text is read only with init='text'"),
+        (lambda: lamp.make_config("lora", target_modules="("), r"target_modules '\(' is not a valid regex"),
+        # the pool of a warm start makes its length: a bad one is named as pool, and 0 is refused, not replaced
+        (lambda: lamp.LampConfig.for_prompt(torch.zeros(25, 8), pool=0), "pool must be a positive integer, got 0$"),
+        (lambda: lamp.LampConfig.for_prompt(torch.zeros(25, 8), pool=-1), "pool must be a positive integer, got -1$"),
+        (lambda: lamp.LampConfig.for_prompt(torch.zeros(25, 8), pool=2.5), "pool must be a positive integer, got 2.5"),
+        (lambda: lamp.PromptTuningConfig.for_prompt(torch.zeros(4, 8)), "method 'pt' cannot start from a given prompt"),
     ],
 )
 def test_bad_configs_fail_on_construction_with_one_line(make, message):
     with pytest.raises(ConfigError, match=message) as info:
         make()
     assert "\n" not in str(info.value)
+
+
+def test_a_bad_lora_regex_is_refused_where_bench_parses_the_method():
+    from lamp.bench.config import parse_method
+
+    with pytest.raises(ConfigError, match=r"target_modules '\[' is not a valid regex"):
+        parse_method("lora:target_modules=[")
+
+
+def test_prompt_rows_that_fill_the_positions_are_refused_on_the_config():
+    """Before the prompt is built: 10^8 rows would take hundreds of GB first."""
+    with pytest.raises(ConfigError, match="the pt prompt's 100000000 rows fill the backbone's 256 positions"):
+        lamp.PromptTuningConfig(length=10**8).check_fits(256)
+    lamp.LampConfig(length=1020, pool=4).check_fits(256)  # 255 pooled rows leave one position
+    lamp.PromptTuningConfig(length=10**8).check_fits(None)  # no position table (T5): no limit
+    lamp.make_config("lora").check_fits(1)  # no prompt rows
+
+
+def test_wrap_refuses_prompt_rows_that_fill_the_positions_before_building_the_prompt(llama):
+    positions = llama.config.max_position_embeddings
+    with pytest.raises(ConfigError, match=f"the pt prompt's 100000000 rows fill the backbone's {positions} positions"):
+        lamp.wrap(llama, lamp.PromptTuningConfig(length=10**8))  # 10^8 x d floats if it were built first
+
+
+def test_a_warm_start_config_is_checked_from_the_prompts_shape_alone():
+    config = lamp.methods.config_for_prompt("lamp", 25, 8, "DIR", pool=2)
+    assert (config.length, config.pool, config.rank) == (50, 2, 8)
+    with pytest.raises(ConfigError, match="length 50 differs from the 100 rows that start from the 25 rows .* in DIR"):
+        lamp.methods.config_for_prompt("lamp", 25, 8, "DIR", length=50)
+    with pytest.raises(ConfigError, match="method 'full' cannot start from a given prompt"):
+        lamp.methods.config_for_prompt("full", 25, 8, "DIR")
 
 
 def test_rank_above_embedding_width_fails_at_wrap(llama):

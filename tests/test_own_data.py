@@ -12,7 +12,7 @@ import pytest
 
 from lamp.cli import main
 from lamp.data import collate_train, encode
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, DataError
 from lamp.metrics import generation, normalize_answer
 from lamp.model import IGNORE_INDEX
 from lamp.progress import bars_disabled, progress
@@ -345,3 +345,46 @@ def test_a_compare_grid_runs_on_a_task_file(llama_dir, tmp_path):
     assert "| Method | Trainable params (effective) | sentiment | Avg |" in paths["markdown"].read_text()
     again, _ = compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
     assert len(again) == 3, "a checked recipe (task names and their files) checks again as the same grid"
+
+
+def test_template_fields_are_plain_names_never_the_answer():
+    """A format spec, a conversion or a position would break or quietly change the rendering; the answer field in
+    the template would show the model its answer: each is refused naming the field. Literal braces still work."""
+    good = dict(name="mine", train_file="x.csv", label_words="a,b")
+    for template in ("{text:>5}", "{text!r}", "Q: {0}", "Q: {}", "{text.upper}"):
+        with pytest.raises(ConfigError, match=r"has the field \{.*\}: write each field as a row field's name"):
+            TaskSpec(**good, template=template)
+    with pytest.raises(ConfigError, match=r"shows the answer field 'label' to the model: remove \{label\}"):
+        TaskSpec(**good, template="{text} {label}")
+    with pytest.raises(ConfigError, match=r"shows the answer field 'answer'"):
+        TaskSpec(name="mine", train_file="x.csv", target_field="answer", template="{question} {answer}")
+    with pytest.raises(ConfigError, match=r"--dataset ':cfg' names no dataset"):
+        TaskSpec(name="mine", dataset=":cfg", label_words="a,b", template="{text}")
+    task = TaskSpec(**good, template="{{literal}} {text}\nAnswer: {{x}}").task()
+    assert task.text_fields() == ("text",)
+    assert task.render({"text": " a  b "}) == ("{literal} a b\nAnswer: {x}", "\nAnswer: {x}")
+
+
+def test_max_new_tokens_and_data_flags_need_their_task(tmp_path):
+    with pytest.raises(ConfigError, match=r"^--max-new-tokens applies to your own data: pass --train-file FILE"):
+        spec_of("polarity", {"max_new_tokens": 5}, default="polarity")
+    options = {"train_file": "x.csv", "template": "{text}", "label_words": "a,b", "max_new_tokens": 5}
+    with pytest.raises(ConfigError, match=r"^--max-new-tokens applies to free-form generation \(--target-field\)"):
+        spec_of("polarity", options, default="polarity")
+    options = {**options, "label_words": None, "target_field": "answer"}
+    assert spec_of("polarity", options, default="polarity").max_new_tokens == 5
+
+
+def test_csv_cells_are_text_as_written_and_json_values_must_be_text(tmp_path):
+    """pandas would read a CSV column of numbers as numbers: the cells are the text the file holds. A JSON value
+    that is not text is refused, as lamp predict refuses it, rather than rendered with str()."""
+    rows = [{"text": text, "label": label} for text, label in [("007", "0"), ("True", "1"), ("1.50", "1")] * 4]
+    write_csv(tmp_path / "codes.csv", rows)
+    task = spec_of("mine", {"train_file": str(tmp_path / "codes.csv"), "template": "{text}", "label_words": "a,b"})
+    splits = load_splits(task.task())
+    sources = {e.source for split in splits.values() for e in split}
+    assert sources == {"007", "True", "1.50"}
+    write_jsonl(tmp_path / "codes.jsonl", [{"text": 7, "label": "a"}])
+    task = spec_of("mine", {"train_file": str(tmp_path / "codes.jsonl"), "template": "{text}", "label_words": "a,b"})
+    with pytest.raises(DataError, match=r"codes.jsonl row 1: field 'text' must be text, got 7"):
+        load_splits(task.task())

@@ -298,3 +298,22 @@ def test_a_task_is_scored_on_its_labelled_rows_and_says_how_many():
     results = [{"value": 1}, {"value": 0}, {"value": 1}, {"value": 0}]
     assert score_rows(rows, results) == {"polarity": {"accuracy": 50.0, "score": 50.0}}, "rte has no labelled row"
     assert labelled_rows(rows) == {"polarity": (2, 3), "rte": (0, 1)}
+
+
+def test_cli_predict_refuses_rows_past_the_json_parser_and_a_folder_output_up_front(tmp_path, capsys, monkeypatch):
+    model = adapters_on(make_llama())["polarity"]
+    save_adapter(model, tmp_path / "polarity", extra={"task": "polarity"})
+    spec = ["predict", "--adapter", str(tmp_path / "polarity")]
+    for name, text, words in (
+        ("deep", '{"task": "polarity", "sentence": "x", "z": ' + "[" * 100_000 + "\n", "it nests too deeply"),
+        ("long", '{"task": "polarity", "sentence": "x", "id": ' + "9" * 5000 + "}\n", "a number has thousands"),
+    ):
+        (tmp_path / f"{name}.jsonl").write_text(text)
+        assert main([*spec, "--input", str(tmp_path / f"{name}.jsonl")]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and f"line 1 is JSON lamp cannot read ({words}" in err, err
+    # an --output that is a folder is refused before any backbone loads, not after every prediction
+    (tmp_path / "in.jsonl").write_text('{"task": "polarity", "sentence": "a fine film"}\n')
+    monkeypatch.setattr("lamp.predict.load_model", lambda name: pytest.fail("loaded a backbone first"))
+    assert main([*spec, "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path)]) == 2
+    assert "is a folder: name a file for the predictions" in capsys.readouterr().err

@@ -635,3 +635,19 @@ def test_an_interrupt_anywhere_is_one_line_and_exit_130(
     monkeypatch.setattr(lamp.train.Evaluator, "__call__", interrupted)  # other commands: one generic line
     assert main(["eval", "--adapter", str(adapter_dir), "--model", llama_dir, "--task", "polarity"]) == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "lamp eval: interrupted"
+
+
+def test_a_run_refused_after_the_lock_leaves_no_folder_behind(tmp_path, capsys):
+    # train and compare lock --out before the model loads; a bad --model must not leave an empty folder (or its
+    # parents) holding only the lock file. A folder that existed, or that got any file, stays.
+    out = tmp_path / "new" / "run"
+    assert "cannot load model" in refused(["train", "--model", str(tmp_path / "no-model"), "--out", str(out)], capsys)
+    assert not (tmp_path / "new").exists()
+    lock = lamp.run_folder.lock_folder(out)
+    (out / "user.txt").write_text("kept")
+    lock.release()
+    assert (out / "user.txt").read_text() == "kept"
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    lamp.run_folder.lock_folder(existing).release()
+    assert existing.is_dir()

@@ -218,3 +218,69 @@ def test_zero_shot_scores_the_backbone_with_no_prompt(tiny_task, tmp_path):
     with with_prompt.without_prompt() as bare:
         assert bare.n_virtual == 0
     assert with_prompt.n_virtual == 2, "the prompt is back after the block"
+
+
+def one_line_error(args: list[str], capsys) -> str:
+    """`lamp ARGS` through the CLI: exit 2 and exactly one stderr line, no traceback. Returns the line."""
+    from lamp.cli import main
+
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (code, err)
+    return err.strip()
+
+
+def test_a_run_config_nested_too_deeply_is_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_config.json").write_text("[" * 100_000)
+    line = one_line_error(["train", "--out", str(out), "--resume", "--model", str(tmp_path / "no-model")], capsys)
+    assert "train_config.json does not hold a lamp run's settings (JSON nested too deeply)" in line
+
+
+def test_resume_and_overwrite_together_are_refused_as_a_conflict(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="--resume and --overwrite conflict"):
+        TrainConfig(resume=True, overwrite=True)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_config.json").write_text(json.dumps({"task": "polarity", "model": "m", "method": "pt", "lr": 0.5}))
+    line = one_line_error(["train", "--out", str(out), "--resume", "--overwrite", "--lr", "0.1"], capsys)
+    assert "--resume and --overwrite conflict: pass --resume to continue the run in" in line
+
+
+def _loaded(*args, **kwargs):
+    raise AssertionError("the backbone loaded")
+
+
+def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads(llama_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("lamp.train.load_model", _loaded)  # and before 10^9 prompt rows (128 GB) are allocated
+    with pytest.raises(ConfigError, match="the pt prompt's 1000000000 rows fill the backbone's 256 positions"):
+        train(config(llama_dir, tmp_path / "run", length=10**9))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"pool": 0}, "pool must be a positive integer, got 0$"),  # not replaced by the default pool
+        ({"pool": -1}, "pool must be a positive integer, got -1$"),
+        ({"method_options": {"pool": 2.5}}, "pool must be a positive integer, got 2.5$"),
+        ({"rank": 0}, "rank must be a positive integer, got 0$"),
+        ({"length": 50}, "length 50 differs from the 16 rows that start from the 4 rows of the prompt in"),
+        ({"method": "full"}, "method 'full' cannot start from a given prompt"),
+        ({"init_from": "missing"}, "no adapter at .*missing: expected adapter_config.json"),
+        ({"init_from": "nan"}, "adapter.safetensors tensor 'weight' holds NaN"),
+        ({"init_from": "lora"}, "method 'lora' changes the backbone's own layers, so its prompt alone"),
+    ],
+)
+def test_init_from_and_its_options_are_checked_before_the_backbone_loads(options, message, tmp_path):
+    model = lamp.wrap(make_llama(), lamp.PromptTuningConfig(length=4, init="random"))
+    model.save_adapter(tmp_path / "good")
+    with torch.no_grad():
+        model.prompt_encoder.weight[0, 0] = float("nan")
+    model.save_adapter(tmp_path / "nan")
+    lamp.wrap(make_llama(), lamp.make_config("lora", rank=2)).save_adapter(tmp_path / "lora")
+    options = {"method": "lamp", **options, "init_from": str(tmp_path / options.get("init_from", "good"))}
+    no_model = str(tmp_path / "no-model")  # a refusal after the options' checks would name the model
+    with pytest.raises(lamp.LampError, match=message):
+        train(TrainConfig(model=no_model, out=str(tmp_path / "run"), **options))

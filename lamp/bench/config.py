@@ -82,6 +82,17 @@ class BenchConfig:
     """seed of the random weights and the synthetic batch"""
 
     def __post_init__(self) -> None:
+        # values from YAML arrive untyped: `device: 5` or `methods: lamp` (read letter by letter) must not go on
+        for name, example in (("model", "smollm2-135m or random:tiny-llama"), ("device", "cpu or cuda")):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"--{name} must be text, e.g. {example}, got {getattr(self, name)!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"--compile must be true or false, got {self.compile!r}")
+        if not isinstance(self.methods, list | tuple) or not all(isinstance(m, str) for m in self.methods):
+            raise ConfigError(
+                f"--methods must be a list of method specs, e.g. [none, 'lamp:length=100,rank=8,pool=4'], "
+                f"got {self.methods!r}"
+            )
         self.methods = list(dict.fromkeys(self.methods))  # a spec given twice is measured once
         self.specs = [parse_method(text) for text in self.methods]  # every spec checked before any work
         if not self.specs:

@@ -17,7 +17,7 @@ from typing import Any
 
 from lamp.checks import POSITIVE_INT
 from lamp.cli_options import counted
-from lamp.errors import DataError
+from lamp.errors import ConfigError, DataError
 from lamp.scoring import SCORER_HELP, SCORERS
 
 
@@ -68,8 +68,11 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
             continue
         try:
             row = json.loads(line)
-        except ValueError:
+        except json.JSONDecodeError:
             raise DataError(f"{path} line {number} is not JSON: write one JSON object per line") from None
+        except (ValueError, RecursionError) as error:  # JSON, but past the parser's limits
+            reason = "it nests too deeply" if isinstance(error, RecursionError) else "a number has thousands of digits"
+            raise DataError(f"{path} line {number} is JSON lamp cannot read ({reason}): simplify the row") from None
         row_source(row, f"{path} line {number}", tasks)
         rows.append(row)
     if not rows:
@@ -85,6 +88,15 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _check_output(output: Path) -> None:
+    """Refuse an --output that is a folder, or under a file: the predictions could never be written there."""
+    if output.is_dir():
+        raise ConfigError(f"--output {output} is a folder: name a file for the predictions, e.g. {output / 'p.jsonl'}")
+    existing = next(path for path in output.parents if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--output {output} lies under {existing}, which is a file: choose another --output")
+
+
 def run(args: argparse.Namespace) -> int:
     from lamp.adapter import atomic_write
     from lamp.backbones import load_tokenizer
@@ -92,10 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output and args.input != "-" and _same_file(args.input, args.output):
         raise DataError(f"--output {args.output} is the --input file: choose another --output (lamp keeps its input)")
+    if args.output:  # refused now, not after every prediction is computed
+        _check_output(Path(args.output))
     tasks = adapter_tasks(args.adapter)
     rows = read_rows(args.input, tasks)
     adapters = load_task_adapters(args.adapter, backbone=args.model)
-    name = args.model or next(iter(adapters.values())).backbone_name
+    name = next(iter(adapters.values())).backbone_name if args.model is None else args.model
     tokenizer = load_tokenizer(name)
     started = time.perf_counter()
     results = predict_rows(adapters, rows, tokenizer, args.batch_size, args.scorer, args.max_length)

@@ -88,7 +88,7 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
         values["method_options"] = from_flags if not isinstance(from_flags, dict) else from_yaml
     elif from_yaml or from_flags:
         values["method_options"] = {**from_yaml, **from_flags}  # a flag wins over the YAML file, option by option
-    if values.get("resume") is True:
+    if values.get("resume") is True and values.get("overwrite") is not True:  # both: TrainConfig names the conflict
         values = _with_saved_run(values, config_class)
     return build(config_class, values)
 

@@ -6,6 +6,21 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lamp.errors import ConfigError
+
+
+def check_cell_part(what: str, name: object) -> str:
+    """`name` (a task or method label) if it can be part of a cell's folder name, else a ConfigError naming `what`:
+    a path separator would put the cell outside the grid folder (`../x`) or nest it (`a/b`)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"{what} must be text, got {name!r}")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ConfigError(
+            f"{what} is {name!r}, which cannot be part of a cell's folder name: rename it without / or \\ "
+            "(letters, digits, - and _)"
+        )
+    return name
+
 
 def cell_name(task: str, label: str, lr: float | None, seed: int) -> str:
     """A trained cell's folder name; a floor (no learning rate) is `<task>-<floor>-s<seed>`."""

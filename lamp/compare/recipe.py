@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED
-from lamp.compare.cell import cell_name
+from lamp.compare.cell import cell_name, check_cell_part
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
@@ -55,6 +55,7 @@ class GridMethod:
     lrs: list[float] = field(default_factory=lambda: [TrainConfig.lr])
 
     def __post_init__(self) -> None:
+        check_cell_part("method label", self.label)  # before the registry check: a label names folders
         if self.method not in METHODS:
             raise ConfigError(
                 f"unknown method {self.label!r}: use a registered method ({', '.join(METHODS)}) or define "
@@ -91,13 +92,21 @@ class Recipe:
     """The task YAML file (absolute) of each user task in `tasks`, by task name: what its cells train on."""
 
     def __post_init__(self) -> None:
+        # str() would quietly turn `model: 5` or `out: [a]` into a folder name
+        for key, what in (("model", "a model name, folder or hub id"), ("out", "an output folder")):
+            if isinstance(getattr(self, key), os.PathLike):
+                setattr(self, key, os.fspath(getattr(self, key)))
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise ConfigError(f"{key} must be {what} (text), got {getattr(self, key)!r}")
         if not self.methods:
             raise ConfigError("methods must name at least one method, e.g. [lamp, pt]")
         labels = [m.label for m in self.methods]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"methods lists a name twice: {labels}")
-        if not isinstance(self.tasks, list | tuple) or len(set(self.tasks)) != len(self.tasks):
-            raise ConfigError(f"tasks must be a list of distinct task names or task files, got {self.tasks!r}")
+        if not isinstance(self.tasks, list | tuple) or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(
+                f"tasks must be a non-empty list of distinct task names or task files, got {self.tasks!r}"
+            )
         self.tasks = [self._task_name(str(task)) for task in self.tasks]
         if len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"tasks name one task twice: {', '.join(self.tasks)}")
@@ -112,6 +121,11 @@ class Recipe:
         self.max_steps = POSITIVE_INT.check("max_steps", self.max_steps)
         if self.sweep_seeds is not None:
             POSITIVE_INT.check("sweep_seeds", self.sweep_seeds)
+            if self.sweep_seeds > len(self.seeds):  # the first N seeds sweep: more than there are is a typo
+                raise ConfigError(
+                    f"sweep_seeds {self.sweep_seeds} exceeds the number of seeds ({len(self.seeds)}): pass "
+                    f"sweep_seeds {len(self.seeds)} or less, or drop it to sweep on every seed"
+                )
         sweep_tasks = self.sweep_tasks
         # a task file stands for its task's name; any other entry must already be one of the grid's names
         listed = sweep_tasks if isinstance(sweep_tasks, list | tuple) else []
@@ -136,6 +150,16 @@ class Recipe:
         first = self.methods[0]
         grid_config(self, self.tasks[0], first, first.lrs[0], self.seeds[0], resume=False)  # the train options
 
+    def check_data_dir(self) -> None:
+        """ConfigError when a built-in task is to be read from a `data_dir` that is not a folder. Checked before
+        cells train, not on --report-only: a grid trained elsewhere is reported wherever its data was."""
+        data_dir = self.train.get("data_dir")  # text once grid_config passed; only built-in tasks read it
+        if data_dir and set(self.tasks) - set(self.task_files) and not Path(data_dir).expanduser().is_dir():
+            raise ConfigError(
+                f"data_dir {data_dir} is not a folder: pass the folder holding the official task files, or drop it "
+                "to load the tasks from the Hugging Face hub"
+            )
+
     @property
     def sweeps_lrs(self) -> bool:
         """Whether any method runs more than one learning rate (else nothing is selected on validation)."""
@@ -152,6 +176,7 @@ class Recipe:
         if entry in self.task_files:
             return entry
         task = task_of(entry)  # checks the name, or reads and checks the file
+        check_cell_part(f"the task name of {entry}", task.name)  # a task file's name: may hold anything
         if is_spec_file(entry):
             self.task_files[task.name] = str(Path(entry).resolve())
         return task.name
@@ -218,6 +243,8 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     # Shrink only values of the right shape; anything else is left for make_grid to refuse with its own message.
     if isinstance(shrunk.get("seeds"), list | tuple) and shrunk["seeds"]:
         shrunk["seeds"] = list(shrunk["seeds"])[:1]
+        if shrunk.get("sweep_seeds") is not None:  # a sweep on the first N seeds: at most the one kept
+            shrunk["sweep_seeds"] = _capped(shrunk["sweep_seeds"], 1)
     if isinstance(shrunk.get("lrs"), dict):
         shrunk["lrs"] = {k: list(v)[:1] if isinstance(v, list | tuple) else v for k, v in shrunk["lrs"].items()}
     shrunk["max_steps"] = _capped(shrunk.get("max_steps"), QUICK_STEPS)
@@ -225,7 +252,8 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     if isinstance(train, dict):
         train = {**train, "max_eval_examples": _capped(train.get("max_eval_examples"), QUICK_EVAL)}
     shrunk["train"] = train
-    shrunk["out"] = str(shrunk.get("out") or "runs/compare") + "-quick"
+    out = shrunk.get("out")
+    shrunk["out"] = "runs/compare-quick" if out is None else out + "-quick" if isinstance(out, str) and out else out
     return shrunk
 
 
@@ -241,6 +269,8 @@ def parse_lrs(items: list[str]) -> dict[str, list[float]]:
     sweeps: dict[str, list[float]] = {}
     for item in items:
         label, sep, values = item.partition("=")
+        if label in sweeps:  # the later one would silently win
+            raise ConfigError(f"--lrs names {label} twice: give its rates once, e.g. {label}=0.01,0.03")
         try:
             sweeps[label] = [float(v) for v in values.split(",")] if sep and label else []
         except ValueError:
@@ -254,18 +284,31 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     """The `Recipe` of a recipe dict (see `load_recipe`), optionally shrunk by --quick, with overrides on top.
 
     overrides: tasks, methods (labels), seeds, model, max_steps, lrs ({label: [lr, ...]}), out, data_dir,
-    train ({TrainConfig field: value}); None leaves the recipe's value. Unset and empty values take Recipe's
-    defaults. ConfigError for a recipe of the wrong shape; the Recipe checks the values.
+    train ({TrainConfig field: value}); None leaves the recipe's value. Unset values (a missing key, or null) take
+    Recipe's defaults; an empty list of tasks or methods is refused, as is `floors:` left empty (write [] for none).
+    ConfigError for a recipe of the wrong shape; the Recipe checks the values.
     """
     recipe = dict(recipe or {})
+    if isinstance(recipe.get("quick"), dict):  # checked with or without --quick: a typo there would go unseen
+        allowed = [key for key in RECIPE_KEYS if key != "quick"]
+        unknown = [str(key) for key in recipe["quick"] if key not in allowed]
+        if unknown:
+            raise ConfigError(
+                f"recipe key quick holds unknown keys {', '.join(unknown)}: use the recipe's keys "
+                f"({', '.join(allowed)})"
+            )
     if quick:
         recipe = quick_recipe(recipe)
     train_overrides = overrides.pop("train", None) or {}
     lr_overrides = overrides.pop("lrs", None) or {}
     chosen = overrides.pop("methods", None)
     recipe.update({k: v for k, v in overrides.items() if v is not None})
-    recipe_methods = recipe.get("methods") or list(DEFAULT_METHODS)
+    recipe_methods = list(DEFAULT_METHODS) if recipe.get("methods") is None else recipe["methods"]
     if isinstance(recipe_methods, list):
+        if not all(isinstance(label, str) for label in recipe_methods) or len(set(recipe_methods)) != len(
+            recipe_methods
+        ):  # a dict would quietly drop the second of two equal names
+            raise ConfigError(f"methods must list distinct method names, got {recipe_methods!r}")
         recipe_methods = {label: {} for label in recipe_methods}
     if not isinstance(recipe_methods, dict):
         raise ConfigError(f"methods must be a list of names or a mapping name: options, got {recipe_methods!r}")
@@ -286,17 +329,10 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
         method = options.pop("method", label)
         methods.append(GridMethod(label, method, options, sweeps.get(label, [TrainConfig.lr])))
     train = {**(recipe.get("train") or {}), **train_overrides}
-    if recipe.get("data_dir") is not None:
-        train["data_dir"] = str(recipe["data_dir"])
-    values = {
-        "tasks": recipe.get("tasks") or None,
-        "seeds": recipe.get("seeds"),
-        "model": str(recipe["model"]) if recipe.get("model") else None,
-        "max_steps": recipe.get("max_steps"),
-        "out": str(recipe["out"]) if recipe.get("out") else None,
-        "sweep_seeds": recipe.get("sweep_seeds"),
-        "sweep_tasks": recipe.get("sweep_tasks"),
-    }
+    if recipe.get("data_dir") is not None:  # as given: TrainConfig refuses what is not text
+        train["data_dir"] = recipe["data_dir"]
+    keys = ("tasks", "seeds", "model", "max_steps", "out", "sweep_seeds", "sweep_tasks")
+    values = {key: recipe[key] for key in keys if recipe.get(key) is not None}  # Recipe checks each value
     if "floors" in recipe:  # `floors:` left empty (None) is refused, not taken as the default
         values["floors"] = recipe["floors"]
-    return Recipe(methods=methods, train=train, **{k: v for k, v in values.items() if v is not None})
+    return Recipe(methods=methods, train=train, **values)

@@ -41,6 +41,8 @@ def compare(
     `report_only` trains nothing and reports the cells finished so far; `workers` cells train at once, each in its
     own process (a GPU runs many small cells side by side; on a CPU they share the cores)."""
     workers = POSITIVE_INT.check("workers", workers)
+    if not report_only:
+        grid.check_data_dir()
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with locked_grid(grid, report_only):
         cells = run_grid(grid, log, report_only, workers)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from lamp.errors import ConfigError
@@ -127,6 +128,23 @@ def make_config(name: str, **options: Any) -> PromptConfig:
     return lookup(name).config(**options)
 
 
+def config_for_prompt(name: str, rows: int, width: int, source: str, **options: Any) -> PromptConfig:
+    """The config of method `name` whose model starts by seeing the (rows x width) prompt saved in `source`
+    (`PromptConfig.for_prompt`), from the prompt's shape alone, so that a warm start's options are checked before any
+    backbone loads. ConfigError for a method that cannot start from a prompt, an option it does not have, a bad value,
+    or a `length` other than the one that puts the rows before the input."""
+    length = options.pop("length", None)
+    check_options(name, options)
+    shape = torch.empty(rows, width, device="meta")  # for_prompt reads the shape only: nothing is allocated
+    config = lookup(name).config.for_prompt(shape, **options)
+    if length is not None and length != config.length:
+        raise ConfigError(
+            f"length {length} differs from the {config.length} rows that start from the {rows} rows of the prompt in "
+            f"{source}: leave the length unset"
+        )
+    return config
+
+
 def config_from_dict(data: dict[str, Any]) -> PromptConfig:
     """Inverse of PromptConfig.to_dict()."""
     options = dict(data)
@@ -149,6 +167,7 @@ __all__ = [
     "PromptModule",
     "PromptTuningConfig",
     "check_options",
+    "config_for_prompt",
     "config_from_dict",
     "lookup",
     "make_config",

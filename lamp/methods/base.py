@@ -152,7 +152,9 @@ class PromptConfig:
         """The config whose model starts by seeing the given (n x d) prompt (a warm start, an import): `options`,
         and the length that puts n rows before the input (n here; LAMP: n * pool, `expand`). A method may fit an
         unset option to the prompt (LAMP caps its rank at min(n, d))."""
-        if "length" not in {f.name for f in dataclasses.fields(cls)}:
+        # Only a method that builds its module from a prompt (overrides `from_prompt`) can start from one: refused
+        # here, before any prompt or backbone is read.
+        if cls.from_prompt is PromptConfig.from_prompt or "length" not in {f.name for f in dataclasses.fields(cls)}:
             raise ConfigError(f"method {cls.method!r} cannot start from a given prompt: use method 'lamp'")
         return cls(length=len(initial), **options)
 
@@ -161,6 +163,17 @@ class PromptConfig:
         input: the rows themselves, unless the method shortens its prompt (LAMP repeats each row `pool` times, so
         that each pooled block's mean is that row)."""
         return seen
+
+    def check_fits(self, positions: int | None) -> None:
+        """ConfigError when the prompt's rows (`n_virtual`) fill a backbone of `positions` positions (None: no limit)
+        and leave none for input. Checked on the config, before `build` allocates the prompt: a length of 10^8 would
+        take hundreds of GB before the inputs' fit (`lamp.data.fit_max_length`) is ever checked."""
+        rows = self.n_virtual()
+        if positions is not None and rows >= positions:
+            raise ConfigError(
+                f"the {self.method} prompt's {rows} rows fill the backbone's {positions} positions and leave none for "
+                f"input: use a shorter prompt (at most {positions - 1} rows)"
+            )
 
     def skeleton(self) -> PromptConfig:
         """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as
@@ -218,10 +231,17 @@ def check_positive(name: str, value: int) -> None:
 
 
 def check_init(init: str, init_text: str | None) -> None:
+    if init_text is not None and not isinstance(init_text, str):  # YAML and --set read `5` as a number
+        raise ConfigError(
+            f"init_text must be text, got {init_text!r}: pass a phrase (give a number with --init-text, or quote it "
+            "in YAML: init_text: '5')"
+        )
     if init not in INITS:
         raise ConfigError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
     if init == "text" and not init_text:
         raise ConfigError("init='text' needs init_text: pass the phrase whose embeddings start the prompt")
+    if init != "text" and init_text is not None:  # the phrase would be silently unused
+        raise ConfigError(f"init_text is read only with init='text' (init is {init!r}): pass --init text, or drop it")
 
 
 def embedding_rows(backbone: nn.Module, ids: torch.Tensor) -> torch.Tensor:

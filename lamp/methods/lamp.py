@@ -53,9 +53,9 @@ class LampConfig(PromptConfig):
     log_q: bool = False
 
     def validate(self) -> None:
+        check_positive("pool", self.pool)  # first: `for_prompt` makes the length from it (a pool of -1 or 2.5)
         check_positive("length", self.length)
         check_positive("rank", self.rank)
-        check_positive("pool", self.pool)
         if self.rank > self.length:
             raise ConfigError(f"rank {self.rank} exceeds length {self.length}: pass rank <= length")
         if self.length % self.pool:
@@ -77,7 +77,7 @@ class LampConfig(PromptConfig):
         """Length n * pool for the given (n x d) prompt, whose rows `expand` repeats `pool` times (so the pooled
         prompt starts as the given one, up to the rank-r truncation; exactly at r = min(n, d)); an unset rank is the
         default capped at min(n, d), the given prompt's largest rank."""
-        pool = options.get("pool") or cls.pool
+        pool = cls.pool if options.get("pool") is None else options["pool"]  # a given 0 is checked, not replaced
         if options.get("rank") is None:
             options["rank"] = min(cls.rank, *initial.shape)
         return cls(**{**options, "length": len(initial) * pool, "pool": pool})

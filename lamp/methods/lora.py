@@ -9,6 +9,7 @@ empty (0, d) prompt. `lamp export` writes a stock PEFT LoRA adapter (`lamp.expor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,14 @@ class LoraConfig(PromptConfig):
                 f"target_modules must be a non-empty list of module names or a regex, got {modules!r}: "
                 "pass e.g. target_modules=['q_proj','v_proj']"
             )
+        if isinstance(modules, str):  # peft matches a string as a regex ("all-linear" compiles too)
+            try:
+                re.compile(modules)
+            except re.error as error:
+                raise ConfigError(
+                    f"target_modules {modules!r} is not a valid regex ({error}): fix it, or pass module names, e.g. "
+                    "target_modules=['q_proj','v_proj']"
+                ) from None
 
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
         import peft

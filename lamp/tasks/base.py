@@ -16,6 +16,7 @@ import dataclasses
 import math
 import numbers
 import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -78,6 +79,14 @@ def fields(*names: str) -> Fields:
 
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+"""A plain field in a template: ``{name}``, no format spec or conversion."""
+
+
+def template_fields(text: str) -> tuple[str, ...]:
+    """The fields a template names, in order and once each, as `str.format` reads them (``{{`` is a literal brace).
+    ValueError for a template `str.format` cannot read (an unclosed brace)."""
+    names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,13 @@ class Template:
 
     def render(self, row: Row) -> tuple[str, str]:
         """(source, cue) of a row; the source ends with the cue. A missing field raises KeyError."""
-        values = {name: clean(row[name]) for name in PLACEHOLDER.findall(self.text)}
-        first = PLACEHOLDER.search(self.text)
-        rest = self.text[first.end() :] if first else ""
-        return self.text.format_map(values), rest.format_map(values)
+        source, cue, seen = "", "", False
+        for literal, name, _, _ in string.Formatter().parse(self.text):  # specs and conversions: refused by TaskSpec
+            piece = literal + (clean(row[name]) if name is not None else "")
+            source += piece
+            cue += piece if seen else ""
+            seen = seen or name is not None  # the cue starts after the first field
+        return source, cue
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,7 @@ class Task:
 
     def text_fields(self) -> tuple[str, ...]:
         """The row fields that formats render as text (the t5 formatter's and the natural template's fields)."""
-        names = [*getattr(self.formatter, "names", ()), *PLACEHOLDER.findall(self.natural.text if self.natural else "")]
+        names = [*getattr(self.formatter, "names", ()), *template_fields(self.natural.text if self.natural else "")]
         return tuple(dict.fromkeys(names))
 
     def framed(self, source: str, cue: str = "") -> tuple[str, str]:

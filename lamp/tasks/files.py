@@ -8,6 +8,8 @@ naming the file and the fix: missing, of an unknown type, empty, unreadable, or 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.errors import DataError
+from lamp.tasks.sources import not_utf8
 
 # suffix -> (datasets builder, its options): CSV cells are read as written (na_filter off: "NA" stays text and an
 # empty cell is "", not NaN); JSON reads a list of objects or one object per line.
@@ -41,15 +44,19 @@ class UserData:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """No progress bars or info lines from `datasets` while a file loads (lamp's own line says what failed)."""
+    """No progress bars or info lines from `datasets` while a file loads, nor huggingface_hub's retry lines while a
+    dataset is fetched (lamp's own line says what failed)."""
     import datasets
+
+    from lamp.backbones import quiet_hub
 
     was_disabled = datasets.utils.are_progress_bars_disabled()
     level = datasets.utils.logging.get_verbosity()
     datasets.disable_progress_bars()
     datasets.utils.logging.set_verbosity(logging.CRITICAL)  # it logs a broken file's error before raising it
     try:
-        yield
+        with quiet_hub(transformers_too=False):
+            yield
     finally:
         datasets.utils.logging.set_verbosity(level)
         if not was_disabled:
@@ -83,19 +90,38 @@ def read_file(path: str) -> list[dict[str, Any]]:
     if not data.strip():
         raise DataError(f"data file {path} is empty: add a header and rows (CSV) or one JSON object per line")
     builder, options = reader
+    if builder != "parquet":  # text files: a bad byte is named here (pyarrow's JSON reader lets it through)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise not_utf8(file) from None
     if builder == "csv" and len(data.strip().splitlines()) < 2:  # datasets cannot read a header alone
         raise DataError(f"data file {path} holds no rows (a header only?): add rows")
+    if builder == "csv":  # every cell is text as written: pandas would read 5 as a number and True as a bool
+        options = {**options, "features": _text_columns(path, text, options.get("sep", ","))}
     try:
         with _quiet():
             loaded = datasets.load_dataset(builder, data_files=str(file.resolve()), split="train", **options)
+            rows = loaded.to_list()
     except Exception as error:  # pandas, pyarrow and json each raise their own kinds for a broken file
         raise DataError(
             f"cannot read {path} as {file.suffix[1:].upper()} ({_reason(error)}): save it as UTF-8 "
             f"{'with a header row' if builder == 'csv' else 'records'} and check its syntax"
         ) from None
-    if len(loaded) == 0:
+    if not rows:
         raise DataError(f"data file {path} holds no rows (a header only?): add rows")
-    return loaded.to_list()
+    return rows
+
+
+def _text_columns(path: str, text: str, sep: str) -> Any:
+    """`datasets` features reading every column of a CSV / TSV file as text, by the names its header gives."""
+    import datasets
+
+    names = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"{path}: the header names column {', '.join(map(repr, twice))} twice: name each column once")
+    return datasets.Features({name: datasets.Value("string") for name in names})
 
 
 def read_dataset(dataset: str) -> dict[str, list[dict[str, Any]]]:

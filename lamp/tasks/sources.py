@@ -44,6 +44,10 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
     path = Path(chosen).expanduser()
     if not path.is_dir():
         origin = "--data-dir" if data_dir is not None else f"${DATA_DIR_ENV}"
+        if path.exists():
+            raise DataError(
+                f"data folder {path} ({origin}) is a file, not a folder: pass the folder holding glue/, superglue/..."
+            )
         raise DataError(f"data folder {path} ({origin}) does not exist")
     return path
 
@@ -123,6 +127,8 @@ def read_jsonl(path: Path) -> Iterator[Record]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+            except RecursionError:  # json's parser recurses once per nested [ or {
+                raise DataError(f"{path}:{number}: not valid JSON (nested too deeply); {RESTORE}") from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}")
             yield number, record
@@ -254,7 +260,10 @@ def load_hub_dataset(hub: Hub) -> Mapping[str, Iterable[Row]]:
     """`datasets.load_dataset` for the spec (network needed unless the hub cache holds it)."""
     import datasets
 
-    return datasets.load_dataset(hub.path, hub.config)
+    from lamp.backbones import quiet_hub
+
+    with quiet_hub(transformers_too=False):  # offline, huggingface_hub logs every retry: lamp's line says it once
+        return datasets.load_dataset(hub.path, hub.config)
 
 
 def hub_examples(task: Task, dataset: Mapping[str, Iterable[Row]]) -> dict[str, list[Example]]:

@@ -21,7 +21,7 @@ from lamp import metrics
 from lamp.checks import POSITIVE_INT
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError, DataError
-from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields
+from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields, template_fields
 from lamp.tasks.builtin import TASKS, get_task
 from lamp.tasks.files import SPLITS, UserData, user_rows
 from lamp.tasks.splits import as_available
@@ -90,20 +90,19 @@ class TaskSpec:
             raise ConfigError("a task needs its data: pass --train-file FILE or --dataset HUB_ID, not both")
         if self.dataset is not None and (self.validation_file or self.test_file):
             raise ConfigError("--validation-file and --test-file go with --train-file, not --dataset")
-        try:
-            names = [name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None]
-        except ValueError as error:
-            raise ConfigError(
-                f"--template {self.template!r} is not a valid template ({error}): write fields as {{name}}"
-            ) from None
-        if not names or any(not PLACEHOLDER.fullmatch("{" + name + "}") for name in names):
-            raise ConfigError(
-                f"--template {self.template!r} must name the row's fields in braces, e.g. 'Review: {{text}}\\nAnswer:'"
-            )
+        if self.dataset is not None and not self.dataset.partition(":")[0].strip():  # ':cfg' names no dataset
+            raise ConfigError(f"--dataset {self.dataset!r} names no dataset: pass owner/name or owner/name:config")
+        names = self._template_fields()
         if (self.label_words is None) == (self.target_field is None):
             raise ConfigError(
                 "a task answers with --label-words (classification) or --target-field (free-form generation): "
                 "pass exactly one"
+            )
+        answer = self.target_field or self.label_field
+        if answer in names:  # the model would read the answer it is asked for
+            raise ConfigError(
+                f"--template {self.template!r} shows the answer field {answer!r} to the model: remove {{{answer}}} "
+                "from the template"
             )
         if self.label_values is not None and len(self.label_values) != len(self.label_words or ()):
             raise ConfigError(
@@ -115,6 +114,29 @@ class TaskSpec:
             if value is not None:
                 object.__setattr__(self, key, os.path.abspath(Path(value).expanduser()))
 
+    def _template_fields(self) -> tuple[str, ...]:
+        """The row fields the template names; ConfigError unless it names at least one, each as a plain {name}
+        (a format spec, a conversion or a positional field would break, or quietly change, the rendering)."""
+        try:
+            parsed = list(string.Formatter().parse(self.template))
+        except ValueError as error:
+            raise ConfigError(
+                f"--template {self.template!r} is not a valid template ({error}): write fields as {{name}}"
+            ) from None
+        fields = [(name, spec, conversion) for _, name, spec, conversion in parsed if name is not None]
+        for name, spec, conversion in fields:
+            if spec or conversion or not PLACEHOLDER.fullmatch("{" + name + "}") or name.isdigit():
+                written = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise ConfigError(
+                    f"--template {self.template!r} has the field {written}: write each field as a row field's name "
+                    "in braces, e.g. {text}, with no format spec, conversion or position (a literal brace is {{ or }})"
+                )
+        if not fields:
+            raise ConfigError(
+                f"--template {self.template!r} must name the row's fields in braces, e.g. 'Review: {{text}}\\nAnswer:'"
+            )
+        return template_fields(self.template)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "task spec") -> TaskSpec:
         """A spec from a mapping (YAML, adapter.json); unknown keys are a ConfigError naming `where`."""
@@ -125,7 +147,9 @@ class TaskSpec:
         if unknown:
             raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}; known keys are {', '.join(known)}")
         if "template" not in data or "name" not in data:
-            raise ConfigError(f"{where} needs a template (the input, fields in braces), e.g. 'Review: {{text}}'")
+            raise ConfigError(
+                f"{where}: a task needs a template (the input, fields in braces), e.g. 'Review: {{text}}'"
+            )
         return cls(**{k: v for k, v in data.items() if v is not None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +163,7 @@ class TaskSpec:
         task = Task(
             name=self.name,
             label_words=self.label_values or self.label_words,
-            formatter=fields(*dict.fromkeys(PLACEHOLDER.findall(self.template))),
+            formatter=fields(*template_fields(self.template)),
             metric=metrics.generation if self.target_field else metrics.accuracy,
             natural=Template(self.template, self.label_words),
             protocol=as_available,
@@ -186,12 +210,24 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
         data = {**read_spec_file(task), **given}
         where = task
     elif given:
+        if "train_file" not in given and "dataset" not in given:  # e.g. --max-new-tokens alone, on a built-in task
+            flags = ", ".join("--" + key.replace("_", "-") for key in given)
+            verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
+            raise ConfigError(
+                f"{flags} {verb} to your own data: pass --train-file FILE or --dataset HUB_ID with {them}, or drop "
+                f"{them}"
+            )
         source = given.get("train_file") or given.get("dataset") or "data"
         default = Path(str(source).partition(":")[0]).stem or "data"
         data = {"name": default if task in TASKS else task, **given}
         where = "the task options"
     else:
         return None
+    if data.get("max_new_tokens") is not None and data.get("target_field") is None:  # classification never generates
+        raise ConfigError(
+            "--max-new-tokens applies to free-form generation (--target-field): a --label-words task scores its "
+            "label words and generates nothing; drop it"
+        )
     spec = TaskSpec.from_dict(data, where)
     if spec.name in TASKS:
         raise ConfigError(f"task name {spec.name!r} is a built-in task's: name your task otherwise (name: in YAML)")
@@ -221,7 +257,8 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
     official = user_rows(task.user_data)
     if task.user_data.dataset is not None:  # a hub dataset's test split may carry no answers: not a test set then
         official = {s: rows for s, rows in official.items() if s == "train" or not _unlabelled(rows, task.gold_field)}
-    needed = [*task.text_fields(), task.gold_field]
+    text_fields = task.text_fields()
+    needed = [*text_fields, task.gold_field]
     examples: dict[str, list[Example]] = {}
     for split, rows in official.items():
         source = rows[0][0].rsplit(" row ", 1)[0]
@@ -239,6 +276,12 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
             for name in needed:
                 if row[name] is None or (name != task.gold_field and not str(row[name]).strip()):
                     raise DataError(f"{where}: field {name!r} is empty: fill it or drop the row")
+            for name in text_fields:  # str() would quietly render 5 as "5" and a list as its Python repr
+                if not isinstance(row[name], str):
+                    raise DataError(
+                        f"{where}: field {name!r} must be text, got {repr(row[name])[:80]}: write it as text (a "
+                        "quoted string in JSON) or fix --template"
+                    )
             try:
                 out.append(task.example(row))
             except ValueError as error:
