@@ -151,6 +151,11 @@ ROWS = [
     ),
     pytest.param(OWN + " {own}/broken.jsonl", r"cannot read {own}/broken.jsonl as JSONL \(", id="own-not-json"),
     pytest.param(OWN + " {own}/latin1.csv", r"{own}/latin1.csv:2: byte 0xe9 is not UTF-8: save", id="own-utf8"),
+    pytest.param(
+        OWN + " {own}/ragged.csv", r"ragged.csv:2: expected 2 fields .*found 3: quote a value", id="own-ragged"
+    ),
+    pytest.param(OWN + " {own}/short.csv", r"short.csv:3: expected 2 fields .*found 1: fill in", id="own-short-row"),
+    pytest.param(OWN + " {own}/open_quote.csv", r"open_quote.csv:2: .*close a quote left open", id="own-open-quote"),
     pytest.param(OWN + " {own}/latin1.jsonl", r"{own}/latin1.jsonl:2: byte 0xe9 is not UTF-8: save", id="own-jl-utf8"),
     pytest.param(OWN + " {own}/deep.jsonl", r"cannot read {own}/deep.jsonl as JSONL \(.*\): save it", id="own-deep"),
     pytest.param(
@@ -524,6 +529,10 @@ def world(tmp_path_factory) -> dict[str, str]:
         "broken.jsonl": '{"text": "good", "label": 1}\n{"text": \n',
         "latin1.csv": "text,label\ncaf\xe9,positive\n".encode("latin-1"),
         "data.xlsx": "not a spreadsheet",
+        # pandas read a first row with a field too many as an index and shifted its values left: text "positive"
+        "ragged.csv": "text,label\ngood,positive,extra\nbad,negative\n",
+        "short.csv": "text,label\ngood,positive\nbad\n",
+        "open_quote.csv": 'text,label\n"good,positive\nbad,negative\n',
         "null.jsonl": '{"text": null, "label": "positive"}\n',
         "latin1.jsonl": '{"text": "ok", "label": "positive"}\n{"text": "caf\xe9", "label": "negative"}\n'.encode(
             "latin-1"

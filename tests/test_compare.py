@@ -580,3 +580,24 @@ def test_a_refused_grid_leaves_no_folder_behind(tmp_path, capsys):
     assert main(["compare", "--model", str(tmp_path / "no-model"), "--out", str(out)]) == 2
     assert not (tmp_path / "new").exists()
     assert "cannot load model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("{not json", r"is not a lamp cell's record \(no 'test' in a JSON object\)"),
+        ("[" * 100_000, r"is not a lamp cell's record"),
+        ('{"config": {}}', r"is not a lamp cell's record \(no 'test'"),
+        ('{"config": {}, "test": {"score": "high"}}', r"holds no test score"),
+    ],
+)
+def test_a_cell_record_changed_by_hand_is_one_line_naming_it(tmp_path, text, fragment):
+    from lamp.compare.run import run_cells
+
+    grid = make_grid({"floors": [], "tasks": ["sst2"], "seeds": [0], "methods": ["lamp"], "out": str(tmp_path)})
+    spec = grid.methods[0]
+    cell = tmp_path / "cells" / f"sst2-{spec.label}-lr{spec.lrs[0]}-s0"
+    cell.mkdir(parents=True)
+    (cell / "results.json").write_text(text)
+    with pytest.raises(ConfigError, match=f"{cell}/results.json {fragment}.*delete {cell} to run that cell again"):
+        run_cells(grid, [("sst2", spec, spec.lrs[0], 0)], print, 0, 1, report_only=True)

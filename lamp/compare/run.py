@@ -97,6 +97,23 @@ def floor_config(grid: Recipe, task: str, seed: int) -> TrainConfig:
     return grid_config(grid, task, grid.methods[0], grid.methods[0].lrs[0], seed, resume=False)
 
 
+def read_cell_results(path: Path, key: str = "test") -> dict[str, Any]:
+    """A cell's results.json (or failed.json, `key` "error"), or ConfigError naming the file when it is not one:
+    lamp writes each atomically, so a broken one was changed by hand."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:
+        results = error
+    if not isinstance(results, dict) or key not in results or not isinstance(results.get("config", {}), dict):
+        raise ConfigError(
+            f"{path} is not a lamp cell's record (no {key!r} in a JSON object): delete {path.parent} to run that "
+            "cell again"
+        )
+    if key == "test" and not isinstance((results["test"] or {}).get("score"), int | float):
+        raise ConfigError(f"{path} holds no test score: delete {path.parent} to run that cell again")
+    return results
+
+
 def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> list[Cell]:
     """Score (or read back) the grid's floors for every task and seed; one backbone load gives both floors."""
     cells = []
@@ -114,7 +131,7 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
                         done[name] = folders[name] / RESULTS
                 gc.collect()
             for name, path in done.items():
-                results = json.loads(path.read_text())
+                results = read_cell_results(path)
                 wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
                 saved = {k: results.get("config", {}).get(k) for k in wanted}
                 differing = ", ".join(k for k in wanted if not same_setting(k, saved[k], wanted[k]))
@@ -159,7 +176,7 @@ def run_cells(
         out = Path(config.out)
         results_path, failed_path = out / RESULTS, out / "failed.json"
         if results_path.is_file():
-            results = json.loads(results_path.read_text())
+            results = read_cell_results(results_path)
             differing = _same_settings(results.get("config", {}), config)
             if differing:
                 raise ConfigError(
@@ -168,7 +185,7 @@ def run_cells(
                 )
             log(f"{tag}: finished earlier, test {results['test']['score']:.2f}")
         elif failed_path.is_file():
-            results = json.loads(failed_path.read_text())
+            results = read_cell_results(failed_path, "error")
             log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
         elif report_only:
             unfinished.append(cell_name(task, spec.label, lr, seed))

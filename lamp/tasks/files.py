@@ -117,10 +117,26 @@ def _text_columns(path: str, text: str, sep: str) -> Any:
     """`datasets` features reading every column of a CSV / TSV file as text, by the names its header gives."""
     import datasets
 
-    names = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long document is one field; pandas has no limit
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    names = next(reader, [])
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise DataError(f"{path}: the header names column {', '.join(map(repr, twice))} twice: name each column once")
+    # pandas takes a first row with one field too many as an index column and shifts every value left
+    start = reader.line_num + 1  # the line a row starts on (a quoted value may span lines)
+    try:
+        for row in reader:
+            if row and len(row) != len(names):
+                fix = "quote a value that holds the separator" if len(row) > len(names) else "fill in the missing ones"
+                if reader.line_num > start:
+                    fix += " (or close a quote left open)"
+                raise DataError(
+                    f"{path}:{start}: expected {len(names)} fields as the header names, found {len(row)}: {fix}"
+                )
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{path}:{start}: {error}: check the quotes on that line") from None
     return datasets.Features({name: datasets.Value("string") for name in names})
 
 
