@@ -218,10 +218,23 @@ def check_inspect_folder(out: Path) -> None:
     """Refuse an output folder that is a file, cannot be written, or holds files but no earlier inspection (its
     summary.json): the pictures' plain names (cosine.png, summary.txt) may be the user's own files."""
     check_output_folder(out, "inspect")
-    if out.is_dir() and run_files(out) and not (out / SUMMARY_JSON).is_file():
+    if out.is_dir() and run_files(out) and not _is_inspection(out / SUMMARY_JSON):
         raise ConfigError(
             f"{out} holds files that are not a lamp inspection: choose another --out; lamp never overwrites them"
         )
+
+
+def _is_inspection(path: Path) -> bool:
+    """Whether `path` is the summary.json lamp writes (labels -> summaries), not a file of the user's own name."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return (
+        isinstance(saved, dict)
+        and bool(saved)
+        and all(isinstance(v, dict) and "mean_vocabulary_norm" in v for v in saved.values())
+    )
 
 
 def inspect_adapters(

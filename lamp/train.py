@@ -718,6 +718,12 @@ def init_from_config(config: TrainConfig) -> PromptConfig | None:
     backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has. None when the
     files do not tell the prompt's shape (a PEFT config without it): then `wrap_saved_prompt` alone checks."""
     path = Path(config.init_from)
+    given = sorted({"init", "init_text"} & set(config.method_options))
+    if given:  # the saved prompt is the start: an init would be silently unused
+        raise ConfigError(
+            f"--init-from {path} starts from its saved prompt, so {' and '.join(given)} would be unused: drop "
+            f"{'them' if len(given) > 1 else 'it'}, or drop --init-from"
+        )
     if (path / PEFT_CONFIG).is_file():
         shape = _peft_prompt_shape(path / PEFT_CONFIG)
     elif (path / ADAPTER_CONFIG).is_file():

@@ -535,6 +535,10 @@ def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
         ({"seeds": [0], "sweep_seeds": 5}, "sweep_seeds 5 exceeds the number of seeds \\(1\\)"),
         ({"methods": {"a/b": {"method": "lamp"}}}, "method label is 'a/b', which cannot be part of a cell's folder"),
         ({"methods": {"..": {"method": "lamp"}}}, "method label is '..'"),
+        ({"tasks": [["sst2"]]}, "tasks must be a non-empty list of distinct task names"),
+        ({"floors": [["none"]]}, "floors must be a list of distinct names"),
+        ({"methods": {"mine": {"method": ["lamp"]}}}, "methods: mine: method \\['lamp'\\] is not a registered method"),
+        ({"methods": {"mine": {"method": "nope"}}}, "methods: mine: method 'nope' is not a registered method"),
     ],
 )
 def test_recipe_values_are_refused_not_replaced(recipe, fragment):

@@ -114,6 +114,10 @@ def test_inspect_refuses_a_folder_of_the_users_files_and_checks_the_adapter_firs
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "holds files that are not a lamp inspection" in err, err
     assert (pictures / "cosine.png").read_bytes() == b"mine" and (pictures / "summary.txt").read_text() == "mine"
+    (pictures / "summary.json").write_text('{"note": "my own"}')  # a file of that name is not an inspection yet
+    assert main(["inspect", "--adapter", str(tmp_path / "adapter"), "--out", str(pictures)]) == 2
+    assert "holds files that are not a lamp inspection" in capsys.readouterr().err
+    assert (pictures / "summary.json").read_text() == '{"note": "my own"}'
     # a NaN prompt is refused from the files alone, before the backbone --model names would load
     import safetensors.torch
 

@@ -271,6 +271,8 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
         ({"init_from": "missing"}, "no adapter at .*missing: expected adapter_config.json"),
         ({"init_from": "nan"}, "adapter.safetensors tensor 'weight' holds NaN"),
         ({"init_from": "lora"}, "method 'lora' changes the backbone's own layers, so its prompt alone"),
+        ({"init": "random"}, "starts from its saved prompt, so init would be unused: drop it"),
+        ({"init": "text", "init_text": "hi"}, "so init and init_text would be unused: drop them"),
     ],
 )
 def test_init_from_and_its_options_are_checked_before_the_backbone_loads(options, message, tmp_path):

@@ -56,7 +56,12 @@ class GridMethod:
 
     def __post_init__(self) -> None:
         check_cell_part("method label", self.label)  # before the registry check: a label names folders
-        if self.method not in METHODS:
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            if self.method != self.label:  # the label is defined in the recipe: its `method:` value is the bad one
+                raise ConfigError(
+                    f"methods: {self.label}: method {self.method!r} is not a registered method: choose one of "
+                    f"{', '.join(METHODS)}"
+                )
             raise ConfigError(
                 f"unknown method {self.label!r}: use a registered method ({', '.join(METHODS)}) or define "
                 f"{self.label} under methods: in the recipe with `method: <registered name>`"
@@ -103,7 +108,8 @@ class Recipe:
         labels = [m.label for m in self.methods]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"methods lists a name twice: {labels}")
-        if not isinstance(self.tasks, list | tuple) or not self.tasks or len(set(self.tasks)) != len(self.tasks):
+        tasks_ok = isinstance(self.tasks, list | tuple) and all(isinstance(t, str) for t in self.tasks)
+        if not tasks_ok or not self.tasks or len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(
                 f"tasks must be a non-empty list of distinct task names or task files, got {self.tasks!r}"
             )
@@ -139,7 +145,8 @@ class Recipe:
             )
         self.sweep_tasks = named or None
         floors = self.floors
-        if not isinstance(floors, list | tuple) or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
+        floors_ok = isinstance(floors, list | tuple) and all(isinstance(f, str) for f in floors)
+        if not floors_ok or not set(floors) <= set(FLOORS) or len(set(floors)) != len(floors):
             raise ConfigError(
                 f"floors must be a list of distinct names from {', '.join(FLOORS)} ([] for none), got {floors}"
             )
