@@ -141,6 +141,10 @@ def test_prompt_rows_that_fill_the_positions_are_refused_on_the_config():
     with pytest.raises(ConfigError, match="the pt prompt's 100000000 rows fill the backbone's 256 positions"):
         lamp.PromptTuningConfig(length=10**8).check_fits(256)
     lamp.LampConfig(length=1020, pool=4).check_fits(256)  # 255 pooled rows leave one position
+    with pytest.raises(ConfigError, match=r"lamp prompt's 256 rows .* shorter prompt \(length at most 1020\)"):
+        lamp.LampConfig(length=1024, pool=4).check_fits(256)  # in --length's units, before pooling
+    with pytest.raises(ConfigError, match=r"\(length at most 255\)"):
+        lamp.PromptTuningConfig(length=256).check_fits(256)
     lamp.PromptTuningConfig(length=10**8).check_fits(None)  # no position table (T5): no limit
     lamp.make_config("lora").check_fits(1)  # no prompt rows
 

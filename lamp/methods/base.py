@@ -170,9 +170,13 @@ class PromptConfig:
         take hundreds of GB before the inputs' fit (`lamp.data.fit_max_length`) is ever checked."""
         rows = self.n_virtual()
         if positions is not None and rows >= positions:
+            length = getattr(
+                self, "length", None
+            )  # in the option's own units: LAMP's length counts rows before pooling
+            most = f"length at most {(positions - 1) * length // rows}" if length else f"at most {positions - 1} rows"
             raise ConfigError(
                 f"the {self.method} prompt's {rows} rows fill the backbone's {positions} positions and leave none for "
-                f"input: use a shorter prompt (at most {positions - 1} rows)"
+                f"input: use a shorter prompt ({most})"
             )
 
     def skeleton(self) -> PromptConfig:
