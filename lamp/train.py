@@ -232,7 +232,8 @@ class TrainConfig:
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
-                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+                fix = ": write the list as one comma-separated text, e.g. a,b" if isinstance(value, list) else ""
+                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}{fix}")
         if self.resume and self.overwrite:
             raise ConfigError(
                 f"--resume and --overwrite conflict: pass --resume to continue the run in {self.out}, or --overwrite "
