@@ -25,7 +25,7 @@ from torch import nn
 from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, write_problem
 from lamp.backbones import load_tokenizer
 from lamp.errors import AdapterError, ConfigError, LampError
-from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, check_options, lookup
+from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, config_for_prompt
 from lamp.model import PromptedModel, load_adapter, model_kind, wrap
 from lamp.run_folder import run_files
 
@@ -322,14 +322,7 @@ def wrap_saved_prompt(
     (`PromptConfig.for_prompt`; LAMP: rows x pool). ConfigError for a method that cannot start from a prompt, an
     option it does not have, or a `length` other than that one."""
     initial = read_prompt(source, backbone)
-    length = options.pop("length", None)
-    check_options(method, options)
-    config = lookup(method).config.for_prompt(initial, **options)
-    if length is not None and length != config.length:
-        raise ConfigError(
-            f"length {length} differs from the {config.length} rows that start from the {len(initial)} rows of the "
-            f"prompt in {source}: leave the length unset"
-        )
+    config = config_for_prompt(method, *initial.shape, str(source), **options)
     return wrap_prompt(backbone, config, config.expand(initial), tokenizer)
 
 

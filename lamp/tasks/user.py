@@ -135,7 +135,7 @@ class TaskSpec:
             raise ConfigError(
                 f"--template {self.template!r} must name the row's fields in braces, e.g. 'Review: {{text}}\\nAnswer:'"
             )
-        return template_fields(self.template)
+        return tuple(dict.fromkeys(name for name, _, _ in fields))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "task spec") -> TaskSpec:
