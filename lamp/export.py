@@ -247,36 +247,44 @@ def _write_all(files: list[tuple[Path, Path]]) -> None:
         atomic_write(target, lambda tmp: (shutil.copyfile(source, tmp), _write_all(rest)))
 
 
+def read_peft_prompt(source: str | os.PathLike) -> tuple[Any, torch.Tensor]:
+    """(config, prompt) of a PEFT prompt-tuning adapter folder: its `PromptTuningConfig` and the (num_virtual_tokens
+    x token_dim) float32 prompt, read without a backbone. AdapterError (one line) for a config that is not prompt
+    tuning, weights that are corrupt, missing or not finite."""
+    from peft import PeftConfig, PeftType
+    from peft.utils import load_peft_weights
+
+    path = Path(source)
+    try:
+        config = PeftConfig.from_pretrained(str(path))
+    except (ValueError, TypeError, OSError) as error:  # a malformed adapter_config.json
+        raise AdapterError(f"{path / PEFT_CONFIG} is not a valid PEFT config ({error}): export it again") from None
+    if config.peft_type != PeftType.PROMPT_TUNING:
+        raise AdapterError(
+            f"{path} is a PEFT {config.peft_type.value} adapter: only PROMPT_TUNING adapters hold a prompt lamp "
+            "can import"
+        )
+    try:
+        weights = load_peft_weights(str(path), device="cpu")
+    except Exception as error:  # safetensors and torch raise their own types on a corrupt file
+        raise AdapterError(f"the weights in {path} are corrupt ({str(error)[:120]}): export them again") from None
+    check_tensors(path, weights)
+    if "prompt_embeddings" not in weights:
+        raise AdapterError(f"{path} holds no prompt_embeddings: it is not a complete PEFT prompt-tuning adapter")
+    # With two transformer submodules (PEFT's seq2seq default) the encoder's rows come first, and they are the only
+    # ones PEFT's prompt tuning uses.
+    return config, weights["prompt_embeddings"][: config.num_virtual_tokens].float()
+
+
 def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
     """The (l x d) float32 prompt that a PEFT prompt-tuning adapter or a lamp adapter puts before the input."""
     path = Path(source)
     width = backbone.get_input_embeddings().weight.shape[1]
     if (path / PEFT_CONFIG).is_file():
-        from peft import PeftConfig, PeftType
-        from peft.utils import load_peft_weights
-
-        try:
-            config = PeftConfig.from_pretrained(str(path))
-        except (ValueError, TypeError, OSError) as error:  # a malformed adapter_config.json
-            raise AdapterError(f"{path / PEFT_CONFIG} is not a valid PEFT config ({error}): export it again") from None
-        if config.peft_type != PeftType.PROMPT_TUNING:
-            raise AdapterError(
-                f"{path} is a PEFT {config.peft_type.value} adapter: "
-                "only PROMPT_TUNING adapters hold a prompt lamp can import"
-            )
+        config, prompt = read_peft_prompt(path)
         kind = model_kind(backbone)
         if config.task_type and config.task_type != TASK_TYPES[kind]:
             raise AdapterError(f"{path} is a PEFT {config.task_type} adapter, the backbone is {kind}: use its backbone")
-        try:
-            weights = load_peft_weights(str(path), device="cpu")
-        except Exception as error:  # safetensors and torch raise their own types on a corrupt file
-            raise AdapterError(f"the weights in {path} are corrupt ({str(error)[:120]}): export them again") from None
-        check_tensors(path, weights)
-        if "prompt_embeddings" not in weights:
-            raise AdapterError(f"{path} holds no prompt_embeddings: it is not a complete PEFT prompt-tuning adapter")
-        # With two transformer submodules (PEFT's seq2seq default) the encoder's rows come first, and they are the
-        # only ones PEFT's prompt tuning uses.
-        prompt = weights["prompt_embeddings"][: config.num_virtual_tokens].float()
     elif (path / CONFIG).is_file():
         entry = METHODS.get(read_adapter_config(path)["prompt"]["method"])  # unknown: load_adapter says so
         if entry is not None:  # refused before loading, which would change the backbone of a LoRA adapter

@@ -40,7 +40,7 @@ from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
 from lamp.errors import AdapterError, ConfigError, Interrupted, LampError, TrainingError
 from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
-from lamp.export import PEFT_CONFIG, require_pure_prompt, wrap_saved_prompt
+from lamp.export import PEFT_CONFIG, read_peft_prompt, require_pure_prompt, wrap_saved_prompt
 from lamp.methods import (
     DEFAULT_METHOD,
     PromptConfig,
@@ -226,14 +226,16 @@ class TrainConfig:
 
         for f in dataclasses.fields(self):
             value, kind = getattr(self, f.name), str(f.type)
+            if f.name in WORD_LISTS and isinstance(value, list):  # YAML's [a, b], as a task YAML takes it
+                value = _comma_text(flag(f.name), value)
+                setattr(self, f.name, value)
             if kind.startswith("str") and isinstance(value, os.PathLike):  # a Path for out, model, data_dir...
                 value = os.fspath(value)
                 setattr(self, f.name, value)
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
-                fix = ": write the list as one comma-separated text, e.g. a,b" if isinstance(value, list) else ""
-                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}{fix}")
+                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
         if self.resume and self.overwrite:
             raise ConfigError(
                 f"--resume and --overwrite conflict: pass --resume to continue the run in {self.out}, or --overwrite "
@@ -276,6 +278,21 @@ class TrainConfig:
     def method_config(self) -> PromptConfig:
         """The method's config: its defaults with `method_options` on top; ConfigError (one line) for a bad value."""
         return make_config(self.method, **self.method_options)
+
+
+WORD_LISTS = ("label_words", "label_values")
+"""Options that a YAML config may give as a list (``label_words: [negative, positive]``) or as comma-separated text."""
+
+
+def _comma_text(name: str, words: list[Any]) -> str:
+    """A YAML list of words as the flag's comma-separated text; ConfigError for an item that is not a word or that
+    holds a comma (joined, it would split into two words)."""
+    for word in words:
+        if isinstance(word, bool) or not isinstance(word, str | int | float) or "," in str(word):
+            raise ConfigError(
+                f"{name} lists {word!r}: each item must be one word without a comma, e.g. [negative, positive]"
+            )
+    return ",".join(str(word) for word in words)
 
 
 def with_shorthands(options: dict[str, Any], shorthands: dict[str, Any]) -> dict[str, Any]:
@@ -635,8 +652,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only): read from the
     # adapter's files, so the options are checked now too.
     prompt_config = init_from_config(config) if config.init_from else config.method_config()
-    if prompt_config is not None:  # from the backbone's config, not its weights: before a huge prompt is allocated
-        prompt_config.check_fits(config_positions(load_config(config.model)))
+    prompt_config.check_fits(config_positions(load_config(config.model)))  # before a huge prompt is allocated
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
@@ -713,11 +729,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     return run
 
 
-def init_from_config(config: TrainConfig) -> PromptConfig | None:
+def init_from_config(config: TrainConfig) -> PromptConfig:
     """The method's config that starts from the prompt saved in --init-from, from the adapter's files alone (its JSON,
     and a lamp adapter's tensors for NaN), so that a missing or corrupt adapter and a bad option fail before the
-    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has. None when the
-    files do not tell the prompt's shape (a PEFT config without it): then `wrap_saved_prompt` alone checks."""
+    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has."""
     path = Path(config.init_from)
     given = sorted({"init", "init_text"} & set(config.method_options))
     if given:  # the saved prompt is the start: an init would be silently unused
@@ -726,7 +741,7 @@ def init_from_config(config: TrainConfig) -> PromptConfig | None:
             f"{'them' if len(given) > 1 else 'it'}, or drop --init-from"
         )
     if (path / PEFT_CONFIG).is_file():
-        shape = _peft_prompt_shape(path / PEFT_CONFIG)
+        shape = tuple(read_peft_prompt(path)[1].shape)  # its config, NaN, inf, a truncated file
     elif (path / ADAPTER_CONFIG).is_file():
         data = read_adapter_config(path)
         try:
@@ -740,24 +755,11 @@ def init_from_config(config: TrainConfig) -> PromptConfig | None:
         raise AdapterError(
             f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {ADAPTER_CONFIG} (lamp adapter)"
         )
-    if shape is None:
-        return None
     return config_for_prompt(config.method, *shape, str(path), **config.method_options)
 
 
-def _peft_prompt_shape(path: Path) -> tuple[int, int] | None:
-    """(num_virtual_tokens, token_dim) of a PEFT adapter_config.json, or None where it does not hold them (not prompt
-    tuning, not JSON): `read_prompt` names the problem once the backbone has loaded."""
-    with contextlib.suppress(OSError, ValueError, RecursionError):
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        shape = (saved.get("num_virtual_tokens"), saved.get("token_dim")) if isinstance(saved, dict) else (0, 0)
-        if all(POSITIVE_INT.ok(n) for n in shape):
-            return shape
-    return None
-
-
 def _wrapped_backbone(
-    config: TrainConfig, prompt_config: PromptConfig | None, tokenizer: PreTrainedTokenizerBase
+    config: TrainConfig, prompt_config: PromptConfig, tokenizer: PreTrainedTokenizerBase
 ) -> PromptedModel:
     """The backbone (frozen) with the method's prompt in front: a new prompt of `prompt_config`, or with --init-from
     the saved prompt, decomposed as the method decomposes its own init."""

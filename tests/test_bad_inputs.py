@@ -70,8 +70,8 @@ ROWS = [
     pytest.param("train --config {yaml_model}", r"--model must be text, got 7", id="yaml-model"),
     pytest.param(
         "train --config {yaml_label_words}",
-        r"--label-words must be text, got \['negative', 'positive'\]: write the list as one comma-separated text",
-        id="yaml-label-words-list",
+        r"--label-words lists 'bad, good': each item must be one word without a comma, e\.g\. \[negative, positive\]$",
+        id="yaml-label-words-comma",
     ),
     pytest.param(
         "train --config {yaml_seed}", r"--seed must be an integer from 0 to 4294967295, got -3", id="yaml-seed"
@@ -143,7 +143,7 @@ ROWS = [
     pytest.param(
         OWN + " {own}/labels.csv",
         r"{own}/labels.csv: label values 'maybe' \(first at {own}/labels.csv row 2\) are not the task's labels "
-        r"negative, positive nor indices 0-1: fix the rows, or map them with --label-values$",
+        r"'negative', 'positive' nor indices 0-1: fix the rows, or map them with --label-values$",
         id="own-labels",
     ),
     pytest.param(
@@ -574,7 +574,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     safe["out"] = root / "never"
     bad_values = {"yaml_batch": "batch_size: 2.5", "yaml_lr": "lr: 1e-3", "yaml_bool": 'zero_shot: "false"'}
     bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
-    bad_values |= {"yaml_label_words": "label_words: [negative, positive]"}
+    bad_values |= {"yaml_label_words": "label_words: ['bad, good', neutral]"}
     bad_values |= {"yaml_format": "format: chat"}
     for name, line in bad_values.items():
         kept = "".join(f"{key}: {value}\n" for key, value in safe.items() if not line.startswith(f"{key}:"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 
 import pytest
 
@@ -224,6 +225,7 @@ def test_spec_checks_name_the_key_and_the_fix():
         ({**good, "template": "no fields", "label_words": "a,b"}, "must name the row's fields in braces"),
         ({**good, "template": "{text", "label_words": "a,b"}, "is not a valid template"),
         ({**good, "label_words": "a"}, "at least two different"),
+        ({**good, "label_words": "[a, b]"}, r"label_words '\[a, b\]' is a list in brackets: write the words comma-sep"),
         ({**good, "label_words": "a,b", "label_values": "x,y,z"}, "one value per label word"),
         ({**good, "dataset": "o/n", "label_words": "a,b"}, "not both"),
         ({**good, "target_field": "y", "max_new_tokens": 0}, "max_new_tokens must be a positive integer"),
@@ -388,3 +390,19 @@ def test_csv_cells_are_text_as_written_and_json_values_must_be_text(tmp_path):
     task = spec_of("mine", {"train_file": str(tmp_path / "codes.jsonl"), "template": "{text}", "label_words": "a,b"})
     with pytest.raises(DataError, match=r"codes.jsonl row 1: field 'text' must be text, got 7"):
         load_splits(task.task())
+
+
+def test_train_config_takes_label_words_as_a_yaml_list_or_comma_text(tmp_path):
+    common = dict(train_file=str(tmp_path / "x.csv"), template="{text}", out=str(tmp_path / "run"))
+    listed = TrainConfig(**common, label_words=["negative", "positive"], label_values=[0, 1])
+    assert (listed.label_words, listed.label_values) == ("negative,positive", "0,1")
+    assert listed == TrainConfig(**common, label_words="negative,positive", label_values="0,1"), (
+        "one run, two spellings"
+    )
+
+
+def test_task_file_errors_name_the_file(tmp_path):
+    spec = tmp_path / "reviews.yaml"
+    spec.write_text("train_file: x.csv\ntemplate: '{text:>5}'\nlabel_words: [negative, positive]\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(spec))}: --template '{{text:>5}}' has the field"):
+        spec_of(str(spec))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import lamp.tasks
 from lamp.errors import ConfigError
@@ -271,6 +273,8 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
         ({"init_from": "missing"}, "no adapter at .*missing: expected adapter_config.json"),
         ({"init_from": "nan"}, "adapter.safetensors tensor 'weight' holds NaN"),
         ({"init_from": "lora"}, "method 'lora' changes the backbone's own layers, so its prompt alone"),
+        ({"init_from": "peft_nan"}, "peft_nan tensor 'prompt_embeddings' holds NaN"),
+        ({"init_from": "peft", "length": 50}, "length 50 differs from the 16 rows that start from the 4 rows"),
         ({"init": "random"}, "starts from its saved prompt, so init would be unused: drop it"),
         ({"init": "text", "init_text": "hi"}, "so init and init_text would be unused: drop them"),
     ],
@@ -278,10 +282,14 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
 def test_init_from_and_its_options_are_checked_before_the_backbone_loads(options, message, tmp_path):
     model = lamp.wrap(make_llama(), lamp.PromptTuningConfig(length=4, init="random"))
     model.save_adapter(tmp_path / "good")
+    lamp.export_peft(model, tmp_path / "peft")  # a PEFT prompt-tuning adapter of the same prompt
     with torch.no_grad():
         model.prompt_encoder.weight[0, 0] = float("nan")
     model.save_adapter(tmp_path / "nan")
     lamp.wrap(make_llama(), lamp.make_config("lora", rank=2)).save_adapter(tmp_path / "lora")
+    shutil.copytree(tmp_path / "peft", tmp_path / "peft_nan")
+    weights = tmp_path / "peft_nan" / "adapter_model.safetensors"
+    save_file({name: tensor.fill_(float("nan")) for name, tensor in load_file(weights).items()}, weights)
     options = {"method": "lamp", **options, "init_from": str(tmp_path / options.get("init_from", "good"))}
     no_model = str(tmp_path / "no-model")  # a refusal after the options' checks would name the model
     with pytest.raises(lamp.LampError, match=message):

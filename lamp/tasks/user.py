@@ -47,6 +47,12 @@ def _words(key: str, value: Any) -> tuple[str, ...] | None:
     """A list of words from YAML (a list) or a flag (comma-separated text); None stays None."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
+        # "[a, b]" would split into the words "[a" and "b]": a label no row holds, and a confusing error later
+        raise ConfigError(
+            f"{key} {value!r} is a list in brackets: write the words comma-separated, without brackets, e.g. "
+            "negative,positive"
+        )
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not all(isinstance(x, str | int | float) for x in items):
         raise ConfigError(f"{key} must be a list of words or comma-separated text, got {value!r}")
@@ -138,19 +144,22 @@ class TaskSpec:
         return tuple(dict.fromkeys(name for name, _, _ in fields))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "task spec") -> TaskSpec:
-        """A spec from a mapping (YAML, adapter.json); unknown keys are a ConfigError naming `where`."""
+    def from_dict(cls, data: Mapping[str, Any], where: str | None = "task spec") -> TaskSpec:
+        """A spec from a mapping (a task YAML file, adapter.json, the flags); every ConfigError starts with `where`
+        (the file; None for flags, whose messages name them)."""
+        at = f"{where}: " if where else ""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{where} must hold a mapping of key: value, got {type(data).__name__}")
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"{where}: unknown keys {', '.join(unknown)}; known keys are {', '.join(known)}")
+            raise ConfigError(f"{at}unknown keys {', '.join(unknown)}; known keys are {', '.join(known)}")
         if "template" not in data or "name" not in data:
-            raise ConfigError(
-                f"{where}: a task needs a template (the input, fields in braces), e.g. 'Review: {{text}}'"
-            )
-        return cls(**{k: v for k, v in data.items() if v is not None})
+            raise ConfigError(f"{at}a task needs a template (the input, fields in braces), e.g. 'Review: {{text}}'")
+        try:
+            return cls(**{k: v for k, v in data.items() if v is not None})
+        except ConfigError as error:
+            raise ConfigError(f"{at}{error}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as JSON-ready values (lists for word tuples)."""
@@ -220,12 +229,13 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
         source = given.get("train_file") or given.get("dataset") or "data"
         default = Path(str(source).partition(":")[0]).stem or "data"
         data = {"name": default if task in TASKS else task, **given}
-        where = "the task options"
+        where = None
     else:
         return None
     if data.get("max_new_tokens") is not None and data.get("target_field") is None:  # classification never generates
         raise ConfigError(
-            "--max-new-tokens applies to free-form generation (--target-field): a --label-words task scores its "
+            f"{where + ': ' if where else ''}--max-new-tokens applies to free-form generation (--target-field): a "
+            "--label-words task scores its "
             "label words and generates nothing; drop it"
         )
     spec = TaskSpec.from_dict(data, where)
@@ -289,10 +299,11 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
                     raise DataError(f"{where}: {error}: fill it or drop the row") from None
                 unknown.setdefault(repr(row[task.gold_field]), where)
         if unknown:
-            words = task.classes or task.label_words or ()
+            words = ", ".join(map(repr, task.classes or task.label_words or ()))  # quoted: "[a" is not "a"
+            count = len(task.classes or task.label_words or ())
             raise DataError(
                 f"{source}: label values {', '.join(list(unknown)[:5])} (first at {next(iter(unknown.values()))}) are "
-                f"not the task's labels {', '.join(words)} nor indices 0-{len(words) - 1}: fix the rows, or map them "
+                f"not the task's labels {words} nor indices 0-{count - 1}: fix the rows, or map them "
                 "with --label-values"
             )
         examples[split] = out
