@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from lamp.errors import Interrupted, LampError
@@ -34,6 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out_of_memory(error: BaseException) -> str | None:
+    """The one line for an allocation that failed (torch.OutOfMemoryError, the CPU allocator's "can't allocate
+    memory", Python's MemoryError), or None for any other error. A run's checkpoint and adapter stay as they were."""
+    text = str(error)
+    if not (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or "allocate memory" in text):
+        return None
+    tried = re.search(r"tried to allocate ([0-9.]+) ?([A-Za-z]*)", text, flags=re.IGNORECASE)
+    size = ""
+    if tried:  # the CPU allocator counts bytes, CUDA's message gives its own unit
+        number, unit = tried.groups()
+        size = f"{float(number) / 1e9:.1f} GB" if unit.lower() in ("", "bytes") else f"{number} {unit}"
+    what = f" (tried to allocate {size})" if size else ""
+    return f"out of memory{what}: make the batch, the inputs or the prompt smaller, or use a device with more memory"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -52,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         where = f" ({error.filename})" if error.filename else ""
         message = f"{error.strerror or error}{where}: check the path and retry"
         print(f"lamp {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as error:  # torch's CPU allocator and CUDA raise RuntimeError subclasses
+        if not _out_of_memory(error):
+            raise
+        print(f"lamp {args.command}: error: {_out_of_memory(error)}", file=sys.stderr)
         return 2
     except Interrupted:  # the command already said what it kept and how to go on
         return 130

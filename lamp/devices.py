@@ -1,4 +1,4 @@
-"""What train and bench share about devices: the weight dtypes by name and the peak-memory probes."""
+"""What train, bench and the wrapper share about devices: the weight dtypes by name, free and peak memory."""
 
 from __future__ import annotations
 
@@ -6,10 +6,20 @@ import re
 import resource
 from pathlib import Path
 
+import psutil
 import torch
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """Weight dtypes by the name `--dtype` takes ("auto" is each command's own choice)."""
+
+
+def free_memory_bytes(device: torch.device | str) -> int:
+    """Bytes free for new tensors on `device`: CUDA's `mem_get_info` on a GPU, else psutil's available RAM (what
+    the OS can give without swapping); other accelerators count as RAM (their memory is often unified)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return psutil.virtual_memory().available
 
 
 def peak_memory_mb(device: torch.device | str) -> float:

@@ -35,6 +35,7 @@ from lamp.adapter import (
     save_adapter,
 )
 from lamp.backbones import ModelKind, load_model
+from lamp.devices import free_memory_bytes
 from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import Backbone, Declaration, EmptyPrompt, PromptConfig, PromptModule, config_from_dict
 
@@ -152,7 +153,8 @@ class PromptedModel(nn.Module):
         for parameter in backbone.parameters():
             parameter.requires_grad_(trains_backbone)
         device = backbone.get_input_embeddings().weight.device
-        config.check_fits(max_positions(backbone))  # before `build` allocates the prompt
+        width = backbone.get_input_embeddings().weight.shape[1]
+        config.check_fits(max_positions(backbone), width, free_memory_bytes(device))  # before `build` allocates it
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in accepted
         self._accepted_inputs = set(accepted)

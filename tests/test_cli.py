@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 import lamp
 from lamp.cli import COMMANDS, main
@@ -103,3 +104,36 @@ def test_an_unknown_flag_is_named_by_its_command(argv, header, capsys):
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.splitlines()) == 1
     assert err.startswith(f"{header}: error: unrecognized arguments: ") and f"(see {header} --help)" in err
+
+
+@pytest.mark.parametrize(
+    "error,line",
+    [
+        (
+            RuntimeError(
+                "[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried to allocate 230400000000 "
+                "bytes. Error code 12 (Cannot allocate memory)"
+            ),
+            "out of memory (tried to allocate 230.4 GB): make the batch, the inputs or the prompt smaller",
+        ),
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB."), "(tried to allocate 20.00 GiB)"),
+        (MemoryError(), "lamp eval: error: out of memory: make the batch"),
+    ],
+)
+def test_an_allocation_that_fails_is_one_line_with_exit_2(error, line, monkeypatch, capsys):
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("lamp.commands.eval.run", fail)
+    assert main(["eval", "--adapter", "x"]) == 2
+    err = capsys.readouterr().err
+    assert line in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_other_runtime_errors_are_not_taken_for_memory(monkeypatch):
+    def fail(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("lamp.commands.eval.run", fail)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["eval", "--adapter", "x"])

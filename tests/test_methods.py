@@ -155,6 +155,21 @@ def test_wrap_refuses_prompt_rows_that_fill_the_positions_before_building_the_pr
         lamp.wrap(llama, lamp.PromptTuningConfig(length=10**8))  # 10^8 x d floats if it were built first
 
 
+def test_a_prompt_init_larger_than_the_free_memory_is_refused_before_it_is_built(llama, monkeypatch):
+    """LAMP's pooled rows can fit the positions while its l x d init (before pooling) does not fit in memory."""
+    monkeypatch.setattr("lamp.model.free_memory_bytes", lambda device: 10**9)  # 1 GB, whatever the machine has
+    config = lamp.LampConfig(length=10**8, pool=10**6)  # 100 pooled rows, 10^8 initialised: 38.4 GB at width 32
+    config.check_fits(256)  # positions alone: fits
+    with pytest.raises(ConfigError, match=r"the lamp prompt's 100000000 x 32 init needs about 38\.4 GB, 1\.0 GB of"):
+        config.check_fits(256, 32, 10**9)
+    width = llama.get_input_embeddings().weight.shape[1]
+    with pytest.raises(ConfigError, match=f"100000000 x {width} init needs about"):
+        lamp.wrap(llama, config)  # refused in the wrapper, before the init is allocated
+    lamp.LampConfig(length=100, pool=4).check_fits(256, 32, 10**9)  # 100 x 32 x 4 x 3 bytes: fits
+    assert 0 < lamp.devices.free_memory_bytes("cpu") < 2**50
+    assert lamp.make_config("lora").init_rows() == 0 and lamp.PromptTuningConfig(length=7).init_rows() == 7
+
+
 def test_a_warm_start_config_is_checked_from_the_prompts_shape_alone():
     config = lamp.methods.config_for_prompt("lamp", 25, 8, "DIR", pool=2)
     assert (config.length, config.pool, config.rank) == (50, 2, 8)

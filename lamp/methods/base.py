@@ -111,6 +111,10 @@ class Declaration:
         return None
 
 
+INIT_COPIES = 3
+"""Copies of a prompt's init that building it may hold at once (the rows, a float copy, a decomposition's factors)."""
+
+
 @dataclass
 class PromptConfig:
     """Base of every method's config. Subclasses add their own fields and state `declares`; the registry
@@ -164,20 +168,31 @@ class PromptConfig:
         that each pooled block's mean is that row)."""
         return seen
 
-    def check_fits(self, positions: int | None) -> None:
+    def init_rows(self) -> int:
+        """Rows of the prompt as it is initialised (and decomposed), before any shortening: `n_virtual`, unless the
+        method shortens its prompt (LAMP: length, pooled to length / pool)."""
+        return self.n_virtual()
+
+    def check_fits(self, positions: int | None, width: int | None = None, free: int | None = None) -> None:
         """ConfigError when the prompt's rows (`n_virtual`) fill a backbone of `positions` positions (None: no limit)
-        and leave none for input. Checked on the config, before `build` allocates the prompt: a length of 10^8 would
-        take hundreds of GB before the inputs' fit (`lamp.data.fit_max_length`) is ever checked."""
+        and leave none for input, or when its (`init_rows` x `width`) float32 init, with the copies a decomposition
+        makes (INIT_COPIES), needs more than the `free` bytes of the device it is built on (None: unchecked). Checked
+        on the config, before `build` allocates the prompt: a length of 10^8 would take hundreds of GB first."""
         rows = self.n_virtual()
         if positions is not None and rows >= positions:
-            length = getattr(
-                self, "length", None
-            )  # in the option's own units: LAMP's length counts rows before pooling
+            length = getattr(self, "length", None)  # the option's own units: LAMP's length counts rows before pooling
             most = f"length at most {(positions - 1) * length // rows}" if length else f"at most {positions - 1} rows"
             raise ConfigError(
                 f"the {self.method} prompt's {rows} rows fill the backbone's {positions} positions and leave none for "
                 f"input: use a shorter prompt ({most})"
             )
+        if width is not None and free is not None:
+            need = self.init_rows() * width * 4 * INIT_COPIES
+            if need > free:
+                raise ConfigError(
+                    f"the {self.method} prompt's {self.init_rows()} x {width} init needs about {need / 1e9:.1f} GB, "
+                    f"{free / 1e9:.1f} GB of memory is free: use a shorter prompt"
+                )
 
     def skeleton(self) -> PromptConfig:
         """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as

@@ -68,6 +68,10 @@ class LampConfig(PromptConfig):
         """The pooled prompt's positions, l / k (the frozen model sees these, not the l rows U spans)."""
         return self.length // self.pool
 
+    def init_rows(self) -> int:
+        """The l rows that are initialised and decomposed (U is l x r), before pooling to l / k."""
+        return self.length
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LampPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
