@@ -730,9 +730,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
 
 
 def init_from_config(config: TrainConfig) -> PromptConfig:
-    """The method's config that starts from the prompt saved in --init-from, from the adapter's files alone (its JSON,
-    and a lamp adapter's tensors for NaN), so that a missing or corrupt adapter and a bad option fail before the
-    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has."""
+    """The method's config that starts from the prompt saved in --init-from, from the adapter's files alone (its JSON
+    and tensors: NaN, inf, a truncated file; a PEFT adapter's prompt gives the shape), so that a missing or corrupt
+    adapter and a bad option fail before the backbone loads; `wrap_saved_prompt` builds the same config from the
+    prompt itself once it has."""
     path = Path(config.init_from)
     given = sorted({"init", "init_text"} & set(config.method_options))
     if given:  # the saved prompt is the start: an init would be silently unused

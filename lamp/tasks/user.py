@@ -235,8 +235,7 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
     if data.get("max_new_tokens") is not None and data.get("target_field") is None:  # classification never generates
         raise ConfigError(
             f"{where + ': ' if where else ''}--max-new-tokens applies to free-form generation (--target-field): a "
-            "--label-words task scores its "
-            "label words and generates nothing; drop it"
+            "--label-words task scores its label words and generates nothing; drop it"
         )
     spec = TaskSpec.from_dict(data, where)
     if spec.name in TASKS:
