@@ -24,6 +24,7 @@ from torch import nn
 
 from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, write_problem
 from lamp.backbones import load_tokenizer
+from lamp.checks import POSITIVE_INT
 from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, config_for_prompt
 from lamp.model import PromptedModel, load_adapter, model_kind, wrap
@@ -247,33 +248,56 @@ def _write_all(files: list[tuple[Path, Path]]) -> None:
         atomic_write(target, lambda tmp: (shutil.copyfile(source, tmp), _write_all(rest)))
 
 
+PEFT_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+"""The weight files PEFT's `save_pretrained` writes (safetensors by default, torch's pickle format before)."""
+
+
 def read_peft_prompt(source: str | os.PathLike) -> tuple[Any, torch.Tensor]:
     """(config, prompt) of a PEFT prompt-tuning adapter folder: its `PromptTuningConfig` and the (num_virtual_tokens
     x token_dim) float32 prompt, read without a backbone. AdapterError (one line) for a config that is not prompt
-    tuning, weights that are corrupt, missing or not finite."""
+    tuning or not valid, weights that are missing, corrupt or not finite, and a prompt whose shape is not the
+    config's (num_virtual_tokens rows per transformer submodule, as PEFT's `PromptEmbedding` holds them)."""
     from peft import PeftConfig, PeftType
     from peft.utils import load_peft_weights
 
     path = Path(source)
     try:
-        config = PeftConfig.from_pretrained(str(path))
-    except (ValueError, TypeError, OSError) as error:  # a malformed adapter_config.json
-        raise AdapterError(f"{path / PEFT_CONFIG} is not a valid PEFT config ({error}): export it again") from None
+        with warnings.catch_warnings():  # PEFT warns about some saved configs (prefix tuning) before lamp's line
+            warnings.simplefilter("ignore")
+            config = PeftConfig.from_pretrained(str(path))
+    except (ValueError, TypeError, OSError, RecursionError) as error:  # malformed, or nested past json's stack
+        reason = "JSON nested too deeply" if isinstance(error, RecursionError) else " ".join(str(error).split())[:160]
+        raise AdapterError(f"{path / PEFT_CONFIG} is not a valid PEFT config ({reason}): export it again") from None
     if config.peft_type != PeftType.PROMPT_TUNING:
         raise AdapterError(
             f"{path} is a PEFT {config.peft_type.value} adapter: only PROMPT_TUNING adapters hold a prompt lamp "
             "can import"
         )
+    virtual, submodules = config.num_virtual_tokens, config.num_transformer_submodules or 1
+    if not POSITIVE_INT.ok(virtual) or not POSITIVE_INT.ok(submodules):
+        raise AdapterError(
+            f"{path / PEFT_CONFIG} has num_virtual_tokens {virtual!r} and num_transformer_submodules "
+            f"{config.num_transformer_submodules!r}, not positive integers: export it again"
+        )
+    if not any((path / name).is_file() for name in PEFT_WEIGHTS):
+        raise AdapterError(f"{path} has no {PEFT_WEIGHTS[0]}: the adapter's save was incomplete, export it again")
     try:
         weights = load_peft_weights(str(path), device="cpu")
     except Exception as error:  # safetensors and torch raise their own types on a corrupt file
-        raise AdapterError(f"the weights in {path} are corrupt ({str(error)[:120]}): export them again") from None
+        reason = " ".join(str(error).split())[:160]
+        raise AdapterError(f"the weights in {path} are corrupt ({reason}): export them again") from None
     check_tensors(path, weights)
-    if "prompt_embeddings" not in weights:
+    prompt = weights.get("prompt_embeddings")
+    if prompt is None:
         raise AdapterError(f"{path} holds no prompt_embeddings: it is not a complete PEFT prompt-tuning adapter")
+    if prompt.dim() != 2 or prompt.shape[0] != virtual * submodules or prompt.shape[1] == 0:
+        raise AdapterError(
+            f"{path} prompt_embeddings has shape {tuple(prompt.shape)}, its config asks for {virtual * submodules} "
+            f"rows ({virtual} virtual tokens x {submodules} transformer submodules) of one width: export it again"
+        )
     # With two transformer submodules (PEFT's seq2seq default) the encoder's rows come first, and they are the only
     # ones PEFT's prompt tuning uses.
-    return config, weights["prompt_embeddings"][: config.num_virtual_tokens].float()
+    return config, prompt[:virtual].float()
 
 
 def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lamp.data import Encoded, collate_sources, collate_train, pad_id, target_ids
+from lamp.errors import ConfigError
 from lamp.model import IGNORE_INDEX
 from lamp.progress import progress
 
@@ -41,8 +42,19 @@ def resolve_scorer(scorer: str, kind: ModelKind, task: Task) -> str:
 def label_token_ids(
     tokenizer: PreTrainedTokenizerBase, kind: ModelKind, label_words: tuple[str, ...], lead: str = " "
 ) -> list[list[int]]:
-    """Each label word's target token ids (`target_ids`: after `lead` for causal LMs, then EOS)."""
-    return [target_ids(tokenizer, kind, word, lead) for word in label_words]
+    """Each label word's target token ids (`target_ids`: after `lead` for causal LMs, then EOS). ConfigError for two
+    words that are the same tokens (words the vocabulary lacks, e.g. both <unk>): rank classification could never
+    tell them apart, and would answer the first for every row."""
+    ids = [target_ids(tokenizer, kind, word, lead) for word in label_words]
+    for i, first in enumerate(ids):
+        for j in range(i + 1, len(ids)):
+            if ids[j] == first:
+                tokens = tokenizer.convert_ids_to_tokens(first)
+                raise ConfigError(
+                    f"label words {label_words[i]!r} and {label_words[j]!r} are the same tokens to this tokenizer "
+                    f"({' '.join(map(str, tokens))}): choose words it tells apart"
+                )
+    return ids
 
 
 def max_new_tokens(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, task: Task) -> int:

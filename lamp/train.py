@@ -40,7 +40,7 @@ from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import peak_memory_mb
 from lamp.errors import AdapterError, ConfigError, Interrupted, LampError, TrainingError
 from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
-from lamp.export import PEFT_CONFIG, read_peft_prompt, require_pure_prompt, wrap_saved_prompt
+from lamp.export import PEFT_CONFIG, TASK_TYPES, read_peft_prompt, require_pure_prompt, wrap_saved_prompt
 from lamp.methods import (
     DEFAULT_METHOD,
     PromptConfig,
@@ -74,7 +74,7 @@ from lamp.run_folder import (
 )
 from lamp.scoring import SCORERS, answer_tokens, resolve_scorer
 from lamp.tasks.base import FORMATS, Example, Task, resolve_format
-from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of
+from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of, word_items
 from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scalars
 
 if TYPE_CHECKING:
@@ -285,14 +285,17 @@ WORD_LISTS = ("label_words", "label_values")
 
 
 def _comma_text(name: str, words: list[Any]) -> str:
-    """A YAML list of words as the flag's comma-separated text; ConfigError for an item that is not a word or that
-    holds a comma (joined, it would split into two words)."""
-    for word in words:
-        if isinstance(word, bool) or not isinstance(word, str | int | float) or "," in str(word):
+    """A YAML list of words as the flag's comma-separated text (`word_items`); ConfigError for an empty list and for
+    an item that holds a comma (joined, it would split into two words)."""
+    if not words:
+        raise ConfigError(f"{name} is an empty list: give at least two words, e.g. [negative, positive]")
+    items = word_items(name, words)
+    for word in items:
+        if "," in word:
             raise ConfigError(
                 f"{name} lists {word!r}: each item must be one word without a comma, e.g. [negative, positive]"
             )
-    return ",".join(str(word) for word in words)
+    return ",".join(items)
 
 
 def with_shorthands(options: dict[str, Any], shorthands: dict[str, Any]) -> dict[str, Any]:
@@ -651,8 +654,11 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
         )
     # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only): read from the
     # adapter's files, so the options are checked now too.
-    prompt_config = init_from_config(config) if config.init_from else config.method_config()
-    prompt_config.check_fits(config_positions(load_config(config.model)))  # before a huge prompt is allocated
+    prompt_config, saved_for = init_from_config(config) if config.init_from else (config.method_config(), None)
+    backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
+    if saved_for is not None:
+        check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
+    prompt_config.check_fits(config_positions(backbone_config))  # before a huge prompt is allocated
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
@@ -729,11 +735,11 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     return run
 
 
-def init_from_config(config: TrainConfig) -> PromptConfig:
-    """The method's config that starts from the prompt saved in --init-from, from the adapter's files alone (its JSON
-    and tensors: NaN, inf, a truncated file; a PEFT adapter's prompt gives the shape), so that a missing or corrupt
-    adapter and a bad option fail before the backbone loads; `wrap_saved_prompt` builds the same config from the
-    prompt itself once it has."""
+def init_from_config(config: TrainConfig) -> tuple[PromptConfig, tuple[int, str | None]]:
+    """The method's config that starts from the prompt saved in --init-from, and the (embedding width, model kind or
+    None) the prompt was saved for, from the adapter's files alone (its JSON and tensors: NaN, inf, a truncated file;
+    a PEFT adapter's prompt gives the shape), so that a missing or corrupt adapter and a bad option fail before the
+    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has."""
     path = Path(config.init_from)
     given = sorted({"init", "init_text"} & set(config.method_options))
     if given:  # the saved prompt is the start: an init would be silently unused
@@ -742,7 +748,9 @@ def init_from_config(config: TrainConfig) -> PromptConfig:
             f"{'them' if len(given) > 1 else 'it'}, or drop --init-from"
         )
     if (path / PEFT_CONFIG).is_file():
-        shape = tuple(read_peft_prompt(path)[1].shape)  # its config, NaN, inf, a truncated file
+        peft_config, prompt = read_peft_prompt(path)  # its config, NaN, inf, a truncated file, the shape
+        shape = tuple(prompt.shape)
+        kind = next((kind for kind, name in TASK_TYPES.items() if name == peft_config.task_type), None)
     elif (path / ADAPTER_CONFIG).is_file():
         data = read_adapter_config(path)
         try:
@@ -751,12 +759,31 @@ def init_from_config(config: TrainConfig) -> PromptConfig:
             raise AdapterError(f"{path}/{ADAPTER_CONFIG} holds an invalid prompt config: {error}") from None
         require_pure_prompt(saved, "its prompt alone does not reproduce it and cannot be imported")
         read_adapter_tensors(path)  # NaN, inf, a truncated file
-        shape = (saved.n_virtual(), data["backbone"]["embedding_width"])
+        shape, kind = (saved.n_virtual(), data["backbone"]["embedding_width"]), data["backbone"]["kind"]
     else:
         raise AdapterError(
             f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {ADAPTER_CONFIG} (lamp adapter)"
         )
-    return config_for_prompt(config.method, *shape, str(path), **config.method_options)
+    return config_for_prompt(config.method, *shape, str(path), **config.method_options), (shape[1], kind)
+
+
+def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbone_config: Any) -> None:
+    """AdapterError when the prompt in `path`, saved for (embedding width, model kind or None), does not fit the
+    backbone of `backbone_config` (a transformers config: `hidden_size`, `is_encoder_decoder`), as `read_prompt`
+    refuses it once the backbone has loaded."""
+    width, kind = saved_for
+    text_config = backbone_config.get_text_config() if hasattr(backbone_config, "get_text_config") else backbone_config
+    backbone_width = getattr(text_config, "hidden_size", None)
+    backbone_kind = "seq2seq" if getattr(backbone_config, "is_encoder_decoder", False) else "causal"
+    if isinstance(backbone_width, int) and backbone_width != width:
+        raise AdapterError(
+            f"the prompt in {path} has width {width}, the backbone's embeddings {backbone_width}: use the backbone "
+            "the prompt was trained for"
+        )
+    if kind is not None and kind != backbone_kind:
+        raise AdapterError(
+            f"the prompt in {path} was saved for a {kind} backbone, this one is {backbone_kind}: use its backbone"
+        )
 
 
 def _wrapped_backbone(

@@ -263,3 +263,12 @@ def test_log_q_starts_at_the_same_prompt_and_moves_singular_values_by_a_fraction
     ratio = encoder.singular_values().detach() / before
     expected = torch.exp(torch.tensor(0.01 / reference))  # Adam's first step moves log q by the rate, up or down
     assert torch.allclose(torch.maximum(ratio, 1 / ratio), expected.expand_as(ratio), rtol=1e-3)
+
+
+def test_a_lora_rank_above_the_backbone_width_is_refused_before_peft_allocates_it(llama):
+    width = llama.get_input_embeddings().weight.shape[1]
+    with pytest.raises(
+        ConfigError, match=f"rank 100000000 exceeds the backbone's width {width}: .* pass rank <= {width}"
+    ):
+        lamp.wrap(llama, lamp.make_config("lora", rank=10**8))  # 10^8 x d per layer side if peft built it
+    assert lamp.wrap(llama, lamp.make_config("lora", rank=width)).num_trainable_parameters() > 0

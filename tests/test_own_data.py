@@ -225,6 +225,11 @@ def test_spec_checks_name_the_key_and_the_fix():
         ({**good, "template": "no fields", "label_words": "a,b"}, "must name the row's fields in braces"),
         ({**good, "template": "{text", "label_words": "a,b"}, "is not a valid template"),
         ({**good, "label_words": "a"}, "at least two different"),
+        ({**good, "label_words": "(a, b)"}, r"is a list in brackets"),
+        ({**good, "label_words": '"a","b"'}, r"has quoted words: write them without quotes"),
+        ({**good, "label_words": [False, True]}, r"label_words lists False: YAML reads unquoted yes, no, true, false"),
+        ({**good, "label_words": ["a", None]}, r"label_words lists None, which is not a word"),
+        ({**good, "label_words": "a,"}, r"at least two different, non-empty words, got \['a', ''\]: e\.g\. negative"),
         ({**good, "label_words": "[a, b]"}, r"label_words '\[a, b\]' is a list in brackets: write the words comma-sep"),
         ({**good, "label_words": "a,b", "label_values": "x,y,z"}, "one value per label word"),
         ({**good, "dataset": "o/n", "label_words": "a,b"}, "not both"),
@@ -399,6 +404,13 @@ def test_train_config_takes_label_words_as_a_yaml_list_or_comma_text(tmp_path):
     assert listed == TrainConfig(**common, label_words="negative,positive", label_values="0,1"), (
         "one run, two spellings"
     )
+    for words, message in [
+        ([], "--label-words is an empty list: give at least two words"),
+        (["no", False], "--label-words lists False: YAML reads unquoted yes, no, true, false, on and off as true or"),
+        (["a", ["b"]], r"--label-words lists \['b'\], which is not a word"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(**common, label_words=words)
 
 
 def test_task_file_errors_name_the_file(tmp_path):
@@ -406,3 +418,24 @@ def test_task_file_errors_name_the_file(tmp_path):
     spec.write_text("train_file: x.csv\ntemplate: '{text:>5}'\nlabel_words: [negative, positive]\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(spec))}: --template '{{text:>5}}' has the field"):
         spec_of(str(spec))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(spec))} with the flags on top: label_words '\[a, b\]'"):
+        spec_of(str(spec), {"template": "{text}", "label_words": "[a, b]"})  # the bad value may be a flag's
+    spec.write_text("name: rte\ntrain_file: x.csv\ntemplate: '{text}'\nlabel_words: [a, b]\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(spec))}: task name 'rte' is a built-in task's"):
+        spec_of(str(spec))
+    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: [no, yes]\n")  # YAML's booleans
+    with pytest.raises(ConfigError, match=r"label_words lists False: YAML reads unquoted yes, no, true, false"):
+        spec_of(str(spec))
+    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: ['no', 'yes']\n")
+    assert spec_of(str(spec)).label_words == ("no", "yes")
+
+
+def test_label_words_that_are_the_same_tokens_are_refused(llama_dir):
+    """Both outside the vocabulary: each is <unk>, and rank classification would answer the first for every row."""
+    from lamp.backbones import load_tokenizer
+    from lamp.scoring import label_token_ids
+
+    tokenizer = load_tokenizer(llama_dir)
+    with pytest.raises(ConfigError, match=r"label words 'qwxz' and 'zzvq' are the same tokens to this tokenizer \("):
+        label_token_ids(tokenizer, "causal", ("qwxz", "zzvq"))
+    assert len(label_token_ids(tokenizer, "causal", ("good", "bad"))) == 2

@@ -261,6 +261,22 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
     assert not (tmp_path / "run").exists()
 
 
+def test_a_saved_prompt_for_another_backbone_is_refused_from_its_config_before_the_weights_load(
+    llama_dir, tmp_path, monkeypatch
+):
+    lamp.wrap(make_llama(hidden=48), lamp.PromptTuningConfig(length=4)).save_adapter(tmp_path / "wide")
+    lamp.export_peft(lamp.wrap(make_llama(hidden=48), lamp.PromptTuningConfig(length=4)), tmp_path / "wide_peft")
+    lamp.export_peft(lamp.wrap(make_t5(), lamp.PromptTuningConfig(length=4)), tmp_path / "t5_peft")
+    monkeypatch.setattr("lamp.train.load_model", _loaded)
+    for adapter, message in [
+        ("wide", "has width 48, the backbone's embeddings 32: use the backbone the prompt was trained for"),
+        ("wide_peft", "has width 48, the backbone's embeddings 32"),
+        ("t5_peft", "was saved for a seq2seq backbone, this one is causal: use its backbone"),
+    ]:
+        with pytest.raises(lamp.LampError, match=message):
+            train(config(llama_dir, tmp_path / "run", method="lamp", length=None, init_from=str(tmp_path / adapter)))
+
+
 @pytest.mark.parametrize(
     "options,message",
     [
@@ -274,6 +290,10 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
         ({"init_from": "nan"}, "adapter.safetensors tensor 'weight' holds NaN"),
         ({"init_from": "lora"}, "method 'lora' changes the backbone's own layers, so its prompt alone"),
         ({"init_from": "peft_nan"}, "peft_nan tensor 'prompt_embeddings' holds NaN"),
+        ({"init_from": "peft_flat"}, r"peft_flat prompt_embeddings has shape \(128,\), its config asks for 4 rows"),
+        ({"init_from": "peft_rows"}, r"peft_rows prompt_embeddings has shape \(4, 32\), its config asks for 10 rows"),
+        ({"init_from": "peft_text_rows"}, r"num_virtual_tokens '4' and num_transformer_submodules 1, not positive"),
+        ({"init_from": "peft_no_weights"}, "peft_no_weights has no adapter_model.safetensors: the adapter's save was"),
         ({"init_from": "peft", "length": 50}, "length 50 differs from the 16 rows that start from the 4 rows"),
         ({"init": "random"}, "starts from its saved prompt, so init would be unused: drop it"),
         ({"init": "text", "init_text": "hi"}, "so init and init_text would be unused: drop them"),
@@ -290,6 +310,14 @@ def test_init_from_and_its_options_are_checked_before_the_backbone_loads(options
     shutil.copytree(tmp_path / "peft", tmp_path / "peft_nan")
     weights = tmp_path / "peft_nan" / "adapter_model.safetensors"
     save_file({name: tensor.fill_(float("nan")) for name, tensor in load_file(weights).items()}, weights)
+    for name in ("peft_flat", "peft_rows", "peft_text_rows", "peft_no_weights"):  # each broken in one way
+        shutil.copytree(tmp_path / "peft", tmp_path / name)
+    weights = tmp_path / "peft_flat" / "adapter_model.safetensors"
+    save_file({name: tensor.flatten() for name, tensor in load_file(weights).items()}, weights)
+    for name, value in (("peft_rows", 10), ("peft_text_rows", "4")):
+        peft_config = tmp_path / name / "adapter_config.json"
+        peft_config.write_text(json.dumps({**json.loads(peft_config.read_text()), "num_virtual_tokens": value}))
+    (tmp_path / "peft_no_weights" / "adapter_model.safetensors").unlink()
     options = {"method": "lamp", **options, "init_from": str(tmp_path / options.get("init_from", "good"))}
     no_model = str(tmp_path / "no-model")  # a refusal after the options' checks would name the model
     with pytest.raises(lamp.LampError, match=message):

@@ -43,22 +43,47 @@ DATA_OPTIONS = (
 FILE_KEYS = ("train_file", "validation_file", "test_file")
 
 
+BRACKETS = ("[]", "()", "{}")
+
+
+def word_items(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
+    """A YAML list of words as text (numbers as written); ConfigError for YAML's booleans (it reads unquoted yes, no,
+    true, false, on and off as true or false, which would silently become the words True and False) and for items
+    that are not words."""
+    for item in items:
+        if isinstance(item, bool):
+            raise ConfigError(
+                f"{key} lists {item!r}: YAML reads unquoted yes, no, true, false, on and off as true or false; quote "
+                "each word, e.g. ['no', 'yes']"
+            )
+        if not isinstance(item, str | int | float):
+            raise ConfigError(f"{key} lists {item!r}, which is not a word: write each word as text, e.g. [no, yes]")
+    return tuple(str(item).strip() for item in items)
+
+
 def _words(key: str, value: Any) -> tuple[str, ...] | None:
     """A list of words from YAML (a list) or a flag (comma-separated text); None stays None."""
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
-        # "[a, b]" would split into the words "[a" and "b]": a label no row holds, and a confusing error later
-        raise ConfigError(
-            f"{key} {value!r} is a list in brackets: write the words comma-separated, without brackets, e.g. "
-            "negative,positive"
-        )
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(x, str | int | float) for x in items):
+    if isinstance(value, str):
+        text = value.strip()
+        if any(text.startswith(pair[0]) and text.endswith(pair[1]) for pair in BRACKETS):
+            # "[a, b]" would split into the words "[a" and "b]": a label no row holds, and a confusing error later
+            raise ConfigError(
+                f"{key} {value!r} is a list in brackets: write the words comma-separated, without brackets, e.g. "
+                "negative,positive"
+            )
+        words = tuple(word.strip() for word in value.split(","))
+        if any(len(word) > 1 and word[0] == word[-1] and word[0] in "'\"" for word in words):
+            raise ConfigError(f"{key} {value!r} has quoted words: write them without quotes, e.g. negative,positive")
+    elif isinstance(value, list | tuple):
+        words = word_items(key, value)
+    else:
         raise ConfigError(f"{key} must be a list of words or comma-separated text, got {value!r}")
-    words = tuple(str(x).strip() for x in items)
     if len(words) < 2 or not all(words) or len(set(words)) != len(words):
-        raise ConfigError(f"{key} must name at least two different, non-empty words, got {list(words)}")
+        raise ConfigError(
+            f"{key} must name at least two different, non-empty words, got {list(words)}: e.g. negative,positive"
+        )
     return words
 
 
@@ -217,7 +242,7 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
     given = {k: v for k, v in (options or {}).items() if v is not None}
     if is_spec_file(task):
         data = {**read_spec_file(task), **given}
-        where = task
+        where = f"{task} with the flags on top" if given else task  # a bad value may be the file's or a flag's
     elif given:
         if "train_file" not in given and "dataset" not in given:  # e.g. --max-new-tokens alone, on a built-in task
             flags = ", ".join("--" + key.replace("_", "-") for key in given)
@@ -239,7 +264,10 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
         )
     spec = TaskSpec.from_dict(data, where)
     if spec.name in TASKS:
-        raise ConfigError(f"task name {spec.name!r} is a built-in task's: name your task otherwise (name: in YAML)")
+        raise ConfigError(
+            f"{where + ': ' if where else ''}task name {spec.name!r} is a built-in task's: name your task otherwise "
+            "(name: in YAML)"
+        )
     return spec
 
 
