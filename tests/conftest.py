@@ -9,7 +9,9 @@ import torch
 
 WORDS = (
     "the a movie film was is good bad great terrible boring fun not very i it and of to this that review sentiment "
-    "positive negative entailment not_entailment acceptable unacceptable true false yes no question answer : ."
+    "positive negative entailment not_entailment acceptable unacceptable true false yes no question answer : . "
+    # the built-in tasks' other label words (appended: the ids above stay), so rank classification can tell them apart
+    "True False A B neutral contradiction equivalent not_equivalent duplicate not_duplicate choice1 choice2"
 ).split()
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
