@@ -439,3 +439,13 @@ def test_label_words_that_are_the_same_tokens_are_refused(llama_dir):
     with pytest.raises(ConfigError, match=r"label words 'qwxz' and 'zzvq' are the same tokens to this tokenizer \("):
         label_token_ids(tokenizer, "causal", ("qwxz", "zzvq"))
     assert len(label_token_ids(tokenizer, "causal", ("good", "bad"))) == 2
+
+
+def test_too_few_rows_of_your_own_say_so_in_your_terms(tmp_path):
+    rows = tmp_path / "r.csv"
+    rows.write_text("text,label\ngood,positive\nbad,negative\nfine,positive\nawful,negative\n")
+    spec = spec_of("mine", {"train_file": str(rows), "template": "{text}", "label_words": "negative,positive"})
+    with pytest.raises(
+        DataError, match=r"split would be empty under the protocol \(given rows: train 4\); add rows, or"
+    ):
+        load_splits(spec.task())

@@ -61,8 +61,12 @@ def load_splits(
     empty = [split for split, examples in splits.items() if not examples]
     if empty:  # training or scoring an empty split fails later with a division by zero; say why here
         sizes = ", ".join(f"{split} {len(examples)}" for split, examples in official.items())
+        given, fix = (
+            ("given", "add rows, or pass --validation-file and --test-file")
+            if task.user_data
+            else ("official", "use the full official files")
+        )
         raise DataError(
-            f"{name}: the {' and '.join(empty)} split would be empty under the protocol (official rows: {sizes}); "
-            "use the full official files"
+            f"{name}: the {' and '.join(empty)} split would be empty under the protocol ({given} rows: {sizes}); {fix}"
         )
     return splits
