@@ -162,6 +162,12 @@ def test_a_prompt_init_larger_than_the_free_memory_is_refused_before_it_is_built
     config.check_fits(256)  # positions alone: fits
     with pytest.raises(ConfigError, match=r"the lamp prompt's 100000000 x 32 init needs about 38\.4 GB, 1\.0 GB of"):
         config.check_fits(256, 32, 10**9)
+    with pytest.raises(
+        ConfigError, match=r"shorter prompt \(its 100000000 rows are shortened to 100 only after the init"
+    ):
+        config.check_fits(256, 32, 10**9)
+    with pytest.raises(ConfigError, match=r"1\.0 GB of memory is free: use a shorter prompt$"):
+        lamp.PromptTuningConfig(length=10**8).check_fits(None, 32, 10**9)  # nothing shortened: nothing more to say
     width = llama.get_input_embeddings().weight.shape[1]
     with pytest.raises(ConfigError, match=f"100000000 x {width} init needs about"):
         lamp.wrap(llama, config)  # refused in the wrapper, before the init is allocated
