@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lamp {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (RuntimeError, MemoryError) as error:  # torch's CPU allocator and CUDA raise RuntimeError subclasses
-        if not _out_of_memory(error):
+        line = _out_of_memory(error)
+        if line is None:
             raise
-        print(f"lamp {args.command}: error: {_out_of_memory(error)}", file=sys.stderr)
+        print(f"lamp {args.command}: error: {line}", file=sys.stderr)
         return 2
     except Interrupted:  # the command already said what it kept and how to go on
         return 130

@@ -93,18 +93,22 @@ def max_positions(model: nn.Module) -> int | None:
     return config_positions(model.config)
 
 
+def text_config(config: Any) -> Any:
+    """The language model's part of a backbone's `PretrainedConfig` (a multimodal config's text config; else the
+    config itself)."""
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
 def config_positions(config: Any) -> int | None:
     """`max_positions` from a backbone's `PretrainedConfig` alone (before its weights load)."""
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    value = getattr(text_config, "max_position_embeddings", None)
+    value = getattr(text_config(config), "max_position_embeddings", None)
     return value if isinstance(value, int) and value > 0 else None
 
 
 def has_sliding_window(model: nn.Module) -> bool:
     """Whether some attention layer of `model` sees only a window of recent columns (`sliding_window` set)."""
-    config = model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return bool(getattr(text_config, "sliding_window", None)) and getattr(text_config, "use_sliding_window", True)
+    language = text_config(model.config)
+    return bool(getattr(language, "sliding_window", None)) and getattr(language, "use_sliding_window", True)
 
 
 def prompt_fingerprint(module: nn.Module) -> tuple:
@@ -152,9 +156,9 @@ class PromptedModel(nn.Module):
         trains_backbone = config.declares.backbone is Backbone.TRAINED  # full fine-tuning; every other method: frozen
         for parameter in backbone.parameters():
             parameter.requires_grad_(trains_backbone)
-        device = backbone.get_input_embeddings().weight.device
-        width = backbone.get_input_embeddings().weight.shape[1]
-        config.check_fits(max_positions(backbone), width, free_memory_bytes(device))  # before `build` allocates it
+        embeddings = backbone.get_input_embeddings().weight
+        device = embeddings.device
+        config.check_fits(max_positions(backbone), embeddings.shape[1], free_memory_bytes(device))  # before `build`
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in accepted
         self._accepted_inputs = set(accepted)

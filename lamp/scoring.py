@@ -46,14 +46,15 @@ def label_token_ids(
     words that are the same tokens (words the vocabulary lacks, e.g. both <unk>): rank classification could never
     tell them apart, and would answer the first for every row."""
     ids = [target_ids(tokenizer, kind, word, lead) for word in label_words]
-    for i, first in enumerate(ids):
-        for j in range(i + 1, len(ids)):
-            if ids[j] == first:
-                tokens = tokenizer.convert_ids_to_tokens(first)
-                raise ConfigError(
-                    f"label words {label_words[i]!r} and {label_words[j]!r} are the same tokens to this tokenizer "
-                    f"({' '.join(map(str, tokens))}): choose words it tells apart"
-                )
+    first_with: dict[tuple[int, ...], str] = {}
+    for word, word_ids in zip(label_words, ids, strict=True):
+        earlier = first_with.setdefault(tuple(word_ids), word)
+        if earlier != word:
+            tokens = " ".join(map(str, tokenizer.convert_ids_to_tokens(word_ids)))
+            raise ConfigError(
+                f"label words {earlier!r} and {word!r} are the same tokens to this tokenizer ({tokens}): choose "
+                "words it tells apart"
+            )
     return ids
 
 

@@ -50,7 +50,7 @@ from lamp.methods import (
     lookup,
     make_config,
 )
-from lamp.model import PromptedModel, config_positions, load_adapter, wrap
+from lamp.model import PromptedModel, config_positions, load_adapter, text_config, wrap
 from lamp.plots import plot_training
 from lamp.progress import progress
 from lamp.run_folder import (
@@ -772,8 +772,7 @@ def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbo
     backbone of `backbone_config` (a transformers config: `hidden_size`, `is_encoder_decoder`), as `read_prompt`
     refuses it once the backbone has loaded."""
     width, kind = saved_for
-    text_config = backbone_config.get_text_config() if hasattr(backbone_config, "get_text_config") else backbone_config
-    backbone_width = getattr(text_config, "hidden_size", None)
+    backbone_width = getattr(text_config(backbone_config), "hidden_size", None)
     backbone_kind = "seq2seq" if getattr(backbone_config, "is_encoder_decoder", False) else "causal"
     if isinstance(backbone_width, int) and backbone_width != width:
         raise AdapterError(

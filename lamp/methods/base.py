@@ -187,16 +187,16 @@ class PromptConfig:
                 f"input: use a shorter prompt ({most})"
             )
         if width is not None and free is not None:
-            need = self.init_rows() * width * 4 * INIT_COPIES
+            init_rows = self.init_rows()
+            need = init_rows * width * 4 * INIT_COPIES
             if need > free:
                 shortened = (  # LAMP's length x pool under --init-from: the rows before pooling are what is large
-                    f" (its {self.init_rows()} rows are shortened to {rows} only after the init: fewer rows before "
-                    "shortening)"
-                    if self.init_rows() != rows
+                    f" (its {init_rows} rows are shortened to {rows} only after the init: fewer rows before shortening)"
+                    if init_rows != rows
                     else ""
                 )
                 raise ConfigError(
-                    f"the {self.method} prompt's {self.init_rows()} x {width} init needs about {need / 1e9:.1f} GB, "
+                    f"the {self.method} prompt's {init_rows} x {width} init needs about {need / 1e9:.1f} GB, "
                     f"{free / 1e9:.1f} GB of memory is free: use a shorter prompt{shortened}"
                 )
 

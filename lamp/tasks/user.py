@@ -257,17 +257,15 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
         where = None
     else:
         return None
+    at = f"{where}: " if where else ""  # messages about a task file start with it
     if data.get("max_new_tokens") is not None and data.get("target_field") is None:  # classification never generates
         raise ConfigError(
-            f"{where + ': ' if where else ''}--max-new-tokens applies to free-form generation (--target-field): a "
+            f"{at}--max-new-tokens applies to free-form generation (--target-field): a "
             "--label-words task scores its label words and generates nothing; drop it"
         )
     spec = TaskSpec.from_dict(data, where)
     if spec.name in TASKS:
-        raise ConfigError(
-            f"{where + ': ' if where else ''}task name {spec.name!r} is a built-in task's: name your task otherwise "
-            "(name: in YAML)"
-        )
+        raise ConfigError(f"{at}task name {spec.name!r} is a built-in task's: name your task otherwise (name: in YAML)")
     return spec
 
 
@@ -326,12 +324,11 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
                     raise DataError(f"{where}: {error}: fill it or drop the row") from None
                 unknown.setdefault(repr(row[task.gold_field]), where)
         if unknown:
-            words = ", ".join(map(repr, task.classes or task.label_words or ()))  # quoted: "[a" is not "a"
-            count = len(task.classes or task.label_words or ())
+            labels = task.classes or task.label_words or ()
             raise DataError(
                 f"{source}: label values {', '.join(list(unknown)[:5])} (first at {next(iter(unknown.values()))}) are "
-                f"not the task's labels {words} nor indices 0-{count - 1}: fix the rows, or map them "
-                "with --label-values"
+                f"not the task's labels {', '.join(map(repr, labels))} nor indices 0-{len(labels) - 1}: fix the rows, "
+                "or map them with --label-values"  # the labels quoted: "[a" is not "a"
             )
         examples[split] = out
     return examples
