@@ -99,6 +99,12 @@ def text_config(config: Any) -> Any:
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
+def config_kind(config: Any) -> ModelKind:
+    """`model_kind` from a backbone's `PretrainedConfig` alone (before its weights load): `seq2seq` for an
+    encoder-decoder, else `causal` (`model_kind` refuses a model that is neither once it has loaded)."""
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+
+
 def config_positions(config: Any) -> int | None:
     """`max_positions` from a backbone's `PretrainedConfig` alone (before its weights load)."""
     value = getattr(text_config(config), "max_position_embeddings", None)

@@ -37,7 +37,7 @@ from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
 from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
 from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
-from lamp.devices import peak_memory_mb
+from lamp.devices import free_memory_bytes, peak_memory_mb
 from lamp.errors import AdapterError, ConfigError, Interrupted, LampError, TrainingError
 from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
 from lamp.export import PEFT_CONFIG, TASK_TYPES, read_peft_prompt, require_pure_prompt, wrap_saved_prompt
@@ -50,7 +50,7 @@ from lamp.methods import (
     lookup,
     make_config,
 )
-from lamp.model import PromptedModel, config_positions, load_adapter, text_config, wrap
+from lamp.model import PromptedModel, config_kind, config_positions, load_adapter, text_config, wrap
 from lamp.plots import plot_training
 from lamp.progress import progress
 from lamp.run_folder import (
@@ -658,7 +658,12 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
     if saved_for is not None:
         check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
-    prompt_config.check_fits(config_positions(backbone_config))  # before a huge prompt is allocated
+    width = getattr(text_config(backbone_config), "hidden_size", None)
+    prompt_config.check_fits(  # before a huge prompt, or the weights, are allocated
+        config_positions(backbone_config),
+        width if isinstance(width, int) else None,
+        free_memory_bytes(accelerator.device),
+    )
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
@@ -669,11 +674,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before any loading
     started = time.perf_counter()
 
-    set_seed(config.seed)
+    # The task, its format, chat template and label words need the tokenizer and the model kind, not the weights:
+    # a bad one is refused before they load.
     tokenizer = load_tokenizer(config.model)
-    model = _wrapped_backbone(config, prompt_config, tokenizer).to(accelerator.device)
-    model.backbone_name = config.model
-    kind = model.kind
+    kind = config_kind(backbone_config)
     input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
     task = task_of(config.task, spec, input_format)
     if config.chat_template:
@@ -692,6 +696,9 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     if scorer == "rank" and not task.label_words:
         raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
     reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
+    set_seed(config.seed)  # the prompt's init draws from it
+    model = _wrapped_backbone(config, prompt_config, tokenizer).to(accelerator.device)
+    model.backbone_name = config.model
     max_length = fit_max_length(config.max_length, model.backbone, model.n_virtual, reserve)
     if max_length < config.max_length:
         accelerator.print(f"lamp train: inputs cut to {max_length} tokens to fit the backbone's positions")
@@ -773,7 +780,7 @@ def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbo
     refuses it once the backbone has loaded."""
     width, kind = saved_for
     backbone_width = getattr(text_config(backbone_config), "hidden_size", None)
-    backbone_kind = "seq2seq" if getattr(backbone_config, "is_encoder_decoder", False) else "causal"
+    backbone_kind = config_kind(backbone_config)
     if isinstance(backbone_width, int) and backbone_width != width:
         raise AdapterError(
             f"the prompt in {path} has width {width}, the backbone's embeddings {backbone_width}: use the backbone "

@@ -261,6 +261,31 @@ def test_a_prompt_longer_than_the_positions_is_refused_before_the_backbone_loads
     assert not (tmp_path / "run").exists()
 
 
+def test_a_prompt_init_larger_than_memory_is_refused_before_the_backbone_loads(llama_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("lamp.train.load_model", _loaded)
+    monkeypatch.setattr("lamp.train.free_memory_bytes", lambda device: 10**9)  # 1 GB, whatever the machine has
+    with pytest.raises(ConfigError, match=r"the lamp prompt's 100000000 x 32 init needs about 38\.4 GB, 1\.0 GB"):
+        train(config(llama_dir, tmp_path / "run", method="lamp", length=10**8, pool=10**6, rank=2))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_task_chat_template_and_label_words_are_checked_before_the_backbone_loads(
+    tiny_task, llama_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("lamp.train.load_model", _loaded)
+    rows = tmp_path / "rows.csv"  # the user's own data: label words the tiny vocabulary lacks (both <unk>)
+    rows.write_text("text,label\n" + "".join(f"good film {i},{'zzvq' if i % 2 else 'qwxz'}\n" for i in range(40)))
+    for options, message in [
+        (
+            {"train_file": str(rows), "template": "{text}", "label_words": "qwxz,zzvq"},
+            r"label words 'qwxz' and 'zzvq' are the same tokens to this tokenizer",
+        ),
+        ({"chat_template": True}, "the model's tokenizer has no chat template"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            train(config(llama_dir, tmp_path / "run", overwrite=True, **options))
+
+
 def test_a_saved_prompt_for_another_backbone_is_refused_from_its_config_before_the_weights_load(
     llama_dir, tmp_path, monkeypatch
 ):
