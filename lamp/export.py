@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, write_problem
+from lamp.adapter import CONFIG, atomic_write, check_tensors, read_adapter_config, read_adapter_tensors, write_problem
 from lamp.backbones import load_tokenizer
 from lamp.checks import POSITIVE_INT
 from lamp.errors import AdapterError, ConfigError, LampError
-from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, config_for_prompt
-from lamp.model import PromptedModel, load_adapter, model_kind, wrap
+from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, config_for_prompt, config_from_dict
+from lamp.model import PromptedModel, config_kind, load_adapter, model_kind, text_config, wrap
 from lamp.run_folder import run_files
 
 if TYPE_CHECKING:
@@ -369,3 +369,56 @@ def from_peft_prompt(
     imported one (up to float error) for any pool. Other options of the method pass through.
     """
     return wrap_saved_prompt(backbone, source, DEFAULT_METHOD, rank=rank, pool=pool, **options)
+
+
+def saved_prompt_config(
+    source: str | os.PathLike, method: str, options: dict[str, Any]
+) -> tuple[PromptConfig, tuple[int, str | None]]:
+    """`method`'s config (with its `options`) that starts from the prompt saved in `source` (a PEFT prompt-tuning or
+    lamp adapter folder: `lamp train --init-from`), and the (embedding width, model kind or None) the prompt was
+    saved for, from the adapter's files alone (its JSON and tensors: NaN, inf, a truncated file;
+    a PEFT adapter's prompt gives the shape), so that a missing or corrupt adapter and a bad option fail before the
+    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has."""
+    path = Path(source)
+    given = sorted({"init", "init_text"} & set(options))
+    if given:  # the saved prompt is the start: an init would be silently unused
+        raise ConfigError(
+            f"--init-from {path} starts from its saved prompt, so {' and '.join(given)} would be unused: drop "
+            f"{'them' if len(given) > 1 else 'it'}, or drop --init-from"
+        )
+    if (path / PEFT_CONFIG).is_file():
+        peft_config, prompt = read_peft_prompt(path)  # its config, NaN, inf, a truncated file, the shape
+        shape = tuple(prompt.shape)
+        kind = next((kind for kind, name in TASK_TYPES.items() if name == peft_config.task_type), None)
+    elif (path / CONFIG).is_file():
+        data = read_adapter_config(path)
+        try:
+            saved = config_from_dict(data["prompt"])
+        except (LampError, TypeError) as error:
+            raise AdapterError(f"{path}/{CONFIG} holds an invalid prompt config: {error}") from None
+        require_pure_prompt(saved, "its prompt alone does not reproduce it and cannot be imported")
+        read_adapter_tensors(path)  # NaN, inf, a truncated file
+        shape, kind = (saved.n_virtual(), data["backbone"]["embedding_width"]), data["backbone"]["kind"]
+    else:
+        raise AdapterError(
+            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {CONFIG} (lamp adapter)"
+        )
+    return config_for_prompt(method, *shape, str(path), **options), (shape[1], kind)
+
+
+def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbone_config: Any) -> None:
+    """AdapterError when the prompt in `path`, saved for (embedding width, model kind or None), does not fit the
+    backbone of `backbone_config` (a transformers config: `hidden_size`, `is_encoder_decoder`), as `read_prompt`
+    refuses it once the backbone has loaded."""
+    width, kind = saved_for
+    backbone_width = getattr(text_config(backbone_config), "hidden_size", None)
+    backbone_kind = config_kind(backbone_config)
+    if isinstance(backbone_width, int) and backbone_width != width:
+        raise AdapterError(
+            f"the prompt in {path} has width {width}, the backbone's embeddings {backbone_width}: use the backbone "
+            "the prompt was trained for"
+        )
+    if kind is not None and kind != backbone_kind:
+        raise AdapterError(
+            f"the prompt in {path} was saved for a {kind} backbone, this one is {backbone_kind}: use its backbone"
+        )

@@ -32,21 +32,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
-from lamp.adapter import WEIGHTS, atomic_write, read_adapter_config, read_adapter_tensors, save_adapter
+from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
 from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
 from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import free_memory_bytes, peak_memory_mb
-from lamp.errors import AdapterError, ConfigError, Interrupted, LampError, TrainingError
+from lamp.errors import ConfigError, Interrupted, TrainingError
 from lamp.evaluation import DEFAULT_SEED, Evaluator, evaluate_adapter
-from lamp.export import PEFT_CONFIG, TASK_TYPES, read_peft_prompt, require_pure_prompt, wrap_saved_prompt
+from lamp.export import check_saved_prompt_fits, saved_prompt_config, wrap_saved_prompt
 from lamp.methods import (
     DEFAULT_METHOD,
     PromptConfig,
     check_options,
-    config_for_prompt,
-    config_from_dict,
     lookup,
     make_config,
 )
@@ -654,7 +652,11 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
         )
     # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only): read from the
     # adapter's files, so the options are checked now too.
-    prompt_config, saved_for = init_from_config(config) if config.init_from else (config.method_config(), None)
+    prompt_config, saved_for = (
+        saved_prompt_config(config.init_from, config.method, config.method_options)
+        if config.init_from
+        else (config.method_config(), None)
+    )
     backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
     if saved_for is not None:
         check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
@@ -740,56 +742,6 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     elif config.resume:
         accelerator.print(f"lamp train: no checkpoint in {out}, starting from step 0")
     return run
-
-
-def init_from_config(config: TrainConfig) -> tuple[PromptConfig, tuple[int, str | None]]:
-    """The method's config that starts from the prompt saved in --init-from, and the (embedding width, model kind or
-    None) the prompt was saved for, from the adapter's files alone (its JSON and tensors: NaN, inf, a truncated file;
-    a PEFT adapter's prompt gives the shape), so that a missing or corrupt adapter and a bad option fail before the
-    backbone loads; `wrap_saved_prompt` builds the same config from the prompt itself once it has."""
-    path = Path(config.init_from)
-    given = sorted({"init", "init_text"} & set(config.method_options))
-    if given:  # the saved prompt is the start: an init would be silently unused
-        raise ConfigError(
-            f"--init-from {path} starts from its saved prompt, so {' and '.join(given)} would be unused: drop "
-            f"{'them' if len(given) > 1 else 'it'}, or drop --init-from"
-        )
-    if (path / PEFT_CONFIG).is_file():
-        peft_config, prompt = read_peft_prompt(path)  # its config, NaN, inf, a truncated file, the shape
-        shape = tuple(prompt.shape)
-        kind = next((kind for kind, name in TASK_TYPES.items() if name == peft_config.task_type), None)
-    elif (path / ADAPTER_CONFIG).is_file():
-        data = read_adapter_config(path)
-        try:
-            saved = config_from_dict(data["prompt"])
-        except (LampError, TypeError) as error:
-            raise AdapterError(f"{path}/{ADAPTER_CONFIG} holds an invalid prompt config: {error}") from None
-        require_pure_prompt(saved, "its prompt alone does not reproduce it and cannot be imported")
-        read_adapter_tensors(path)  # NaN, inf, a truncated file
-        shape, kind = (saved.n_virtual(), data["backbone"]["embedding_width"]), data["backbone"]["kind"]
-    else:
-        raise AdapterError(
-            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {ADAPTER_CONFIG} (lamp adapter)"
-        )
-    return config_for_prompt(config.method, *shape, str(path), **config.method_options), (shape[1], kind)
-
-
-def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbone_config: Any) -> None:
-    """AdapterError when the prompt in `path`, saved for (embedding width, model kind or None), does not fit the
-    backbone of `backbone_config` (a transformers config: `hidden_size`, `is_encoder_decoder`), as `read_prompt`
-    refuses it once the backbone has loaded."""
-    width, kind = saved_for
-    backbone_width = getattr(text_config(backbone_config), "hidden_size", None)
-    backbone_kind = config_kind(backbone_config)
-    if isinstance(backbone_width, int) and backbone_width != width:
-        raise AdapterError(
-            f"the prompt in {path} has width {width}, the backbone's embeddings {backbone_width}: use the backbone "
-            "the prompt was trained for"
-        )
-    if kind is not None and kind != backbone_kind:
-        raise AdapterError(
-            f"the prompt in {path} was saved for a {kind} backbone, this one is {backbone_kind}: use its backbone"
-        )
 
 
 def _wrapped_backbone(
