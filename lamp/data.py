@@ -55,9 +55,14 @@ def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, reserve: in
         return max_length
     room = limit - prompt_rows
     if room - reserve < 1:
+        fix = (  # the larger of the two is what to cut
+            f"allow fewer answer tokens (--max-new-tokens; at most {room - 1} with this prompt)"
+            if reserve > prompt_rows and room > 1
+            else "use a shorter prompt (--length or --pool)"
+        )
         raise ConfigError(
             f"the prompt's {prompt_rows} rows{f' and {reserve} answer tokens' if reserve else ''} leave no room for "
-            f"input in the backbone's {limit} positions: use a shorter prompt (--length or --pool)"
+            f"input in the backbone's {limit} positions: {fix}"
         )
     return min(max_length, room)
 

@@ -477,15 +477,17 @@ class PromptedModel(nn.Module):
 
         `pretrained` is a local adapter folder (`save_pretrained`, `lamp train`'s OUT/adapter) or a hub repo id
         (owner/name), fetched with huggingface_hub's `snapshot_download` (`revision`, `token`). PEFT's order,
-        `from_pretrained(backbone, folder)`, works too. As in PEFT, the adapter comes frozen, for inference, unless
-        `is_trainable` (`load_adapter` leaves it trainable). Raises AdapterError (one line) for a folder that is not
-        an adapter, a repo that cannot be fetched, or an adapter made for another backbone.
+        `from_pretrained(backbone, folder)`, works too. As in PEFT, the adapter comes frozen and in eval mode, for
+        inference, unless `is_trainable` (`load_adapter` leaves it trainable, in train mode). Raises AdapterError
+        (one line) for a folder that is not an adapter, a repo that cannot be fetched, or an adapter made for another
+        backbone.
         """
         if isinstance(pretrained, nn.Module):  # PeftModel.from_pretrained(model, model_id)
             pretrained, model = model, pretrained
         loaded = load_adapter(model, resolve_adapter(pretrained, revision=revision, token=token))
-        if not is_trainable:
+        if not is_trainable:  # as PEFT's load_adapter: frozen, and in eval mode (no dropout; the prompt cache)
             loaded.prompt_encoder.requires_grad_(False)
+            loaded.eval()
         return loaded
 
     def push_to_hub(

@@ -7,8 +7,9 @@ one forward pass (or one `generate`); predictions equal those of each adapter ru
 Input rows are JSON objects naming their task: either ``{"task": "rte", "source": "rte sentence1: ..."}`` (text
 already formatted in the input format the adapter was trained in) or a raw row in the task's own fields, e.g.
 ``{"task": "rte", "sentence1": "...", "sentence2": "..."}``, which the task renders in that format (a chat
-template too, if the adapter was trained with one). An optional ``id`` is copied to the output; a ``label`` (raw
-rows) lets the caller score the predictions.
+template too, if the adapter was trained with one); a row holding both forms is refused (one would be dropped),
+unless the task's template itself names a ``{source}`` field. An optional ``id`` is copied to the output; a
+``label`` (raw rows) lets the caller score the predictions.
 """
 
 from __future__ import annotations
@@ -114,8 +115,9 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
     """(task, source text, cue) of an input row: its task's fields rendered as `Task.example` does (without needing
     a label), or its ``source`` put in the task's chat template if it has one. The task is its view in `views` (each
     adapter's input format and chat template; given, a task outside it is refused), else its t5 spec; the cue is the
-    end that truncation keeps. A row without a known task, without a text source or the task's text fields, or with
-    a label the task does not know, is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
+    end that truncation keeps. A row without a known task, without a text source or the task's text fields, with
+    both, with an empty source (or, for a user task, an empty field, which its training refuses too), or with a
+    label the task does not know, is a DataError naming `where` (e.g. ``rows.jsonl line 3``)."""
     if not isinstance(row, Mapping):
         raise DataError(f'{where} is not a JSON object: write {{"task": ..., "source": ...}}')
     name = row.get("task")
@@ -136,13 +138,25 @@ def row_source(row: Any, where: str, views: Mapping[str, Any] | None = None) -> 
             raise DataError(
                 f"{where} ({name}) has an unusable label ({error}): fix it or drop {task.gold_field!r}"
             ) from None
-    if "source" in row:
+    text_fields = task.text_fields()
+    if "source" in row and "source" not in text_fields:  # a template's own {source} field is a raw row's field
+        given = [field for field in text_fields if field in row]
+        if given:  # one of them would be dropped silently
+            raise DataError(
+                f"{where} ({name}) has both 'source' (ready text) and the task's field {', '.join(map(repr, given))}: "
+                "keep 'source' or the fields, not both"
+            )
         if not isinstance(row["source"], str):
             raise DataError(f"{where} ({name}): 'source' must be text, got {row['source']!r}")
+        if not row["source"].strip():
+            raise DataError(f"{where} ({name}): 'source' is empty: fill it or drop the row")
         return task, *task.framed(row["source"])
-    for field in task.text_fields():  # str() would quietly render 5 as "5" and null as "None"
+    for field in text_fields:  # str() would quietly render 5 as "5" and null as "None"
         if field in row and not isinstance(row[field], str):
             raise DataError(f"{where} ({name}): field {field!r} must be text, got {row[field]!r}")
+        # as training refuses it in a user's own files (`lamp.tasks.user.user_examples`); official data may hold one
+        if task.user_data is not None and field in row and not row[field].strip():
+            raise DataError(f"{where} ({name}): field {field!r} is empty: fill it or drop the row")
     try:
         return task, *task.render(row)
     except KeyError as error:

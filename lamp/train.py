@@ -234,6 +234,8 @@ class TrainConfig:
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
                 raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+        if not self.out.strip():  # "" would be the current folder, a run spilled among the user's files
+            raise ConfigError("--out is empty: pass the run's folder, e.g. --out runs/mine")
         if self.resume and self.overwrite:
             raise ConfigError(
                 f"--resume and --overwrite conflict: pass --resume to continue the run in {self.out}, or --overwrite "
@@ -436,7 +438,9 @@ def check_output(config: TrainConfig, out: Path) -> None:
         held = check_run_folder(out)
         if held and not (config.resume or config.overwrite):
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, --overwrite to replace it")
-        if held and config.resume:
+        if config.resume and not held:  # a typo in --out would otherwise start a new run, silently
+            raise ConfigError(f"{out} holds no run to resume: drop --resume to start one there, or check --out")
+        if config.resume:
             check_resume(config, out)
         probe = out / ".write-test-0"
         probe.write_bytes(b"\0" * 1024 * 1024)
@@ -685,6 +689,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, kind))
     splits = load_splits(task, config.data_dir, config.seed)
+    check_batch_fits(config, len(splits["train"]))
     adapter_extra = {
         "task": task.name,
         "format": input_format,
@@ -798,6 +803,25 @@ def _finish_trackers(accelerator: Accelerator) -> None:
     `accelerate launch` still needs the group. Only the main process holds trackers."""
     for tracker in accelerator.trackers:
         tracker.finish()
+
+
+def check_batch_fits(config: TrainConfig, examples: int) -> None:
+    """ConfigError when one step (`batch_size` x `grad_accum` rows) asks for more rows than the `examples` training
+    rows: a batch would repeat rows, and a huge one would spend minutes filling itself before any message."""
+    per_step = config.batch_size * config.grad_accum
+    if per_step > examples:
+        accumulated = f" x --grad-accum {config.grad_accum}" if config.grad_accum > 1 else ""
+        most = examples // config.grad_accum
+        if most:
+            fix = f"pass --batch-size at most {most}"
+        elif config.batch_size <= examples:
+            fix = f"pass --grad-accum at most {examples // config.batch_size}"
+        else:
+            fix = f"pass --batch-size at most {examples} and --grad-accum 1"
+        raise ConfigError(
+            f"--batch-size {config.batch_size}{accumulated} takes {per_step} rows a step, and the training split has "
+            f"{examples}: {fix}"
+        )
 
 
 def step_indices(config: TrainConfig, step: int, examples: int) -> list[list[int]]:

@@ -28,6 +28,7 @@ import lamp
 from lamp.adapter import CONFIG, WEIGHTS, save_adapter
 from lamp.backbones import load_model
 from lamp.cli import main
+from lamp.tasks import TaskSpec
 from lamp.tasks.sources import Packaged
 
 from .conftest import make_llama, make_tokenizer
@@ -169,6 +170,39 @@ ROWS = [
     pytest.param(OWN + " {own}/list.jsonl", r"list.jsonl row 2: field 'text' must be text, got \['a'\]", id="own-list"),
     pytest.param(OWN + " {own}/dict.jsonl", r"dict.jsonl row 1: field 'text' must be text, got \{{'a'", id="own-dict"),
     pytest.param(OWN + " {own}/bool.jsonl", r"bool.jsonl row 1: field 'text' must be text, got True", id="own-bool"),
+    pytest.param(  # a list of numbers: datasets read it as one column named "text", and said the label was missing
+        OWN + " {own}/scalars.json",
+        r"{own}/scalars.json row 1 is 1, not a record with fields: write one JSON object per row",
+        id="own-json-scalars",
+    ),
+    pytest.param(
+        OWN + " {own}/lists.jsonl",
+        r"{own}/lists.jsonl row 2 is \[1, 2\], not a record with fields: write one JSON object per row",
+        id="own-jsonl-list-row",
+    ),
+    pytest.param(  # was: "save it as UTF-8 records and check its syntax", advice for a text file
+        OWN + " {own}/broken.parquet",
+        r"cannot read {own}/broken.parquet as Parquet \(.*\): it is not a whole Parquet file; write it again",
+        id="own-parquet",
+    ),
+    pytest.param(
+        OWN + " {own}/good.csv --test-file {own}/good.csv",
+        r"--test-file {own}/good.csv is the same file as --train-file: the test score would be on training rows; "
+        r"pass a held-out file$",
+        id="own-test-is-train",
+    ),
+    pytest.param(  # compared by resolved path, not by text: a link to the train file is the train file
+        OWN + " {own}/good.csv --validation-file {own}/link.csv",
+        r"--validation-file {own}/link.csv is the same file as --train-file \({own}/good.csv\): the best step would "
+        r"be chosen on training rows; pass a held-out file$",
+        id="own-validation-is-train",
+    ),
+    pytest.param(
+        OWN + " {own}/good.csv --validation-file {own}/dev.csv --test-file {own}/dev.csv",
+        r"--test-file {own}/dev.csv is the same file as --validation-file: the test score would be on the rows the "
+        r"best step was chosen on; pass a held-out file$",
+        id="own-test-is-validation",
+    ),
     pytest.param(
         OWN + " {own}/good.csv --template '{{text:>5}}'",
         r"--template '\{{text:>5\}}' has the field \{{text:>5\}}: write each field as a row field's name in braces",
@@ -191,6 +225,18 @@ ROWS = [
         TRAIN + " --max-new-tokens 5",
         r"--max-new-tokens applies to your own data: pass --train-file FILE or --dataset HUB_ID with it, or drop it$",
         id="own-flag-without-data",
+    ),
+    pytest.param(  # was: accepted and ignored
+        TRAIN + " --train-file {own}/qa.jsonl --template 'q {{question}}' --target-field answer --label-field answer",
+        r"--label-field applies to classification \(--label-words\): a --target-field task reads its answer from "
+        r"--target-field alone; drop it$",
+        id="own-label-field-generation",
+    ),
+    pytest.param(  # was: "--label-values has 2 values for 0 label words"
+        TRAIN + " --train-file {own}/qa.jsonl --template 'q {{question}}' --target-field answer --label-values a,b",
+        r"--label-values applies to classification \(--label-words\): a --target-field task answers with its target "
+        r"field's text; drop it$",
+        id="own-label-values-generation",
     ),
     pytest.param(
         TRAIN + " --label-field stars --max-new-tokens 5",
@@ -304,6 +350,23 @@ ROWS = [
     pytest.param(PREDICT + " --input {rows_not_json}", r"line 1 is not JSON", id="predict-not-json"),
     pytest.param(PREDICT + " --input {rows_source}", r"line 1 \(polarity\): 'source' must be text", id="p-source"),
     pytest.param(PREDICT + " --input {fresh}/in.jsonl", r"input file .* does not exist", id="predict-no-input"),
+    pytest.param(  # was: "does not exist"
+        PREDICT + " --input {own}", r"input file {own} is a folder, not a file: pass a JSON-lines file", id="p-folder"
+    ),
+    pytest.param(  # was: scored silently, while training refuses an empty field of a user's own rows
+        "predict --adapter {own_adapter} --input {rows_own_empty}",
+        r"{rows_own_empty} line 2 \(reviews\): field 'text' is empty: fill it or drop the row$",
+        id="p-own-empty-field",
+    ),
+    pytest.param(
+        PREDICT + " --input {rows_blank_source}", r"line 1 \(polarity\): 'source' is empty: fill it", id="p-no-source"
+    ),
+    pytest.param(  # was: the source was read and the sentence dropped, silently
+        PREDICT + " --input {rows_both}",
+        r"line 1 \(polarity\) has both 'source' \(ready text\) and the task's field 'sentence': keep 'source' or the "
+        r"fields, not both$",
+        id="p-source-and-fields",
+    ),
     pytest.param(
         PREDICT + " --input {rows_number}", r"line 1 \(polarity\): field 'sentence' must be text, got 5", id="p-5"
     ),
@@ -378,6 +441,21 @@ ROWS = [
     pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
     pytest.param("compare --tasks nope", r"unknown task 'nope'", id="compare-unknown-task"),
     pytest.param(
+        "compare --methods pt --lrs lamp=0.5 --report-only --out {fresh}",
+        r"--lrs names lamp, which is not one of the grid's methods \(pt\): drop it or add it to --methods$",
+        id="compare-lrs-not-in-methods",
+    ),
+    pytest.param(
+        "compare --methods lamp --lrs pt=0.1 --report-only --out {fresh}",
+        r"--lrs names pt, which is not one of the grid's methods \(lamp\): drop it or add it to --methods$",
+        id="compare-lrs-other-method",
+    ),
+    pytest.param(
+        "compare --config {recipe_lrs_unknown} --report-only --out {fresh}",
+        r"recipe key lrs names pt, which is not one of the grid's methods \(lamp\): drop it or add it to the recipe",
+        id="recipe-lrs-not-in-methods",
+    ),
+    pytest.param(
         "compare --model {model} --methods pt --max-steps 1 --out {not_a_run}",
         r"{not_a_run} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them$",
         id="compare-not-a-grid",
@@ -390,6 +468,11 @@ ROWS = [
     pytest.param(BENCH + " --warmup=-1", r"--warmup must be an integer >= 0, got -1", id="bench-warmup"),
     pytest.param(BENCH + " --repeats 0", r"--repeats must be a positive integer", id="bench-repeats"),
     pytest.param(BENCH + " --threads=-1", r"--threads must be an integer >= 0", id="bench-threads"),
+    pytest.param(
+        BENCH + " --threads 100000 --steps 1",
+        r"--threads 100000 exceeds this machine's \d+ CPUs?: pass at most \d+$",
+        id="bench-threads-above-cpus",
+    ),
     pytest.param(BENCH + " --seed=-1", r"--seed must be an integer from 0 to", id="bench-seed"),
     pytest.param(BENCH + " --methods lora:alpha=inf", r"alpha must be a finite number > 0, got 'inf'", id="bench-inf"),
     pytest.param(BENCH + " --methods lamp:rank=nan", r"rank must be a positive integer, got 'nan'", id="bench-nan"),
@@ -547,12 +630,21 @@ def world(tmp_path_factory) -> dict[str, str]:
         "list.jsonl": '{"text": "a", "label": "positive"}\n{"text": ["a"], "label": "positive"}\n',
         "dict.jsonl": '{"text": {"a": 1}, "label": "positive"}\n',
         "bool.jsonl": '{"text": true, "label": "positive"}\n',
+        "scalars.json": "[1, 2, 3]\n",
+        "lists.jsonl": '{"text": "a", "label": "positive"}\n[1, 2]\n',
+        "broken.parquet": b"PAR1 not a parquet file",
+        "dev.csv": good_rows,
+        "qa.jsonl": '{"question": "good?", "answer": "yes"}\n{"question": "bad?", "answer": "no"}\n',
         "folder.yaml/notes.txt": "a folder named like a task file\n",
         "bogus.yaml": "train_file: good.csv\ntemplate: '{text}'\nlabel_words: [a, b]\nbogus: 1\n",
         "rte.yaml": "name: rte\ntrain_file: good.csv\ntemplate: '{text}'\nlabel_words: [negative, positive]\n",
     }
     for name, content in own_files.items():
         write(own / name, content)
+    (own / "link.csv").symlink_to(own / "good.csv")
+    spec = TaskSpec(name="reviews", train_file=str(own / "good.csv"), template="review {text}", label_words=("a", "b"))
+    own_spec = {"task": "reviews", "task_spec": spec.to_dict()}
+    paths["own_adapter"] = variant(good, root / "own_adapter", config=lambda saved: {**saved, **own_spec})
     inputs = {
         "rows": '{"task": "polarity", "source": "polarity sentence: the film was good"}\n',
         "rows_not_utf8": b'{"task": "polarity", "source": "ok"}\n{"task": "polarity", "source": "caf\xe9"}\n',
@@ -566,6 +658,9 @@ def world(tmp_path_factory) -> dict[str, str]:
         "rows_number": '{"task": "polarity", "sentence": 5}\n',
         "rows_null": '{"task": "polarity", "sentence": "good"}\n{"task": "polarity", "sentence": null}\n',
         "rows_label": '{"task": "polarity", "sentence": "good", "label": "maybe"}\n',
+        "rows_own_empty": '{"task": "reviews", "text": "good"}\n{"task": "reviews", "text": " "}\n',
+        "rows_blank_source": '{"task": "polarity", "source": ""}\n',
+        "rows_both": '{"task": "polarity", "source": "polarity sentence: good", "sentence": "bad"}\n',
     }
     for name, content in inputs.items():
         paths[name] = write(root / "inputs" / f"{name}.jsonl", content)
@@ -584,6 +679,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_seeds": "seeds: [0, -1]\n",
         "recipe_train": "train: [1, 2]\n",
         "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
+        "recipe_lrs_unknown": "methods: [lamp]\nlrs: {pt: [0.1]}\n",
         "recipe_syntax": "max_steps: 2\nseeds: [0, 1\n",
         "recipe_list": "- lamp\n- pt\n",
     }

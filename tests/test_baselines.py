@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -156,6 +158,18 @@ def test_lora_defaults_to_query_and_value_on_t5(t5):
 def test_bad_options_are_refused(method, options, fragment):
     with pytest.raises(ConfigError, match=fragment):
         make_config(method, **options)
+
+
+@pytest.mark.parametrize("text", ["q_proj", "q_proj,v_proj", "[q_proj, v_proj]"])
+def test_lora_module_names_in_one_string_are_names_not_a_regex(llama, text):
+    """As the command line gives them (--method.target_modules q_proj,v_proj); peft would read the text as a regex
+    that must match a whole module path, and find nothing."""
+    names = text.strip("[]").replace(" ", "").split(",")
+    assert make_config("lora", target_modules=text).target_modules == names
+    model = lamp.wrap(copy.deepcopy(llama), make_config("lora", target_modules=text))
+    injected = {name.split(".lora_A")[0].split(".")[-1] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert injected == set(names)
+    assert make_config("lora", target_modules=".*q_proj").target_modules == ".*q_proj"  # a regex stays one
 
 
 def test_lora_on_missing_modules_is_refused(llama):

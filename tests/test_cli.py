@@ -44,6 +44,7 @@ def test_train_help_documents_every_field(capsys):
         (["--method.rank", "4", "--set", "pool=2", "--method.length", "8"], {"rank": 4, "pool": 2, "length": 8}),
         (["--method", "lora", "--method.target-modules", "['q_proj']"], {"target_modules": ["q_proj"]}),
         (["--method", "lora", "--method.target_modules", "all-linear"], {"target_modules": "all-linear"}),
+        (["--set", "rank=2", "--set", "rank=2", "--set", "pool=2"], {"rank": 2, "pool": 2}),  # repeated, the same
         (["--method.init", "text", "--method.init_text", "1 2", "--method.scale_lr", "true"], None),
     ],
 )
@@ -73,6 +74,7 @@ def test_a_yaml_file_gives_method_options_and_flags_win_option_by_option(tmp_pat
         (["--rank", "4", "--set", "rank=5"], "--rank 4 and method option rank=5 disagree: pass one"),
         (["--method", "pt", "--rank", "4"], "method 'pt' has no option rank: its options are init, init_text, length"),
         (["--method.rank", "0"], "rank must be a positive integer, got 0"),
+        (["--set", "rank=2", "--set", "rank=3"], "--set rank=2 and --set rank=3 disagree: pass one"),
         (["--method", "nope"], "unknown method 'nope': choose one of lamp, pt"),
     ],
 )

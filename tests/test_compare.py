@@ -363,7 +363,7 @@ def test_quick_without_a_quick_entry_shrinks_the_grid(tmp_path):
         ({"tasks": ["nope"]}, "unknown task"),
         ({"train": {"lr": 0.1}}, "cannot be shared"),
         ({"lrs": {"lamp": [0.1, 0.1]}}, "twice"),
-        ({"lrs": {"lora": [0.1]}, "methods": ["lamp"]}, "not a method of this grid"),
+        ({"lrs": {"lora": [0.1]}, "methods": ["lamp"]}, "recipe key lrs names lora, which is not one of the grid"),
         ({"seeds": [0.5]}, "integers"),
     ],
 )
@@ -559,6 +559,11 @@ def test_a_data_dir_that_is_no_folder_is_refused_before_cells_train_not_on_repor
 def test_overrides_are_refused_not_replaced(capsys):
     with pytest.raises(ConfigError, match="--lrs names lamp twice"):
         make_grid({}, lrs=parse_lrs(["lamp=0.1", "lamp=0.2"]))
+    # the recipe's lrs may name a recipe method that --methods leaves out; --lrs only a method the grid runs
+    grid = make_grid({"methods": ["lamp", "pt"], "lrs": {"pt": [0.1]}}, methods=["lamp"])
+    assert [m.label for m in grid.methods] == ["lamp"]
+    with pytest.raises(ConfigError, match=r"^--lrs names pt, which is not one of the grid's methods \(lamp\): drop"):
+        make_grid({"methods": ["lamp", "pt"]}, methods=["lamp"], lrs=parse_lrs(["pt=0.1"]))
     assert main(["compare", "--out", "", "--report-only"]) == 2
     assert "out must be an output folder" in capsys.readouterr().err
     # --quick keeps a sweep on at most the one seed it keeps

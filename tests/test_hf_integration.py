@@ -130,9 +130,9 @@ def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, capsys):
         torch.testing.assert_close(logits(loaded), logits(model))
     # as PEFT's: frozen for inference unless is_trainable (load_adapter: trainable, as lamp train resumes it)
     frozen = lamp.PromptedModel.from_pretrained(tmp_path / "a", model=make_llama())
-    assert frozen.num_trainable_parameters() == 0
+    assert frozen.num_trainable_parameters() == 0 and not frozen.training  # eval mode too, as PEFT's load_adapter
     trainable = lamp.PromptedModel.from_pretrained(tmp_path / "a", model=make_llama(), is_trainable=True)
-    assert trainable.num_trainable_parameters() == model.num_trainable_parameters() > 0
+    assert trainable.num_trainable_parameters() == model.num_trainable_parameters() > 0 and trainable.training
     model.save_pretrained(tmp_path / "b", is_main_process=False)
     assert not (tmp_path / "b").exists()
     with pytest.raises(AdapterError, match="no adapter at .*nowhere: no such folder, and not a hub repo id"):

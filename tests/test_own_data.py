@@ -382,6 +382,51 @@ def test_max_new_tokens_and_data_flags_need_their_task(tmp_path):
     assert spec_of("polarity", options, default="polarity").max_new_tokens == 5
 
 
+def test_label_options_on_a_generation_task_are_refused_not_ignored():
+    """--label-field and --label-values are read by classification alone: on a --target-field task they were
+    ignored (the field) or said "2 values for 0 label words" (the values)."""
+    options = {"train_file": "x.jsonl", "template": "{question}", "target_field": "answer"}
+    with pytest.raises(ConfigError, match=r"^--label-field applies to classification \(--label-words\): .*drop it$"):
+        spec_of("mine", {**options, "label_field": "answer"})
+    with pytest.raises(ConfigError, match=r"^--label-values applies to classification \(--label-words\): .*drop it$"):
+        spec_of("mine", {**options, "label_values": "a,b"})
+    with pytest.raises(ConfigError, match=r"^--label-values applies to classification"):  # the API too
+        TaskSpec(name="mine", **options, label_values=("a", "b"))
+    saved = TaskSpec(name="mine", **options).to_dict()  # an adapter's spec records the default label field
+    assert task_of("mine", saved).target_field == "answer"
+
+
+def test_split_files_that_are_one_file_are_refused(tmp_path):
+    """A test (or validation) file that is the train file, by any path: the test score would be on training rows."""
+    write_csv(tmp_path / "r.csv", [{"text": "good", "label": "positive"}, {"text": "bad", "label": "negative"}] * 5)
+    (tmp_path / "link.csv").symlink_to(tmp_path / "r.csv")
+    common = {"train_file": str(tmp_path / "r.csv"), "template": "{text}", "label_words": "negative,positive"}
+    for options, message in [
+        ({"test_file": str(tmp_path / "link.csv")}, r"--test-file .*link.csv is the same file as --train-file \("),
+        ({"validation_file": f"{tmp_path}/./r.csv"}, r"--validation-file .*r.csv is the same file as --train-file"),
+    ]:
+        with pytest.raises(DataError, match=message + r".*; pass a held-out file$"):
+            load_splits(spec_of("mine", {**common, **options}).task())
+
+
+def test_json_rows_that_are_not_records_and_a_broken_parquet_file_say_so(tmp_path):
+    common = {"template": "{text}", "label_words": "negative,positive"}
+    for name, text, shown in [
+        ("list.json", "[1, 2, 3]", "1"),
+        ("nested.json", '[{"text": "a", "label": 0}, ["a", 0]]', r"\['a', 0\]"),
+        ("lines.json", '{"text": "a", "label": 0}\n"b"\n', "'b'"),
+        ("rows.jsonl", '{"text": "a", "label": 0}\n\n[1, 2]\n', r"\[1, 2\]"),
+    ]:
+        (tmp_path / name).write_text(text)
+        row = 1 if name == "list.json" else 2
+        with pytest.raises(DataError, match=rf"{name} row {row} is {shown}, not a record with fields: write one JSON"):
+            load_splits(spec_of("mine", {"train_file": str(tmp_path / name), **common}).task())
+    (tmp_path / "t.parquet").write_bytes(b"PAR1 truncated")
+    with pytest.raises(DataError, match=r"as Parquet \(.*\): it is not a whole Parquet file; write it again") as error:
+        load_splits(spec_of("mine", {"train_file": str(tmp_path / "t.parquet"), **common}).task())
+    assert "UTF-8" not in str(error.value)
+
+
 def test_csv_cells_are_text_as_written_and_json_values_must_be_text(tmp_path):
     """pandas would read a CSV column of numbers as numbers: the cells are the text the file holds. A JSON value
     that is not text is refused, as lamp predict refuses it, rather than rendered with str()."""

@@ -179,6 +179,26 @@ def test_bad_rows_and_adapters_are_refused(llama, tokenizer, tmp_path):
         predict_rows({"rte": hooked}, [{"task": "rte", "source": "x"}], tokenizer)
 
 
+def test_a_row_gives_a_source_or_the_fields_never_both_nor_an_empty_one():
+    """Both forms in one row dropped one of them silently; an empty user field was scored though training refuses
+    it. A user template's own {source} field is a raw row's field, rendered by the template."""
+    from lamp.predict import row_source
+    from lamp.tasks import TaskSpec
+
+    reviews = TaskSpec(name="reviews", train_file="r.csv", template="review {text}", label_words=("a", "b")).task()
+    echo = TaskSpec(name="echo", train_file="e.jsonl", template="say {source} now", target_field="target").task()
+    views = {"rte": lamp.tasks.get_task("rte"), "reviews": reviews, "echo": echo}
+    both = {"task": "rte", "source": "rte sentence1: a sentence2: b", "sentence1": "a", "sentence2": "b"}
+    with pytest.raises(DataError, match=r"^row 1 \(rte\) has both 'source' \(ready text\) and the task's field "):
+        row_source(both, "row 1", views)
+    with pytest.raises(DataError, match=r"^row 1 \(rte\): 'source' is empty: fill it or drop the row$"):
+        row_source({"task": "rte", "source": " "}, "row 1", views)
+    with pytest.raises(DataError, match=r"^row 1 \(reviews\): field 'text' is empty: fill it or drop the row$"):
+        row_source({"task": "reviews", "text": ""}, "row 1", views)
+    assert row_source({"task": "echo", "source": "hi"}, "row 1", views)[1] == "say hi now"
+    assert row_source({"task": "rte", "sentence1": "", "sentence2": "b"}, "row 1", views), "official rows may hold one"
+
+
 def test_adapters_load_onto_one_backbone(llama, tokenizer, tmp_path):
     adapters = adapters_on(llama)
     for task, model in adapters.items():

@@ -250,6 +250,41 @@ def test_resume_and_overwrite_together_are_refused_as_a_conflict(tmp_path, capsy
     assert "--resume and --overwrite conflict: pass --resume to continue the run in" in line
 
 
+def test_resume_on_a_folder_without_a_run_is_refused(tmp_path, capsys):
+    """A typo in --out would otherwise start a new (default) run where the user asked to continue one."""
+    for out in (tmp_path / "nothing", tmp_path / "empty"):
+        if out.name == "empty":
+            out.mkdir()
+        line = one_line_error(["train", "--out", str(out), "--resume"], capsys)
+        assert line.endswith(f"{out} holds no run to resume: drop --resume to start one there, or check --out")
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_an_empty_out_is_refused_not_taken_as_the_current_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert one_line_error(["train", "--out", ""], capsys).endswith(
+        "--out is empty: pass the run's folder, e.g. --out runs/mine"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_step_larger_than_the_training_split_is_refused(tiny_task, llama_dir, tmp_path, monkeypatch):
+    """64 training rows: a batch of 10^6 would repeat them, and take minutes to fill before any message."""
+    monkeypatch.setattr("lamp.train.load_model", _loaded)
+    for options, message in [
+        (
+            {"batch_size": 10**6},
+            r"--batch-size 1000000 takes 1000000 rows a step, and the training split has 64: pass "
+            r"--batch-size at most 64$",
+        ),
+        ({"batch_size": 16, "grad_accum": 8}, r"--batch-size 16 x --grad-accum 8 takes 128 rows a step, .* at most 8$"),
+        ({"batch_size": 2, "grad_accum": 100}, r"has 64: pass --grad-accum at most 32$"),
+        ({"batch_size": 100, "grad_accum": 100}, r"pass --batch-size at most 64 and --grad-accum 1$"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            train(config(llama_dir, tmp_path / "run", overwrite=True, **options))
+
+
 def _loaded(*args, **kwargs):
     raise AssertionError("the backbone loaded")
 

@@ -352,6 +352,21 @@ def test_sources_leave_room_for_the_longest_label_word_a_scorer_appends(tokenize
     assert rank_scores(model, [row.source], labels, 0).isfinite().all()  # the 3-token label fits beside the prompt
 
 
+def test_a_prompt_and_answer_that_fill_the_positions_name_the_larger_as_the_fix():
+    from lamp.data import fit_max_length
+
+    backbone = make_gpt2(n_positions=24)
+    with pytest.raises(ConfigError, match=r"8 rows and 100 answer tokens leave no room .* 24 positions: allow fewer "):
+        fit_max_length(256, backbone, 8, 100)  # e.g. --max-new-tokens 100
+    with pytest.raises(ConfigError, match=r"\(--max-new-tokens; at most 15 with this prompt\)$"):
+        fit_max_length(256, backbone, 8, 100)
+    with pytest.raises(
+        ConfigError, match=r"20 rows and 4 answer tokens .*: use a shorter prompt \(--length or --pool\)"
+    ):
+        fit_max_length(256, backbone, 20, 4)  # a label word beside a long prompt
+    assert fit_max_length(256, backbone, 8, 15) == 16  # at most 15: fits, with one input token
+
+
 def test_generate_counts_max_length_against_the_positions():
     model = lamp.wrap(make_gpt2(n_positions=24), lamp.PromptTuningConfig(length=8)).eval()
     ids = torch.full((1, 14), 5)

@@ -4,6 +4,7 @@ flags) and the method specs (`name[:key=value,...]`) it parses through the one r
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -103,6 +104,11 @@ class BenchConfig:
             POSITIVE_INT.check("--" + name.replace("_", "-"), getattr(self, name))
         for name in ("warmup", "threads"):
             COUNT.check(f"--{name}", getattr(self, name))
+        cpus = os.cpu_count() or 1  # torch (OpenMP) crashes on far more threads than CPUs
+        if self.threads > cpus:
+            raise ConfigError(
+                f"--threads {self.threads} exceeds this machine's {cpus} CPU{'s' * (cpus != 1)}: pass at most {cpus}"
+            )
         SEED.check("--seed", self.seed)
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"unknown device {self.device!r}: pass cpu, cuda or cuda:N")

@@ -54,6 +54,8 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
     adapters' tasks by name (`lamp.predict.adapter_tasks`), so that user tasks are known."""
     from lamp.predict import row_source
 
+    if path != "-" and Path(path).is_dir():
+        raise DataError(f"input file {path} is a folder, not a file: pass a JSON-lines file of rows")
     if path != "-" and not Path(path).is_file():
         raise DataError(f"input file {path} does not exist: pass a JSON-lines file of rows")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()

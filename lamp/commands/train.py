@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.cli_options import add_config_flags, build, flag_values, key_value, parse_value, yaml_values
+from lamp.errors import ConfigError
 
 
 def _set_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -67,6 +68,16 @@ def _method_options(source: dict[str, Any], nested: dict[str, Any] | None = None
     return with_shorthands(options, shorthands)
 
 
+def _set_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The --set KEY=VALUE pairs as a mapping; one key given twice with two values is refused, as a shorthand and
+    a method option that disagree are."""
+    options: dict[str, Any] = {}
+    for key, value in pairs:
+        if options.setdefault(key, value) != value:
+            raise ConfigError(f"--set {key}={options[key]!r} and --set {key}={value!r} disagree: pass one")
+    return options
+
+
 def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     """YAML values first, then command-line flags on top (method options one by one).
 
@@ -76,7 +87,7 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     loaded = yaml_values(args.config, config_class)
     flags = flag_values(args, config_class)
     if "method_options" in flags:
-        flags["method_options"] = dict(flags["method_options"])  # --set pairs, the last one of a key wins
+        flags["method_options"] = _set_pairs(flags["method_options"])
     nested = {
         key[len(METHOD_FLAG) :]: value
         for key, value in vars(args).items()

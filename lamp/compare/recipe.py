@@ -323,10 +323,21 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     for key in ("lrs", "train"):
         if not isinstance(recipe.get(key) or {}, dict):
             raise ConfigError(f"{key} must be a mapping, got {recipe[key]!r}")
-    sweeps = {**(recipe.get("lrs") or {}), **lr_overrides}
-    unknown = sorted(set(sweeps) - set(chosen) - set(recipe_methods))
-    if unknown:
-        raise ConfigError(f"learning rates given for {', '.join(unknown)}, which is not a method of this grid")
+    recipe_lrs = recipe.get("lrs") or {}
+    # rates for a method the grid does not run would be dropped unseen; the recipe's lrs may also name a method of
+    # the recipe's own that --methods leaves out (a recipe serves several runs), --lrs only one that runs
+    for source, lrs, known, fix in (
+        ("recipe key lrs", recipe_lrs, list(dict.fromkeys([*chosen, *recipe_methods])), "the recipe's methods"),
+        ("--lrs", lr_overrides, chosen, "--methods"),
+    ):
+        unknown = [str(label) for label in lrs if label not in known]
+        if unknown:
+            which, it = ("is not one of", "it") if len(unknown) == 1 else ("are not among", "them")
+            raise ConfigError(
+                f"{source} names {', '.join(unknown)}, which {which} the grid's methods "
+                f"({', '.join(map(str, known))}): drop {it} or add {it} to {fix}"
+            )
+    sweeps = {**recipe_lrs, **lr_overrides}
     methods = []
     for label in chosen:
         options = recipe_methods.get(label) or {}

@@ -25,7 +25,7 @@ from lamp.compare.report import REPORT, write_report
 from lamp.errors import ConfigError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
-from lamp.run_folder import CHECKPOINT, RESULTS, lock_folder, on_main_process, remove_leftovers, run_files
+from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
 from lamp.train import TrainConfig, same_setting
 
 FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
@@ -191,7 +191,7 @@ def run_cells(
             unfinished.append(cell_name(task, spec.label, lr, seed))
             continue
         else:
-            resume = out.is_dir() and any(out.iterdir())
+            resume = out.is_dir() and holds_run(out)  # a folder with only a lock or leftovers starts afresh
             log(f"{tag}: {'resuming' if resume else 'training'}")
             pending.append((i, tag, dataclasses.replace(config, resume=resume)))
             continue

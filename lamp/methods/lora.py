@@ -23,12 +23,17 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
+NAMES = re.compile(r"\s*\[?\s*[\w.]+(\s*,\s*[\w.]+)*\s*\]?\s*")
+"""target_modules text that lists module names (comma-separated, optionally in brackets) rather than a regex."""
+
+
 @dataclass
 class LoraConfig(PromptConfig):
     """rank: r of every LoRA update. alpha: scale numerator (update scale alpha / r; peft's default 8).
-    dropout: dropout on the LoRA input. target_modules: module names (a list) or a regex / "all-linear" (a string);
-    None takes peft's default for the architecture: the attention query and value projections
-    (q_proj/v_proj on Llama, q/v on T5)."""
+    dropout: dropout on the LoRA input. target_modules: module names (a list, or names in one string separated by
+    commas: "q_proj,v_proj", as the command line gives them), or a regex / "all-linear" (any other string: peft
+    matches a regex against the whole module path, so a bare name as a regex would match nothing); None takes peft's
+    default for the architecture: the attention query and value projections (q_proj/v_proj on Llama, q/v on T5)."""
 
     declares = Declaration(prompt_rows=False, backbone=Backbone.INJECTED, export=Export.PEFT_LORA)
     rank: int = 8
@@ -43,6 +48,8 @@ class LoraConfig(PromptConfig):
         modules = self.target_modules
         if isinstance(modules, tuple):
             self.target_modules = modules = list(modules)
+        if isinstance(modules, str) and NAMES.fullmatch(modules):  # "q_proj,v_proj" or "[q_proj, v_proj]"
+            self.target_modules = modules = [name.strip() for name in modules.strip("[] ").split(",")]
         if not (
             modules is None
             or (isinstance(modules, str) and modules)
@@ -76,7 +83,9 @@ class LoraConfig(PromptConfig):
         try:
             peft.inject_adapter_in_model(config, backbone)
         except ValueError as error:  # peft's message names the modules it could not find
-            raise ConfigError(f"LoRA cannot be applied: {error} Pass target_modules that exist.") from None
+            raise ConfigError(
+                f"LoRA cannot be applied: {error} Pass target_modules that exist (names, e.g. q_proj,v_proj)."
+            ) from None
         return LoraModule(backbone)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ def read_file(path: str) -> list[dict[str, Any]]:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise not_utf8(file) from None
+    if builder == "json":
+        _records_only(path, text, whole=file.suffix.lower() == ".json")
     if builder == "csv" and len(data.strip().splitlines()) < 2:  # datasets cannot read a header alone
         raise DataError(f"data file {path} holds no rows (a header only?): add rows")
     if builder == "csv":  # every cell is text as written: pandas would read 5 as a number and True as a bool
@@ -104,6 +107,11 @@ def read_file(path: str) -> list[dict[str, Any]]:
             loaded = datasets.load_dataset(builder, data_files=str(file.resolve()), split="train", **options)
             rows = loaded.to_list()
     except Exception as error:  # pandas, pyarrow and json each raise their own kinds for a broken file
+        if builder == "parquet":  # a binary file: no text to save as UTF-8, no syntax to check
+            raise DataError(
+                f"cannot read {path} as Parquet ({_reason(error)}): it is not a whole Parquet file; write it again "
+                "(e.g. pandas' DataFrame.to_parquet), or pass a .csv or .jsonl file"
+            ) from None
         raise DataError(
             f"cannot read {path} as {file.suffix[1:].upper()} ({_reason(error)}): save it as UTF-8 "
             f"{'with a header row' if builder == 'csv' else 'records'} and check its syntax"
@@ -111,6 +119,35 @@ def read_file(path: str) -> list[dict[str, Any]]:
     if not rows:
         raise DataError(f"data file {path} holds no rows (a header only?): add rows")
     return rows
+
+
+def _records_only(path: str, text: str, whole: bool) -> None:
+    """Refuse JSON rows that are not objects (a list of numbers, a line holding a list or a string): `datasets`
+    reads a list of scalars as one column named "text", and fails on such lines with its parser's message, neither
+    naming the problem. `whole`: a .json file, which may hold one list of rows (else it holds JSON lines). A file
+    that does not parse is left to `datasets`, whose error names the syntax."""
+    rows: list[Any] = []
+    try:
+        value = json.loads(text) if whole else None
+    except (ValueError, RecursionError):  # JSON lines in a .json file, or broken JSON
+        value = None
+    if isinstance(value, list):
+        rows = value
+    elif whole and value is not None:
+        rows = [value]
+    else:
+        for line in text.splitlines():  # blank lines hold no row (nor does datasets count them)
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except (ValueError, RecursionError):
+                    break  # a broken line: datasets names it
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{path} row {number} is {repr(row)[:80]}, not a record with fields: write one JSON object per row, "
+                'e.g. {"text": "...", "label": "..."}'
+            )
 
 
 def _text_columns(path: str, text: str, sep: str) -> Any:

@@ -135,6 +135,11 @@ class TaskSpec:
                 f"--template {self.template!r} shows the answer field {answer!r} to the model: remove {{{answer}}} "
                 "from the template"
             )
+        if self.label_values is not None and self.target_field is not None:  # read by classification alone
+            raise ConfigError(
+                "--label-values applies to classification (--label-words): a --target-field task answers with its "
+                "target field's text; drop it"
+            )
         if self.label_values is not None and len(self.label_values) != len(self.label_words or ()):
             raise ConfigError(
                 f"--label-values has {len(self.label_values)} values for {len(self.label_words or ())} label words: "
@@ -263,6 +268,11 @@ def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | 
             f"{at}--max-new-tokens applies to free-form generation (--target-field): a "
             "--label-words task scores its label words and generates nothing; drop it"
         )
+    if data.get("label_field") is not None and data.get("target_field") is not None:  # generation reads no label
+        raise ConfigError(
+            f"{at}--label-field applies to classification (--label-words): a --target-field task reads its answer "
+            "from --target-field alone; drop it"
+        )
     spec = TaskSpec.from_dict(data, where)
     if spec.name in TASKS:
         raise ConfigError(f"{at}task name {spec.name!r} is a built-in task's: name your task otherwise (name: in YAML)")
@@ -285,10 +295,32 @@ def _unlabelled(rows: list[tuple[str, dict[str, Any]]], field: str) -> bool:
     return all(row.get(field) in (None, -1) for _, row in rows)
 
 
+# (later split, earlier split, what the later one's score would then be on): a split file that is another's
+SAME_FILE = (
+    ("test", "train", "the test score would be on training rows"),
+    ("validation", "train", "the best step would be chosen on training rows"),
+    ("test", "validation", "the test score would be on the rows the best step was chosen on"),
+)
+
+
+def _distinct_files(files: tuple[tuple[str, str], ...]) -> None:
+    """DataError when two split files are one file (by their resolved paths: links and ``./`` too)."""
+    given = dict(files)
+    resolved = {split: Path(path).expanduser().resolve() for split, path in files}
+    for later, earlier, harm in SAME_FILE:
+        if later in resolved and resolved.get(earlier) == resolved[later]:
+            other = "" if given[earlier] == given[later] else f" ({given[earlier]})"
+            raise DataError(
+                f"--{later}-file {given[later]} is the same file as --{earlier}-file{other}: {harm}; pass a held-out "
+                "file"
+            )
+
+
 def user_examples(task: Task) -> dict[str, list[Example]]:
-    """The splits given for a user task, as examples. DataError for a field the task reads that a file lacks, a
-    row whose field is empty, or label values that are not the task's."""
+    """The splits given for a user task, as examples. DataError for two splits given one file, a field the task
+    reads that a file lacks, a row whose field is empty, or label values that are not the task's."""
     assert task.user_data is not None
+    _distinct_files(task.user_data.files)  # here, not in TaskSpec: a saved adapter's spec still predicts
     official = user_rows(task.user_data)
     if task.user_data.dataset is not None:  # a hub dataset's test split may carry no answers: not a test set then
         official = {s: rows for s, rows in official.items() if s == "train" or not _unlabelled(rows, task.gold_field)}
