@@ -421,6 +421,11 @@ def test_json_rows_that_are_not_records_and_a_broken_parquet_file_say_so(tmp_pat
         row = 1 if name == "list.json" else 2
         with pytest.raises(DataError, match=rf"{name} row {row} is {shown}, not a record with fields: write one JSON"):
             load_splits(spec_of("mine", {"train_file": str(tmp_path / name), **common}).task())
+    (tmp_path / "columns.json").write_text('{"text": ["a", "b"], "label": [0, 1]}')
+    with pytest.raises(
+        DataError, match=r"columns.json holds one object of columns \('text', 'label': lists\), not rows"
+    ):
+        load_splits(spec_of("mine", {"train_file": str(tmp_path / "columns.json"), **common}).task())
     (tmp_path / "t.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(DataError, match=r"as Parquet \(.*\): it is not a whole Parquet file; write it again") as error:
         load_splits(spec_of("mine", {"train_file": str(tmp_path / "t.parquet"), **common}).task())

@@ -142,6 +142,11 @@ def _records_only(path: str, text: str, whole: bool) -> None:
                     rows.append(json.loads(line))
                 except (ValueError, RecursionError):
                     break  # a broken line: datasets names it
+    if whole and isinstance(value, dict) and value and all(isinstance(v, list) for v in value.values()):
+        raise DataError(  # pandas' to_json default: one object of columns, which datasets would read as one row
+            f"{path} holds one object of columns ({', '.join(map(repr, list(value)[:3]))}: lists), not rows: write one "
+            'JSON object per row, e.g. [{"text": "...", "label": "..."}] (pandas: to_json(orient="records"))'
+        )
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict):
             raise DataError(
