@@ -27,7 +27,7 @@ from lamp.backbones import load_tokenizer
 from lamp.checks import POSITIVE_INT
 from lamp.errors import AdapterError, ConfigError, LampError
 from lamp.methods import DEFAULT_METHOD, METHODS, Declaration, Export, PromptConfig, config_for_prompt, config_from_dict
-from lamp.model import PromptedModel, config_kind, load_adapter, model_kind, text_config, wrap
+from lamp.model import PromptedModel, config_kind, config_width, load_adapter, model_kind, wrap
 from lamp.run_folder import run_files
 
 if TYPE_CHECKING:
@@ -411,9 +411,9 @@ def check_saved_prompt_fits(path: str, saved_for: tuple[int, str | None], backbo
     backbone of `backbone_config` (a transformers config: `hidden_size`, `is_encoder_decoder`), as `read_prompt`
     refuses it once the backbone has loaded."""
     width, kind = saved_for
-    backbone_width = getattr(text_config(backbone_config), "hidden_size", None)
+    backbone_width = config_width(backbone_config)
     backbone_kind = config_kind(backbone_config)
-    if isinstance(backbone_width, int) and backbone_width != width:
+    if backbone_width is not None and backbone_width != width:
         raise AdapterError(
             f"the prompt in {path} has width {width}, the backbone's embeddings {backbone_width}: use the backbone "
             "the prompt was trained for"

@@ -105,6 +105,13 @@ def config_kind(config: Any) -> ModelKind:
     return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
 
 
+def config_width(config: Any) -> int | None:
+    """The embedding width (`hidden_size`) from a backbone's `PretrainedConfig` alone (before its weights load); None
+    when the config does not give one."""
+    value = getattr(text_config(config), "hidden_size", None)
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def config_positions(config: Any) -> int | None:
     """`max_positions` from a backbone's `PretrainedConfig` alone (before its weights load)."""
     value = getattr(text_config(config), "max_position_embeddings", None)

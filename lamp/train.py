@@ -48,7 +48,7 @@ from lamp.methods import (
     lookup,
     make_config,
 )
-from lamp.model import PromptedModel, config_kind, config_positions, load_adapter, text_config, wrap
+from lamp.model import PromptedModel, config_kind, config_positions, config_width, load_adapter, wrap
 from lamp.plots import plot_training
 from lamp.progress import progress
 from lamp.run_folder import (
@@ -664,11 +664,8 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
     if saved_for is not None:
         check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
-    width = getattr(text_config(backbone_config), "hidden_size", None)
     prompt_config.check_fits(  # before a huge prompt, or the weights, are allocated
-        config_positions(backbone_config),
-        width if isinstance(width, int) else None,
-        free_memory_bytes(accelerator.device),
+        config_positions(backbone_config), config_width(backbone_config), free_memory_bytes(accelerator.device)
     )
     default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
     spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
