@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import lamp.compare.run
 import lamp.train as training
 from lamp.cli import main
 from lamp.compare import Cell, choose_lrs, compare, load_recipe, make_grid, paired_differences, parse_lrs
@@ -320,6 +321,77 @@ def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
     (tmp_path / "elsewhere").mkdir()  # a data folder that does not exist is refused
     records, _ = compare(fake_grid(tmp_path / "g", data_dir=str(tmp_path / "elsewhere")), log=quiet, report_only=True)
     assert len(records) == 8
+
+
+def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatch):
+    """--reuse: the cells of a comparison.json (a committed report; the cell folders are elsewhere or gone) stand in
+    for cells OUT has no record of; only the rest train, and a row of other settings is refused."""
+    scores = {(m, lr, s): (60.0 + 10 * lr + s, 70.0 + s) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
+    calls = []
+    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    floor_calls = []
+
+    def fake_floors(config):
+        floor_calls.append(config.seed)
+        common = {"steps": 0, "best_step": 0, "wall_s": 0.5, "config": dataclasses.asdict(config)}
+        return {
+            name: {**common, "test": {"score": score}, "validation": {"score": score}, "test_predictions": {"1": 24}}
+            for name, score in (("none", 55.0), ("majority", 50.0))
+        }
+
+    monkeypatch.setattr(lamp.compare.run, "floor_results", fake_floors)
+    report = tmp_path / "committed.json"
+    _, paths = compare(fake_grid(tmp_path / "first", seeds=[0], floors=["none", "majority"]), log=quiet)
+    report.write_text(paths["json"].read_text())  # the first grid's folder is gone on a fresh clone
+    assert len(calls) == 4 and floor_calls == [0]
+    calls.clear(), floor_calls.clear()
+    lines: list[str] = []
+    grid = fake_grid(tmp_path / "fresh", floors=["none", "majority"], sweep_seeds=1, reuse=str(report))
+    records, _ = compare(grid, log=lines.append)
+    assert sorted(calls) == [("lamp", 0.1, 1), ("pt", 0.1, 1)], "seed 0 (sweep and floors) is read back"
+    assert floor_calls == [1] and sum("read back from" in line for line in lines) == 4
+    earlier = {row["cell"]: row for row in json.loads(report.read_text())}
+    for record in records:
+        if record.seed == 0:
+            assert not record.trained_now and record.test_score == earlier[record.cell]["test_score"]
+    assert {(r.method, r.lr) for r in records if r.selected and not r.floor} == {("lamp", 0.1), ("pt", 0.1)}
+    # a committed row of other settings is refused, naming the setting; rows without settings (older reports) are
+    # checked on their method and steps
+    calls.clear(), floor_calls.clear()
+    with pytest.raises(ConfigError, match=r"--reuse .*committed.json: cell polarity-lamp-lr0.01-s0 .*\(max_steps"):
+        compare(fake_grid(tmp_path / "other", max_steps=9, floors=["none"], reuse=str(report)), log=quiet)
+    grid = fake_grid(tmp_path / "fewer", train={"max_eval_examples": 7}, floors=["none"], reuse=str(report))
+    with pytest.raises(ConfigError, match=r"cell polarity-none-s0 was run with other settings \(max_eval_examples"):
+        compare(grid, log=quiet)
+    assert floor_calls == [] and calls == [], "a report of other settings is refused before anything is scored"
+    assert not (tmp_path / "fewer").exists()
+    rows = json.loads(report.read_text())
+    report.write_text(json.dumps([{k: v for k, v in row.items() if k != "config"} for row in rows]))
+    calls.clear()
+    compare(fake_grid(tmp_path / "older", seeds=[0], floors=["none", "majority"], reuse=str(report)), log=quiet)
+    assert calls == []
+    with pytest.raises(ConfigError, match="max_steps"):
+        compare(fake_grid(tmp_path / "older2", max_steps=9, reuse=str(report)), log=quiet)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (None, "does not exist"),
+        ("{not json", "cannot be read as JSON"),
+        ("[1, 2]", "is not a comparison.json (a row is not a cell's record)"),
+        ('[{"task": "polarity"}]', "is not a comparison.json"),
+        ('{"rows": []}', "is not a comparison.json"),
+    ],
+)
+def test_a_reuse_file_that_is_no_report_is_one_line(tmp_path, capsys, text, fragment):
+    path = tmp_path / "report.json"
+    if text is not None:
+        path.write_text(text)
+    code = main(["compare", "--methods", "lamp", "--out", str(tmp_path / "g"), "--reuse", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "g").exists()
 
 
 # ---- grids, recipes, CLI ----------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ class CompareOptions:
     quick: bool = False
     """the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, at most 20 steps
     and 64 validation examples)"""
+    reuse: str | None = None
+    """an earlier comparison.json (e.g. a committed one): its cells stand in for those OUT has no record of, so a
+    grid continues on a fresh clone or another machine; each is checked against the recipe's settings"""
     workers: int = 1
     """cells trained at once, each in its own process (a GPU fits many small cells at once)"""
     report_only: bool = False
@@ -94,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=options.data_dir,
         train=dict(options.train or []),
         out=options.out,
+        reuse=options.reuse,
     )
     if grid.sweeps_lrs:
         sweep = f"lrs swept on seed{'s' * (len(grid.sweep) != 1)} {', '.join(map(str, grid.sweep))}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lamp.errors import ConfigError
@@ -65,6 +68,9 @@ class Cell:
     floor: bool = False
     below_floor: bool | None = None
     """Test score at or below the `none` floor's on the same task and seed; None without that floor or a score."""
+    config: dict[str, Any] | None = None
+    """The cell's `lamp train` settings as its results.json holds them: what `--reuse` checks a row against. None in
+    rows written before they were kept."""
 
     @classmethod
     def from_results(
@@ -90,14 +96,37 @@ class Cell:
             wall_s=results.get("wall_s"),
             error=results.get("error"),
             cell=cell_name(task, label, lr, seed),
+            config=results.get("config"),
         )
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Cell:
-        """A row of comparison.json; rows written before `effective_trainable_params`, `floor` and `below_floor`
-        existed get their defaults."""
+        """A row of comparison.json; rows written before `effective_trainable_params`, `floor`, `below_floor` and
+        `config` existed get their defaults."""
         return cls(**row)
 
     def to_json(self) -> dict[str, Any]:
         """The row of comparison.json (the fields in order; JSON-ready values)."""
         return dataclasses.asdict(self)
+
+
+def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:
+    """The rows of a comparison.json (`lamp compare`'s report) by cell name, or ConfigError naming the file when it
+    is not one (missing, not JSON, not a list of rows, a row of unknown keys or without task, method, seed)."""
+    fix = "pass the comparison.json of an earlier `lamp compare` run, e.g. benchmarks/results/quality/comparison.json"
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--reuse {path} does not exist: {fix}") from None
+    except (OSError, ValueError, RecursionError) as error:
+        raise ConfigError(f"--reuse {path} cannot be read as JSON ({error}): {fix}") from None
+    cells = {}
+    for row in rows if isinstance(rows, list) else [rows]:
+        try:
+            cell = Cell.from_json(row) if isinstance(row, dict) else None
+        except TypeError:  # a missing or unknown key
+            cell = None
+        if cell is None or cell.cell != cell_name(cell.task, cell.method, cell.lr, cell.seed):
+            raise ConfigError(f"--reuse {path} is not a comparison.json (a row is not a cell's record): {fix}")
+        cells[cell.cell] = cell
+    return cells

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED
-from lamp.compare.cell import cell_name, check_cell_part
+from lamp.compare.cell import Cell, cell_name, check_cell_part, read_report
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
@@ -95,6 +95,10 @@ class Recipe:
     floors: list[str] = field(default_factory=lambda: list(FLOORS))
     task_files: dict[str, str] = field(default_factory=dict)
     """The task YAML file (absolute) of each user task in `tasks`, by task name: what its cells train on."""
+    reuse: str | None = None
+    """An earlier comparison.json whose cells stand in for cells that have no record under `out` (a grid continued
+    from a committed report on a fresh clone or another machine); held as `reused` once read."""
+    reused: dict[str, Cell] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # str() would quietly turn `model: 5` or `out: [a]` into a folder name
@@ -156,6 +160,8 @@ class Recipe:
             raise ConfigError(f"method label {clash[0]!r} is the name of a floor row: rename that method in the recipe")
         first = self.methods[0]
         grid_config(self, self.tasks[0], first, first.lrs[0], self.seeds[0], resume=False)  # the train options
+        if self.reuse is not None:
+            self.reused = read_report(self.reuse)
 
     def check_data_dir(self) -> None:
         """ConfigError when a built-in task is to be read from a `data_dir` that is not a folder. Checked before
@@ -291,8 +297,9 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     """The `Recipe` of a recipe dict (see `load_recipe`), optionally shrunk by --quick, with overrides on top.
 
     overrides: tasks, methods (labels), seeds, model, max_steps, lrs ({label: [lr, ...]}), out, data_dir,
-    train ({TrainConfig field: value}); None leaves the recipe's value. Unset values (a missing key, or null) take
-    Recipe's defaults; an empty list of tasks or methods is refused, as is `floors:` left empty (write [] for none).
+    train ({TrainConfig field: value}), reuse (a comparison.json); None leaves the recipe's value. Unset values (a
+    missing key, or null) take Recipe's defaults; an empty list of tasks or methods is refused, as is `floors:` left
+    empty (write [] for none).
     ConfigError for a recipe of the wrong shape; the Recipe checks the values.
     """
     recipe = dict(recipe or {})
@@ -349,7 +356,7 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     train = {**(recipe.get("train") or {}), **train_overrides}
     if recipe.get("data_dir") is not None:  # as given: TrainConfig refuses what is not text
         train["data_dir"] = recipe["data_dir"]
-    keys = ("tasks", "seeds", "model", "max_steps", "out", "sweep_seeds", "sweep_tasks")
+    keys = ("tasks", "seeds", "model", "max_steps", "out", "sweep_seeds", "sweep_tasks", "reuse")
     values = {key: recipe[key] for key in keys if recipe.get(key) is not None}  # Recipe checks each value
     if "floors" in recipe:  # `floors:` left empty (None) is refused, not taken as the default
         values["floors"] = recipe["floors"]

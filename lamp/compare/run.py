@@ -66,6 +66,7 @@ def run_grid(
     the selected rates; cells finished earlier are read back. Returns every cell with `selected` marked (floors are
     always selected) and `below_floor` set. `report_only`: train nothing, only read back the cells finished so far
     (a partial grid's report). `workers`: cells trained at once, each in its own process."""
+    check_reused(grid)
     total = grid.n_cells()
     floors = run_floors(grid, log, report_only)
     cells = run_cells(grid, grid.sweep_cells(), log, len(floors), total, report_only, workers)
@@ -122,27 +123,69 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
             config = floor_config(grid, task, seed)
             folders = {name: Path(grid.out) / "cells" / cell_name(task, name, None, seed) for name in grid.floors}
             done = {name: out / RESULTS for name, out in folders.items() if (out / RESULTS).is_file()}
-            if len(done) < len(folders) and not report_only:
+            reused = {n: grid.reused[f.name] for n, f in folders.items() if n not in done and f.name in grid.reused}
+            if len(done) + len(reused) < len(folders) and not report_only:
                 log(f"floors of {task} seed {seed}: scoring {', '.join(grid.floors)} (no training)")
                 for name, results in floor_results(config).items():
                     if name in folders:
                         text = json.dumps(results, indent=2) + "\n"
                         atomic_write(folders[name] / RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
                         done[name] = folders[name] / RESULTS
+                        reused.pop(name, None)
                 gc.collect()
-            for name, path in done.items():
-                results = read_cell_results(path)
-                wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
-                saved = {k: results.get("config", {}).get(k) for k in wanted}
-                differing = ", ".join(k for k in wanted if not same_setting(k, saved[k], wanted[k]))
-                if differing:
-                    raise ConfigError(
-                        f"{path.parent} was scored with other settings ({differing}): choose another --out, or "
-                        "delete that cell to score it again"
-                    )
-                cell = Cell.from_results(task, name, name, None, seed, results)
-                cells.append(dataclasses.replace(cell, selected=True, floor=True))
+            for name in folders:
+                if name in reused:  # a floor of an earlier report, checked by check_reused
+                    cell = reused[name]
+                elif name in done:
+                    results = read_cell_results(done[name])
+                    if differing := _floor_settings(results.get("config", {}), config):
+                        raise ConfigError(
+                            f"{folders[name]} was scored with other settings ({differing}): choose another --out, "
+                            "or delete that cell to score it again"
+                        )
+                    cell = Cell.from_results(task, name, name, None, seed, results)
+                else:
+                    continue  # report-only: not scored yet
+                cells.append(dataclasses.replace(cell, selected=True, floor=True, trained_now=False))
     return cells
+
+
+def _floor_settings(saved: dict[str, Any], config: TrainConfig) -> str:
+    """The FLOOR_SETTINGS on which a scored floor differs from the grid's, comma-separated ("" when none)."""
+    wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
+    return ", ".join(k for k in wanted if not same_setting(k, saved.get(k), wanted[k]))
+
+
+def check_reused(grid: Recipe) -> None:
+    """ConfigError when a row of the `--reuse` report names a cell this grid may run (any of its learning rates, or
+    a floor) but was run otherwise: another registered method or step count, or, where the row holds its settings
+    (rows written before they were kept do not), any training setting `_same_settings` compares. Rows naming cells
+    outside the grid are left alone. Checked before anything is scored."""
+    for task in grid.tasks:
+        for seed in grid.seeds:
+            floor = floor_config(grid, task, seed)
+            for name in grid.floors:
+                row = grid.reused.get(cell_name(task, name, None, seed))
+                if row is not None and row.config is not None and (differing := _floor_settings(row.config, floor)):
+                    raise ConfigError(_reuse_error(grid, row.cell, differing))
+            for spec in grid.methods:
+                for lr in spec.lrs:
+                    config = grid_config(grid, task, spec, lr, seed, resume=False)
+                    row = grid.reused.get(Path(config.out).name)
+                    if row is None:
+                        continue
+                    wrong = [] if row.base_method == spec.method else ["method"]
+                    wrong += [] if row.error or row.steps == grid.max_steps else ["max_steps"]
+                    wrong += _same_settings(row.config, config) if row.config is not None else []
+                    if wrong:
+                        raise ConfigError(_reuse_error(grid, row.cell, ", ".join(dict.fromkeys(wrong))))
+
+
+def _reuse_error(grid: Recipe, name: str, differing: str) -> str:
+    return (
+        f"--reuse {grid.reuse}: cell {name} was run with other settings ({differing}): drop --reuse, or pass the "
+        "report of a run of this recipe"
+    )
 
 
 def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
@@ -187,6 +230,10 @@ def run_cells(
         elif failed_path.is_file():
             results = read_cell_results(failed_path, "error")
             log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
+        elif (reused := grid.reused.get(out.name)) is not None:  # checked by check_reused
+            records[i] = dataclasses.replace(reused, trained_now=False)
+            log(f"{tag}: read back from {grid.reuse}" + (f", test {reused.test_score:.2f}" if not reused.error else ""))
+            continue
         elif report_only:
             unfinished.append(cell_name(task, spec.label, lr, seed))
             continue
