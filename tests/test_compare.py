@@ -370,6 +370,8 @@ def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatc
     calls.clear()
     compare(fake_grid(tmp_path / "older", seeds=[0], floors=["none", "majority"], reuse=str(report)), log=quiet)
     assert calls == []
+    records, _ = compare(fake_grid(tmp_path / "again", seeds=[0], reuse=str(tmp_path / "older")), log=quiet)
+    assert calls == [] and len(records) == 4, "a grid's folder stands for its comparison.json"
     with pytest.raises(ConfigError, match="max_steps"):
         compare(fake_grid(tmp_path / "older2", max_steps=9, reuse=str(report)), log=quiet)
 

@@ -45,8 +45,9 @@ class CompareOptions:
     """the recipe's quick version (its `quick:` entry; without one: first seed, first lr per method, at most 20 steps
     and 64 validation examples)"""
     reuse: str | None = None
-    """an earlier comparison.json (e.g. a committed one): its cells stand in for those OUT has no record of, so a
-    grid continues on a fresh clone or another machine; each is checked against the recipe's settings"""
+    """an earlier comparison.json (e.g. a committed one) or a grid folder holding one: its cells stand in for those
+    OUT has no record of, so a grid continues on a fresh clone or another machine; each is checked against the
+    recipe's settings"""
     workers: int = 1
     """cells trained at once, each in its own process (a GPU fits many small cells at once)"""
     report_only: bool = False

@@ -11,6 +11,9 @@ from typing import Any
 
 from lamp.errors import ConfigError
 
+REPORT = "comparison.json"
+"""The report's rows, one per cell, in a grid's output folder."""
+
 
 def check_cell_part(what: str, name: object) -> str:
     """`name` (a task or method label) if it can be part of a cell's folder name, else a ConfigError naming `what`:
@@ -111,9 +114,12 @@ class Cell:
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:
-    """The rows of a comparison.json (`lamp compare`'s report) by cell name, or ConfigError naming the file when it
-    is not one (missing, not JSON, not a list of rows, a row of unknown keys or without task, method, seed)."""
+    """The rows of a comparison.json (`lamp compare`'s report; a folder: the one it holds) by cell name, or
+    ConfigError naming the file when it is not one (missing, not JSON, not a list of rows, a row of unknown keys or
+    without task, method, seed)."""
     fix = "pass the comparison.json of an earlier `lamp compare` run, e.g. benchmarks/results/quality/comparison.json"
+    if Path(path).is_dir():  # a grid's output folder stands for its report
+        path = Path(path) / REPORT
     try:
         rows = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:

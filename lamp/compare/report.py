@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import atomic_write
-from lamp.compare.cell import Cell
+from lamp.compare.cell import REPORT, Cell
 
 if TYPE_CHECKING:
     from lamp.compare.recipe import Recipe
 
-REPORT, TABLE, CHART = "comparison.json", "comparison.md", "comparison.png"
+TABLE, CHART = "comparison.md", "comparison.png"
 
 
 @dataclass

@@ -19,9 +19,9 @@ from typing import Any
 from lamp import train as training  # called as training.train: tests replace it
 from lamp.adapter import atomic_write
 from lamp.checks import POSITIVE_INT
-from lamp.compare.cell import Cell, cell_name
+from lamp.compare.cell import REPORT, Cell, cell_name
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
-from lamp.compare.report import REPORT, write_report
+from lamp.compare.report import write_report
 from lamp.errors import ConfigError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
