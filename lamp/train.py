@@ -968,6 +968,7 @@ def _finish(run: _Run) -> dict[str, Any]:
         "wall_s": round(run.elapsed_s(), 2),
         "peak_mem_mb": round(peak_memory_mb(accelerator.device), 1),
         "validation": evaluations[state.best_step],
+        "validation_curve": [[step, evaluations[step]["score"]] for step in sorted(evaluations)],
         "test": test,
         "test_predictions": dict(sorted(predicted.most_common(50))),  # free-form answers: the 50 most common
         "zero_shot": state.zero_shot,

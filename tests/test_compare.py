@@ -132,6 +132,7 @@ def fake_train(scores, calls, fail=()):
             "best_step": config.max_steps,
             "wall_s": 1.0,
             "validation": {"accuracy": validation, "score": validation},
+            "validation_curve": [[1, validation - 5], [config.max_steps, validation]],
             "test": {"accuracy": test, "score": test},
             "test_predictions": predictions,
             "config": dataclasses.asdict(config),
@@ -295,6 +296,29 @@ def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
     assert "Load average" in table and "Every cell" in table
     png = paths["chart"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert all(row["validation_curve"] == [[1, 55.0], [5, 60.0]] for row in saved)
+    assert paths["curves"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_curves_average_the_seeds_at_their_shared_steps(tmp_path, monkeypatch):
+    """comparison-curves.png: per task and method, the mean validation curve over seeds at the steps they share;
+    rows without a curve (floors, older rows) are left out."""
+    import matplotlib.axes
+
+    from lamp.compare.report import curves
+
+    plotted = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda self, x, y, **kw: plotted.append((list(x), list(y))))
+    cell = dict(task="rte", method="lamp", base_method="lamp", lr=0.03, selected=True)
+    cells = [
+        Cell(seed=0, validation_curve=[[25, 50.0], [50, 60.0], [75, 70.0]], **cell),
+        Cell(seed=1, validation_curve=[[25, 54.0], [50, 62.0]], **cell),
+        Cell(seed=2, **cell),  # a row written before curves were kept
+        Cell(task="rte", method="none", base_method="none", seed=0, lr=None, validation_score=57.0, floor=True),
+    ]
+    curves(cells, tmp_path / "curves.png")
+    assert plotted == [([25, 50], [52.0, 61.0])]
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):

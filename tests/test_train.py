@@ -109,6 +109,7 @@ def test_best_checkpoint_is_the_best_validation_step(tiny_task, model_dir, tmp_p
     best_step = max(scores, key=lambda step: (scores[step], -step))  # the first step reaching the maximum
     assert results["best_step"] == best_step
     assert results["validation"]["score"] == scores[best_step]
+    assert results["validation_curve"] == [[step, scores[step]] for step in (4, 8, 12, 16)]
     # The saved adapter really is the best step's prompt: it reproduces that validation score.
     from lamp.train import evaluate_adapter
 

@@ -69,9 +69,10 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Run a grid of `lamp train` cells (task x method x lr x seed), select each method's learning rate per "
             "task on mean validation score, and report the test score at that rate as mean +- std over seeds in "
-            "OUT/comparison.md, OUT/comparison.json and OUT/comparison.png. Rerunning the same command resumes: "
-            "finished cells are read back, interrupted ones continue from their checkpoint. Flags override the "
-            "--config recipe (see benchmarks/quality.yaml)."
+            "OUT/comparison.md, OUT/comparison.json, OUT/comparison.png and OUT/comparison-curves.png (validation "
+            "curves). Rerunning the same command resumes: finished cells are read back, interrupted ones continue "
+            "from their checkpoint; --reuse takes the cells of an earlier report. Flags override the --config "
+            "recipe (see benchmarks/quality.yaml)."
         ),
     )
     parser.add_argument("--config", help="recipe YAML (keys: model, tasks, methods, seeds, max_steps, lrs, train, ...)")
@@ -116,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
     records, paths = compare(grid, report_only=options.report_only, workers=options.workers)
     print()
     print(paths["markdown"].read_text().split("\n## ")[0].rstrip())
-    print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}")
+    print(f"\nsaved: {paths['markdown']}, {paths['json']}, {paths['chart']}, {paths['curves']}")
     return 0

@@ -58,6 +58,8 @@ class Cell:
     """Every test row got the same prediction."""
     best_step: int | None = None
     steps: int | None = None
+    validation_curve: list[list[float]] | None = None
+    """[step, validation score] at each evaluation; None for floors and for rows written before it was kept."""
     wall_s: float | None = None
     """The cell's own training and evaluation time, in seconds."""
     selected: bool = False
@@ -96,6 +98,7 @@ class Cell:
             collapsed=len(predictions) == 1,
             best_step=results.get("best_step"),
             steps=results.get("steps"),
+            validation_curve=results.get("validation_curve"),
             wall_s=results.get("wall_s"),
             error=results.get("error"),
             cell=cell_name(task, label, lr, seed),
@@ -104,8 +107,8 @@ class Cell:
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> Cell:
-        """A row of comparison.json; rows written before `effective_trainable_params`, `floor`, `below_floor` and
-        `config` existed get their defaults."""
+        """A row of comparison.json; rows written before `effective_trainable_params`, `floor`, `below_floor`,
+        `validation_curve` and `config` existed get their defaults."""
         return cls(**row)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""A grid's report: the per-method summary, the paired comparison, comparison.md, comparison.png, comparison.json."""
+"""A grid's report: the per-method summary, the paired comparison, comparison.md, .png, -curves.png and .json."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from lamp.compare.cell import REPORT, Cell
 if TYPE_CHECKING:
     from lamp.compare.recipe import Recipe
 
-TABLE, CHART = "comparison.md", "comparison.png"
+TABLE, CHART, CURVES = "comparison.md", "comparison.png", "comparison-curves.png"
 
 
 @dataclass
@@ -304,14 +304,57 @@ def chart(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> N
     plt.close(figure)
 
 
+def curves(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> None:
+    """Validation score against step, one panel per task, one line per method at its selected learning rate (the
+    mean over the seeds whose cells kept their curve, at the steps they share), the bare backbone's validation score
+    (row `none`) dashed: whether a method was still rising when its budget ended. Rows without a curve (floors,
+    rows written before curves were kept) are left out; a panel says so when none is left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(c.task for c in cells))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    methods = list(dict.fromkeys(c.method for c in cells if not c.floor))
+    for axis, task in zip(axes[0], tasks, strict=True):
+        drawn = 0
+        for i, method in enumerate(methods):
+            runs = [
+                dict(map(tuple, c.validation_curve))
+                for c in cells
+                if c.task == task and c.method == method and c.selected and c.validation_curve
+            ]
+            steps = sorted(set.intersection(*(set(run) for run in runs))) if runs else []
+            if steps:
+                means = [statistics.fmean(run[step] for run in runs) for step in steps]
+                axis.plot(steps, means, marker="o", markersize=3, color=f"C{i}", label=f"{method} ({len(runs)})")
+                drawn += 1
+        bare = [c.validation_score for c in cells if c.task == task and c.method == "none" and c.validation_score]
+        if bare:
+            axis.axhline(statistics.fmean(bare), color="gray", linestyle="--", label="none")
+        if not drawn:
+            axis.text(0.5, 0.5, "no curves kept yet", ha="center", va="center", transform=axis.transAxes)
+        axis.set(title=task, xlabel="step", ylabel="validation score")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="x-small")
+    figure.suptitle(f"{title}; in brackets: seeds with a curve" if title else "in brackets: seeds with a curve")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, format="png")
+    plt.close(figure)
+
+
 def write_report(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> dict[str, Path]:
-    """comparison.json (one row per cell), comparison.md (the tables) and comparison.png in grid.out."""
+    """comparison.json (one row per cell), comparison.md (the tables), comparison.png (test scores) and
+    comparison-curves.png (validation curves) in grid.out."""
     out = Path(grid.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / REPORT, "markdown": out / TABLE, "chart": out / CHART}
+    paths = {"json": out / REPORT, "markdown": out / TABLE, "chart": out / CHART, "curves": out / CURVES}
     text = json.dumps([cell.to_json() for cell in cells], indent=2) + "\n"
     atomic_write(paths["json"], lambda tmp: Path(tmp).write_text(text))
     table = markdown(cells, grid, info)
     atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(table))
-    atomic_write(paths["chart"], lambda tmp: chart(cells, tmp, title=f"{grid.model}, {grid.max_steps} steps"))
+    title = f"{grid.model}, {grid.max_steps} steps"
+    atomic_write(paths["chart"], lambda tmp: chart(cells, tmp, title=title))
+    atomic_write(paths["curves"], lambda tmp: curves(cells, tmp, title=title))
     return paths
