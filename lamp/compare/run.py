@@ -232,7 +232,8 @@ def run_cells(
             log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
         elif (reused := grid.reused.get(out.name)) is not None:  # checked by check_reused
             records[i] = dataclasses.replace(reused, trained_now=False)
-            log(f"{tag}: read back from {grid.reuse}" + (f", test {reused.test_score:.2f}" if not reused.error else ""))
+            outcome = f"failed: {reused.error}" if reused.error else f"test {reused.test_score:.2f}"
+            log(f"{tag}: read back from {grid.reuse}, {outcome}")
             continue
         elif report_only:
             unfinished.append(cell_name(task, spec.label, lr, seed))
