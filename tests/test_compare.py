@@ -408,6 +408,8 @@ def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatc
         ("[1, 2]", "is not a comparison.json (a row is not a cell's record)"),
         ('[{"task": "polarity"}]', "is not a comparison.json"),
         ('{"rows": []}', "is not a comparison.json"),
+        ('[{"task": "sst2", "method": "lamp", "base_method": "lamp", "seed": 0, "lr": "0.03"}]', "not a cell's record"),
+        ('[{"task": "sst2", "method": "lamp", "base_method": "lamp", "seed": 0, "lr": 0.03}]', "not a cell's record"),
     ],
 )
 def test_a_reuse_file_that_is_no_report_is_one_line(tmp_path, capsys, text, fragment):

@@ -135,7 +135,24 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:
             cell = Cell.from_json(row) if isinstance(row, dict) else None
         except TypeError:  # a missing or unknown key
             cell = None
-        if cell is None or cell.cell != cell_name(cell.task, cell.method, cell.lr, cell.seed):
+        if cell is None or not _is_record(cell):
             raise ConfigError(f"--reuse {path} is not a comparison.json (a row is not a cell's record): {fix}")
         cells[cell.cell] = cell
     return cells
+
+
+def _is_record(cell: Cell) -> bool:
+    """Whether a row read from JSON has a cell record's types, a score or an error, and its own cell name."""
+    number = (int, float)
+    return (
+        isinstance(cell.task, str)
+        and isinstance(cell.method, str)
+        and isinstance(cell.base_method, str)
+        and isinstance(cell.seed, int)
+        and not isinstance(cell.seed, bool)
+        and all(v is None or isinstance(v, number) for v in (cell.lr, cell.validation_score, cell.trainable_params))
+        and all(v is None or isinstance(v, number) for v in (cell.effective_trainable_params, cell.wall_s))
+        and (isinstance(cell.error, str) or isinstance(cell.test_score, number))
+        and (cell.config is None or isinstance(cell.config, dict))
+        and cell.cell == cell_name(cell.task, cell.method, cell.lr, cell.seed)
+    )
