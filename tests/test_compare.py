@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import lamp.compare.cell
 import lamp.compare.run
 import lamp.train as training
 from lamp.cli import main
@@ -333,6 +334,10 @@ def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):
     calls.clear()
     compare(fake_grid(tmp_path / "g"), log=quiet)
     assert calls == []
+    failed = json.loads((tmp_path / "g" / "cells" / "polarity-lamp-lr0.1-s0" / "failed.json").read_text())
+    assert failed["config"]["max_steps"] == 5, "a failed cell keeps its settings"
+    with pytest.raises(ConfigError, match=r"polarity-lamp-lr0.1-s0 was run with other settings \(max_steps"):
+        compare(fake_grid(tmp_path / "g", methods=["lamp"], lrs={"lamp": [0.1]}, max_steps=9), log=quiet)
 
 
 def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
@@ -373,7 +378,17 @@ def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatc
     grid = fake_grid(tmp_path / "fresh", floors=["none", "majority"], sweep_seeds=1, reuse=str(report))
     records, _ = compare(grid, log=lines.append)
     assert sorted(calls) == [("lamp", 0.1, 1), ("pt", 0.1, 1)], "seed 0 (sweep and floors) is read back"
-    assert floor_calls == [1] and sum("read back from" in line for line in lines) == 4
+    assert floor_calls == [1] and sum("read back from" in line for line in lines) == 5  # 4 cells, 1 line of floors
+    assert "committed.json: 6 of its 6 rows are cells of this grid" in lines[0]
+    with pytest.raises(ConfigError, match="no row of --reuse .*committed.json is a cell of this grid"):
+        compare(fake_grid(tmp_path / "none", seeds=[7], reuse=str(report)), log=quiet, report_only=True)
+    # the reused rows are kept in their cell folders: a later run without --reuse still reports them
+    assert (tmp_path / "fresh" / "cells" / "polarity-none-s0" / "reused.json").is_file()
+    again, _ = compare(fake_grid(tmp_path / "fresh", floors=["none", "majority"], sweep_seeds=1), log=quiet)
+    same = [dataclasses.replace(r, trained_now=False) for r in records]
+    assert again == same and len(again) == 10
+    compare(fake_grid(tmp_path / "fresh", floors=["none", "majority"], sweep_seeds=1), log=quiet, report_only=True)
+    assert len(json.loads((tmp_path / "fresh" / "comparison.json").read_text())) == 10
     earlier = {row["cell"]: row for row in json.loads(report.read_text())}
     for record in records:
         if record.seed == 0:
@@ -398,28 +413,69 @@ def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatc
     assert calls == [] and len(records) == 4, "a grid's folder stands for its comparison.json"
     with pytest.raises(ConfigError, match="max_steps"):
         compare(fake_grid(tmp_path / "older2", max_steps=9, reuse=str(report)), log=quiet)
+    # a rate that rounds to the same folder name is another rate
+    report.write_text(json.dumps([{**row, "lr": row["lr"] * (1 + 1e-9) if row["lr"] else None} for row in rows]))
+    with pytest.raises(ConfigError, match=r"cell polarity-lamp-lr0.01-s0 was run with other settings \(lr\)"):
+        compare(fake_grid(tmp_path / "rounded", reuse=str(report)), log=quiet)
+
+
+GOOD_ROW = {
+    "task": "polarity",
+    "method": "lamp",
+    "base_method": "lamp",
+    "seed": 0,
+    "lr": 0.03,
+    "test_score": 70.0,
+    "validation_curve": [[25, 60.0], [50, 65.0]],
+    "cell": "polarity-lamp-lr0.03-s0",
+}
+FLOOR_ROW = {**GOOD_ROW, "method": "none", "base_method": "none", "lr": None, "floor": True, "cell": "polarity-none-s0"}
 
 
 @pytest.mark.parametrize(
-    ("text", "fragment"),
+    ("rows", "fragment"),
     [
         (None, "does not exist"),
         ("{not json", "cannot be read as JSON"),
-        ("[1, 2]", "is not a comparison.json (a row is not a cell's record)"),
-        ('[{"task": "polarity"}]', "is not a comparison.json"),
-        ('{"rows": []}', "is not a comparison.json"),
-        ('[{"task": "sst2", "method": "lamp", "base_method": "lamp", "seed": 0, "lr": "0.03"}]', "not a cell's record"),
-        ('[{"task": "sst2", "method": "lamp", "base_method": "lamp", "seed": 0, "lr": 0.03}]', "not a cell's record"),
+        ("[1, 2]", "row 1 is not a cell's record"),
+        ([{"task": "polarity"}], "row 1 is not a cell's record"),
+        ({"rows": []}, "is not a comparison.json (a non-empty list of cell rows)"),
+        (GOOD_ROW, "is not a comparison.json (a non-empty list of cell rows)"),  # one row, not a list of them
+        ([], "is not a comparison.json (a non-empty list of cell rows)"),
+        ([GOOD_ROW, {**GOOD_ROW, "test_score": 99.0}], "cell polarity-lamp-lr0.03-s0 has two rows: keep one"),
+        ([GOOD_ROW, {**GOOD_ROW, "lr": "0.03"}], "row 2 is not a cell's record"),
+        ([{**GOOD_ROW, "test_score": None}], "not a cell's record"),  # neither a score nor an error
+        ([{**GOOD_ROW, "error": "loss became nan"}], "not a cell's record"),  # both
+        ([{**GOOD_ROW, "test_score": float("nan")}], "not a cell's record"),
+        ([{**GOOD_ROW, "validation_curve": [[1]]}], "not a cell's record"),
+        ([{**GOOD_ROW, "validation_curve": [[1, None]]}], "not a cell's record"),
+        ([{**GOOD_ROW, "floor": "yes"}], "not a cell's record"),
+        ([{**GOOD_ROW, "collapsed": "x"}], "not a cell's record"),
+        ([{**GOOD_ROW, "test_predictions": [1, 2]}], "not a cell's record"),
+        ([{**GOOD_ROW, "steps": "3"}], "not a cell's record"),
+        ([{**GOOD_ROW, "cell": "polarity-lamp-lr0.3-s0"}], "not a cell's record"),
+        ([{**FLOOR_ROW, "test_score": None, "error": "boom"}], "not a cell's record"),  # a floor trains nothing
+        ("", "--reuse is empty"),
     ],
 )
-def test_a_reuse_file_that_is_no_report_is_one_line(tmp_path, capsys, text, fragment):
+def test_a_reuse_file_that_is_no_report_is_one_line(tmp_path, capsys, rows, fragment):
     path = tmp_path / "report.json"
-    if text is not None:
-        path.write_text(text)
-    code = main(["compare", "--methods", "lamp", "--out", str(tmp_path / "g"), "--reuse", str(path)])
+    if isinstance(rows, str):
+        path.write_text(rows)
+    elif rows is not None:
+        path.write_text(json.dumps(rows))
+    reuse = "" if rows == "" else str(path)
+    code = main(["compare", "--methods", "lamp", "--out", str(tmp_path / "g"), "--reuse", reuse])
     err = capsys.readouterr().err
     assert code == 2 and fragment in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "g").exists()
+
+
+def test_every_field_of_a_report_row_is_checked_on_reuse():
+    assert set(lamp.compare.cell._FIELD_CHECKS) == {f.name for f in dataclasses.fields(Cell)}
+    assert lamp.compare.cell.is_record(Cell.from_json(GOOD_ROW)) and lamp.compare.cell.is_record(
+        Cell.from_json(FLOOR_ROW)
+    )
 
 
 # ---- grids, recipes, CLI ----------------------------------------------------------------------------------------
@@ -639,6 +695,10 @@ def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
         ({"floors": [["none"]]}, "floors must be a list of distinct names"),
         ({"methods": {"mine": {"method": ["lamp"]}}}, "methods: mine: method \\['lamp'\\] is not a registered method"),
         ({"methods": {"mine": {"method": "nope"}}}, "methods: mine: method 'nope' is not a registered method"),
+        (
+            {"methods": ["lamp"], "lrs": {"lamp": [0.1234567, 0.1234568]}},
+            "lrs of lamp hold two rates that name one cell \\(lr0.123457\\)",
+        ),
     ],
 )
 def test_recipe_values_are_refused_not_replaced(recipe, fragment):

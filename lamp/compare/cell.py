@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,9 +120,11 @@ class Cell:
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:
     """The rows of a comparison.json (`lamp compare`'s report; a folder: the one it holds) by cell name, or
-    ConfigError naming the file when it is not one (missing, not JSON, not a list of rows, a row of unknown keys or
-    without task, method, seed)."""
+    ConfigError naming the file when it is not one: missing, not JSON, not a non-empty list of rows, a row that is
+    not a cell's record (`is_record`), or one cell twice."""
     fix = "pass the comparison.json of an earlier `lamp compare` run, e.g. benchmarks/results/quality/comparison.json"
+    if not os.fspath(path):  # Path("") is the current folder
+        raise ConfigError(f"--reuse is empty: {fix}")
     if Path(path).is_dir():  # a grid's output folder stands for its report
         path = Path(path) / REPORT
     try:
@@ -129,30 +133,57 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:
         raise ConfigError(f"--reuse {path} does not exist: {fix}") from None
     except (OSError, ValueError, RecursionError) as error:
         raise ConfigError(f"--reuse {path} cannot be read as JSON ({error}): {fix}") from None
-    cells = {}
-    for row in rows if isinstance(rows, list) else [rows]:
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError(f"--reuse {path} is not a comparison.json (a non-empty list of cell rows): {fix}")
+    cells: dict[str, Cell] = {}
+    for number, row in enumerate(rows, 1):
         try:
             cell = Cell.from_json(row) if isinstance(row, dict) else None
         except TypeError:  # a missing or unknown key
             cell = None
-        if cell is None or not _is_record(cell):
-            raise ConfigError(f"--reuse {path} is not a comparison.json (a row is not a cell's record): {fix}")
+        if cell is None or not is_record(cell):
+            raise ConfigError(f"--reuse {path}: row {number} is not a cell's record (its keys or their types): {fix}")
+        if cell.cell in cells:  # the later row would silently win
+            raise ConfigError(f"--reuse {path}: cell {cell.cell} has two rows: keep one")
         cells[cell.cell] = cell
     return cells
 
 
-def _is_record(cell: Cell) -> bool:
-    """Whether a row read from JSON has a cell record's types, a score or an error, and its own cell name."""
-    number = (int, float)
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _optional(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _is_pair(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_number(v) for v in value)
+
+
+_FIELD_CHECKS: dict[str, Callable[[object], bool]] = {
+    **dict.fromkeys(("task", "method", "base_method", "cell"), lambda v: isinstance(v, str)),
+    "seed": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    **dict.fromkeys(
+        ("lr", "trainable_params", "effective_trainable_params", "validation_score", "test_score", "best_step")
+        + ("steps", "wall_s"),
+        _optional(_number),
+    ),
+    **dict.fromkeys(("test_metrics", "config"), _optional(lambda v: isinstance(v, dict))),
+    "test_predictions": lambda v: isinstance(v, dict) and all(_number(n) for n in v.values()),
+    **dict.fromkeys(("collapsed", "selected", "trained_now", "floor"), lambda v: isinstance(v, bool)),
+    "below_floor": _optional(lambda v: isinstance(v, bool)),
+    "error": _optional(lambda v: isinstance(v, str)),
+    "validation_curve": _optional(lambda v: isinstance(v, list) and all(_is_pair(p) for p in v)),
+}
+
+
+def is_record(cell: Cell) -> bool:
+    """Whether a row read from JSON holds a cell record: each field of its type (numbers finite), either a test
+    score or an error (a floor never fails), and the cell name of its task, method, lr and seed."""
     return (
-        isinstance(cell.task, str)
-        and isinstance(cell.method, str)
-        and isinstance(cell.base_method, str)
-        and isinstance(cell.seed, int)
-        and not isinstance(cell.seed, bool)
-        and all(v is None or isinstance(v, number) for v in (cell.lr, cell.validation_score, cell.trainable_params))
-        and all(v is None or isinstance(v, number) for v in (cell.effective_trainable_params, cell.wall_s))
-        and (isinstance(cell.error, str) or isinstance(cell.test_score, number))
-        and (cell.config is None or isinstance(cell.config, dict))
+        all(check(getattr(cell, name)) for name, check in _FIELD_CHECKS.items())
+        and (cell.error is None) == (cell.test_score is not None)
+        and not (cell.floor and cell.error)
         and cell.cell == cell_name(cell.task, cell.method, cell.lr, cell.seed)
     )

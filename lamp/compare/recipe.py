@@ -68,6 +68,13 @@ class GridMethod:
             )
         make_config(self.method, **self.options)  # fail before any training on a bad option
         self.lrs = POSITIVE.check_list(f"lrs of {self.label}", self.lrs)
+        names = [f"{lr:g}" for lr in self.lrs]  # the rate's part of a cell's folder name
+        twice = next((lr for lr, name in zip(self.lrs, names, strict=True) if names.count(name) > 1), None)
+        if twice is not None:
+            raise ConfigError(
+                f"lrs of {self.label} hold two rates that name one cell (lr{twice:g}): give each rate once, "
+                "that differ in their first 6 significant digits"
+            )
 
 
 @dataclass

@@ -207,7 +207,12 @@ def markdown(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> str:
         [method, *(f"{_lr(e.lr)} ({e.validation:.1f})" if (e := row.tasks.get(t)) else "-" for t in tasks)]
         for method, row in table.items()
     ]
-    lines += ["", "## Selected learning rates (mean validation score at that rate)", ""]
+    lines += [
+        "",
+        "## Selected learning rates (mean validation score at that rate over every seed that ran it; the rate was "
+        "chosen on the sweep's seeds)",
+        "",
+    ]
     lines += _table(["Method", *tasks], "l" * (len(tasks) + 1), rates)
     differences = paired_differences(cells)
     if differences:
@@ -298,9 +303,10 @@ def chart(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> N
     axis.set_xticks(range(len(groups)), groups)
     axis.set(ylabel="test score (selected lr)", title=title)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize="small", ncols=min(len(methods), 6), loc="lower center")
+    # below the axes: inside, it would cover the bars
+    axis.legend(fontsize="small", ncols=min(len(methods), 6), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     figure.tight_layout()
-    figure.savefig(path, dpi=110, format="png")
+    figure.savefig(path, dpi=110, format="png", bbox_inches="tight")
     plt.close(figure)
 
 
@@ -315,7 +321,7 @@ def curves(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> 
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(c.task for c in cells))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(tasks), figsize=(max(6.5, 4.5 * len(tasks)), 3.6), squeeze=False)
     methods = list(dict.fromkeys(c.method for c in cells if not c.floor))
     for axis, task in zip(axes[0], tasks, strict=True):
         drawn = 0
@@ -334,10 +340,12 @@ def curves(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> 
         if bare:
             axis.axhline(statistics.fmean(bare), color="gray", linestyle="--", label="none")
         if not drawn:
-            axis.text(0.5, 0.5, "no curves kept yet", ha="center", va="center", transform=axis.transAxes)
+            axis.text(0.5, 0.25, "no validation curves", ha="center", va="center", transform=axis.transAxes)
         axis.set(title=task, xlabel="step", ylabel="validation score")
+        axis.xaxis.get_major_locator().set_params(integer=True)  # steps are whole
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="x-small")
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize="x-small")
     figure.suptitle(f"{title}; in brackets: seeds with a curve" if title else "in brackets: seeds with a curve")
     figure.tight_layout()
     figure.savefig(path, dpi=110, format="png")
@@ -354,7 +362,7 @@ def write_report(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> dict[
     atomic_write(paths["json"], lambda tmp: Path(tmp).write_text(text))
     table = markdown(cells, grid, info)
     atomic_write(paths["markdown"], lambda tmp: Path(tmp).write_text(table))
-    title = f"{grid.model}, {grid.max_steps} steps"
+    title = f"{Path(grid.model).name}, {grid.max_steps} steps"  # a model folder's full path would not fit
     atomic_write(paths["chart"], lambda tmp: chart(cells, tmp, title=title))
     atomic_write(paths["curves"], lambda tmp: curves(cells, tmp, title=title))
     return paths

@@ -19,7 +19,7 @@ from typing import Any
 from lamp import train as training  # called as training.train: tests replace it
 from lamp.adapter import atomic_write
 from lamp.checks import POSITIVE_INT
-from lamp.compare.cell import REPORT, Cell, cell_name
+from lamp.compare.cell import REPORT, Cell, cell_name, is_record
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import write_report
 from lamp.errors import ConfigError, TrainingError
@@ -30,6 +30,9 @@ from lamp.train import TrainConfig, same_setting
 
 FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
 """The settings a floor depends on: a finished floor cell is reused only when they match the grid's."""
+REUSED = "reused.json"
+"""A cell's row of an earlier report (`--reuse`), kept in the cell's folder: later runs without --reuse read it back
+like results.json, so a report written then still holds the cell; deleting the folder runs the cell again."""
 Score = tuple[str, str, float | None, float | None]
 """(task, method label, lr, validation score or None for a failed cell): what learning-rate selection reads."""
 
@@ -47,7 +50,10 @@ def compare(
     with locked_grid(grid, report_only):
         cells = run_grid(grid, log, report_only, workers)
         if not cells:
-            raise ConfigError(f"no finished cells in {grid.out}/cells yet: run the grid without --report-only first")
+            unused = f", and no row of --reuse {grid.reuse} is a cell of this grid" if grid.reuse else ""
+            raise ConfigError(
+                f"no finished cells in {grid.out}/cells yet{unused}: run the grid without --report-only first"
+            )
         info = {
             "cells_total": grid.n_cells(),
             "wall_s": time.perf_counter() - started,
@@ -66,7 +72,9 @@ def run_grid(
     the selected rates; cells finished earlier are read back. Returns every cell with `selected` marked (floors are
     always selected) and `below_floor` set. `report_only`: train nothing, only read back the cells finished so far
     (a partial grid's report). `workers`: cells trained at once, each in its own process."""
-    check_reused(grid)
+    named = check_reused(grid)
+    if grid.reuse is not None:  # a report of another grid matches nothing: say so rather than train everything
+        log(f"--reuse {grid.reuse}: {named} of its {len(grid.reused)} rows are cells of this grid")
     total = grid.n_cells()
     floors = run_floors(grid, log, report_only)
     cells = run_cells(grid, grid.sweep_cells(), log, len(floors), total, report_only, workers)
@@ -123,7 +131,9 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
             config = floor_config(grid, task, seed)
             folders = {name: Path(grid.out) / "cells" / cell_name(task, name, None, seed) for name in grid.floors}
             done = {name: out / RESULTS for name, out in folders.items() if (out / RESULTS).is_file()}
-            reused = {n: grid.reused[f.name] for n, f in folders.items() if n not in done and f.name in grid.reused}
+            reused = {n: row for n, f in folders.items() if n not in done and (row := reused_row(grid, f)) is not None}
+            if reused:
+                log(f"floors of {task} seed {seed}: {', '.join(reused)} read back from an earlier report")
             if len(done) + len(reused) < len(folders) and not report_only:
                 log(f"floors of {task} seed {seed}: scoring {', '.join(grid.floors)} (no training)")
                 for name, results in floor_results(config).items():
@@ -136,6 +146,7 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
             for name in folders:
                 if name in reused:  # a floor of an earlier report, checked by check_reused
                     cell = reused[name]
+                    _keep_reused(folders[name], cell)
                 elif name in done:
                     results = read_cell_results(done[name])
                     if differing := _floor_settings(results.get("config", {}), config):
@@ -156,34 +167,68 @@ def _floor_settings(saved: dict[str, Any], config: TrainConfig) -> str:
     return ", ".join(k for k in wanted if not same_setting(k, saved.get(k), wanted[k]))
 
 
-def check_reused(grid: Recipe) -> None:
-    """ConfigError when a row of the `--reuse` report names a cell this grid may run (any of its learning rates, or
-    a floor) but was run otherwise: another registered method or step count, or, where the row holds its settings
+def check_reused(grid: Recipe) -> int:
+    """ConfigError when a reused row (`reused_row`) of a cell this grid may run (any of its learning rates, or a
+    floor) was run otherwise: another registered method, rate or step count, or, where the row holds its settings
     (rows written before they were kept do not), any training setting `_same_settings` compares. Rows naming cells
-    outside the grid are left alone. Checked before anything is scored."""
+    outside the grid are left alone. Checked before anything is scored. Returns how many rows of the --reuse report
+    name cells of the grid."""
+    named = 0
     for task in grid.tasks:
         for seed in grid.seeds:
             floor = floor_config(grid, task, seed)
             for name in grid.floors:
-                row = grid.reused.get(cell_name(task, name, None, seed))
+                out = Path(grid.out) / "cells" / cell_name(task, name, None, seed)
+                named += out.name in grid.reused
+                row = reused_row(grid, out)
                 if row is not None and row.config is not None and (differing := _floor_settings(row.config, floor)):
-                    raise ConfigError(_reuse_error(grid, row.cell, differing))
+                    raise ConfigError(_reuse_error(grid, out, differing))
             for spec in grid.methods:
                 for lr in spec.lrs:
                     config = grid_config(grid, task, spec, lr, seed, resume=False)
-                    row = grid.reused.get(Path(config.out).name)
+                    named += Path(config.out).name in grid.reused
+                    row = reused_row(grid, Path(config.out))
                     if row is None:
                         continue
                     wrong = [] if row.base_method == spec.method else ["method"]
+                    wrong += [] if row.lr == lr else ["lr"]  # equal names, other rates: 0.1234567 and 0.12345671
                     wrong += [] if row.error or row.steps == grid.max_steps else ["max_steps"]
                     wrong += _same_settings(row.config, config) if row.config is not None else []
                     if wrong:
-                        raise ConfigError(_reuse_error(grid, row.cell, ", ".join(dict.fromkeys(wrong))))
+                        raise ConfigError(_reuse_error(grid, Path(config.out), ", ".join(dict.fromkeys(wrong))))
+    return named
 
 
-def _reuse_error(grid: Recipe, name: str, differing: str) -> str:
+def reused_row(grid: Recipe, out: Path) -> Cell | None:
+    """The row of an earlier report that stands for the cell in `out`: the one kept in its folder (REUSED), else the
+    `--reuse` report's; None when neither has it. ConfigError when the kept file is not a cell's row."""
+    path = out / REUSED
+    if not path.is_file():
+        return grid.reused.get(out.name)
+    try:
+        row = Cell.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, RecursionError, TypeError):  # TypeError: not a mapping of Cell's keys
+        row = None
+    if row is None or not is_record(row) or row.cell != out.name:
+        raise ConfigError(f"{path} is not a lamp cell's row: delete {out} to run that cell again")
+    return row
+
+
+def _keep_reused(out: Path, row: Cell) -> None:
+    """Keep a row of the --reuse report in its cell's folder (REUSED), once."""
+    if not (out / REUSED).is_file():
+        text = json.dumps(row.to_json(), indent=2) + "\n"
+        atomic_write(out / REUSED, lambda tmp: Path(tmp).write_text(text))
+
+
+def _reuse_error(grid: Recipe, out: Path, differing: str) -> str:
+    if (out / REUSED).is_file():
+        return (
+            f"{out / REUSED} holds a row of other settings ({differing}): choose another --out, or delete that cell "
+            "to run it"
+        )
     return (
-        f"--reuse {grid.reuse}: cell {name} was run with other settings ({differing}): drop --reuse, or pass the "
+        f"--reuse {grid.reuse}: cell {out.name} was run with other settings ({differing}): drop --reuse, or pass the "
         "report of a run of this recipe"
     )
 
@@ -218,22 +263,25 @@ def run_cells(
         config = grid_config(grid, task, spec, lr, seed, resume=False)
         out = Path(config.out)
         results_path, failed_path = out / RESULTS, out / "failed.json"
-        if results_path.is_file():
-            results = read_cell_results(results_path)
-            differing = _same_settings(results.get("config", {}), config)
+        if results_path.is_file() or failed_path.is_file():
+            finished = results_path.is_file()
+            results = read_cell_results(results_path) if finished else read_cell_results(failed_path, "error")
+            differing = _same_settings(results.get("config", {}), config)  # failed cells kept none before
             if differing:
                 raise ConfigError(
                     f"{out} was run with other settings ({', '.join(differing)}): choose another --out, or delete "
                     "that cell to rerun it"
                 )
-            log(f"{tag}: finished earlier, test {results['test']['score']:.2f}")
-        elif failed_path.is_file():
-            results = read_cell_results(failed_path, "error")
-            log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
-        elif (reused := grid.reused.get(out.name)) is not None:  # checked by check_reused
+            if finished:
+                log(f"{tag}: finished earlier, test {results['test']['score']:.2f}")
+            else:
+                log(f"{tag}: failed earlier ({results['error']}); delete {out} to retry it")
+        elif (reused := reused_row(grid, out)) is not None:  # checked by check_reused
+            source = out / REUSED if (out / REUSED).is_file() else grid.reuse
+            _keep_reused(out, reused)
             records[i] = dataclasses.replace(reused, trained_now=False)
             outcome = f"failed: {reused.error}" if reused.error else f"test {reused.test_score:.2f}"
-            log(f"{tag}: read back from {grid.reuse}, {outcome}")
+            log(f"{tag}: read back from {source}, {outcome}")
             continue
         elif report_only:
             unfinished.append(cell_name(task, spec.label, lr, seed))
@@ -274,8 +322,8 @@ def train_cell(config: TrainConfig) -> dict[str, Any]:
     """One cell's results, or {"error": ...} when its loss diverged (NaN or inf): that is a result, not a fault."""
     try:
         return training.train(config)
-    except TrainingError as error:
-        return {"error": str(error)}
+    except TrainingError as error:  # with its settings, so that a rerun or --reuse can check them
+        return {"error": str(error), "config": dataclasses.asdict(config)}
     finally:
         gc.collect()  # a cell's model and optimizer go before the next one loads
 
