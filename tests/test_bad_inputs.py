@@ -460,6 +460,11 @@ ROWS = [
         r"{not_a_run} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them$",
         id="compare-not-a-grid",
     ),
+    pytest.param(  # a report (and --reuse's rows) would be written there too
+        "compare --model {model} --methods pt --max-steps 1 --out {not_a_run} --report-only",
+        r"{not_a_run} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them$",
+        id="compare-report-only-not-a-grid",
+    ),
     # ---- bench: the setup's numbers and method specs ----
     pytest.param(BENCH + " --batch-size 0", r"--batch-size must be a positive integer, got 0", id="bench-batch"),
     pytest.param(BENCH + " --seq-len 0", r"--seq-len must be a positive integer", id="bench-seq-len"),

@@ -391,13 +391,14 @@ def locked_grid(grid: Recipe, report_only: bool) -> Iterator[None]:
     from accelerate import PartialState
 
     out = Path(grid.out)
+    # A grid writes its cells and report into the folder (a report too, and --reuse's rows): one holding other files
+    # is not lamp's to write into.
+    if out.is_dir() and run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
+        raise ConfigError(
+            f"{out} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them"
+        )
 
     def claim() -> Any:
-        # A grid writes its cells and report into the folder: one holding other files is not lamp's to write into.
-        if out.is_dir() and run_files(out) and not ((out / "cells").is_dir() or (out / REPORT).is_file()):
-            raise ConfigError(
-                f"{out} holds files that are not a lamp comparison: choose another --out; lamp never overwrites them"
-            )
         lock = lock_folder(out)
         try:
             remove_leftovers(out)  # a killed grid's half-written report files
