@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import atomic_write
 from lamp.compare.cell import REPORT, Cell
+from lamp.floors import BARE
 
 if TYPE_CHECKING:
     from lamp.compare.recipe import Recipe
@@ -336,9 +337,9 @@ def curves(cells: list[Cell], path: str | os.PathLike[str], title: str = "") -> 
                 means = [statistics.fmean(run[step] for run in runs) for step in steps]
                 axis.plot(steps, means, marker="o", markersize=3, color=f"C{i}", label=f"{method} ({len(runs)})")
                 drawn += 1
-        bare = [c.validation_score for c in cells if c.task == task and c.method == "none" and c.validation_score]
+        bare = [c.validation_score for c in cells if c.task == task and c.method == BARE and c.validation_score]
         if bare:
-            axis.axhline(statistics.fmean(bare), color="gray", linestyle="--", label="none")
+            axis.axhline(statistics.fmean(bare), color="gray", linestyle="--", label=BARE)
         if not drawn:
             axis.text(0.5, 0.25, "no validation curves", ha="center", va="center", transform=axis.transAxes)
         axis.set(title=task, xlabel="step", ylabel="validation score")
