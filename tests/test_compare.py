@@ -298,6 +298,7 @@ def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
     png = paths["chart"].read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert all(row["validation_curve"] == [[1, 55.0], [5, 60.0]] for row in saved)
+    assert all(row["config"]["max_steps"] == 5 and not {"out", "data_dir"} & set(row["config"]) for row in saved)
     assert paths["curves"].read_bytes().startswith(b"\x89PNG")
 
 

@@ -15,6 +15,9 @@ from lamp.errors import ConfigError
 
 REPORT = "comparison.json"
 """The report's rows, one per cell, in a grid's output folder."""
+LOCAL_SETTINGS = ("out", "resume", "overwrite", "data_dir")
+"""Settings that say where a cell ran, not what it ran (the data folder holds the same official files wherever it
+is): not compared between a cell and its grid, and left out of a report row's `config`."""
 
 
 def check_cell_part(what: str, name: object) -> str:
@@ -104,7 +107,7 @@ class Cell:
             wall_s=results.get("wall_s"),
             error=results.get("error"),
             cell=cell_name(task, label, lr, seed),
-            config=results.get("config"),
+            config=_identity(results.get("config")),
         )
 
     @classmethod
@@ -116,6 +119,11 @@ class Cell:
     def to_json(self) -> dict[str, Any]:
         """The row of comparison.json (the fields in order; JSON-ready values)."""
         return dataclasses.asdict(self)
+
+
+def _identity(config: Any) -> Any:
+    """A cell's settings without LOCAL_SETTINGS (a machine's paths have no place in a committed report)."""
+    return {k: v for k, v in config.items() if k not in LOCAL_SETTINGS} if isinstance(config, dict) else config
 
 
 def read_report(path: str | os.PathLike[str]) -> dict[str, Cell]:

@@ -19,7 +19,7 @@ from typing import Any
 from lamp import train as training  # called as training.train: tests replace it
 from lamp.adapter import atomic_write
 from lamp.checks import POSITIVE_INT
-from lamp.compare.cell import REPORT, Cell, cell_name, is_record
+from lamp.compare.cell import LOCAL_SETTINGS, REPORT, Cell, cell_name, is_record
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import write_report
 from lamp.errors import ConfigError, TrainingError
@@ -240,8 +240,7 @@ def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     GPU's, reads back here)."""
     wanted = dataclasses.asdict(config)
     saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
-    ignored = ("out", "resume", "overwrite", "data_dir")
-    return [k for k in wanted if k not in ignored and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
+    return [k for k in wanted if k not in LOCAL_SETTINGS and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
 
 
 def run_cells(
