@@ -79,8 +79,8 @@ class Cell:
     below_floor: bool | None = None
     """Test score at or below the `none` floor's on the same task and seed; None without that floor or a score."""
     config: dict[str, Any] | None = None
-    """The cell's `lamp train` settings as its results.json holds them: what `--reuse` checks a row against. None in
-    rows written before they were kept."""
+    """The cell's `lamp train` settings as its results.json holds them, less LOCAL_SETTINGS: what `--reuse` checks a
+    row against. None in rows written before they were kept."""
 
     @classmethod
     def from_results(
