@@ -33,9 +33,14 @@ def check_cell_part(what: str, name: object) -> str:
     return name
 
 
+def lr_tag(lr: float) -> str:
+    """A learning rate's part of a cell's folder name (6 significant digits: `lr0.03`, `lr1e-05`)."""
+    return f"lr{lr:g}"
+
+
 def cell_name(task: str, label: str, lr: float | None, seed: int) -> str:
     """A trained cell's folder name; a floor (no learning rate) is `<task>-<floor>-s<seed>`."""
-    return f"{task}-{label}-s{seed}" if lr is None else f"{task}-{label}-lr{lr:g}-s{seed}"
+    return f"{task}-{label}-s{seed}" if lr is None else f"{task}-{label}-{lr_tag(lr)}-s{seed}"
 
 
 @dataclass
@@ -107,7 +112,7 @@ class Cell:
             wall_s=results.get("wall_s"),
             error=results.get("error"),
             cell=cell_name(task, label, lr, seed),
-            config=_identity(results.get("config")),
+            config=_without_local_settings(results.get("config")),
         )
 
     @classmethod
@@ -121,7 +126,7 @@ class Cell:
         return dataclasses.asdict(self)
 
 
-def _identity(config: Any) -> Any:
+def _without_local_settings(config: Any) -> Any:
     """A cell's settings without LOCAL_SETTINGS (a machine's paths have no place in a committed report)."""
     return {k: v for k, v in config.items() if k not in LOCAL_SETTINGS} if isinstance(config, dict) else config
 

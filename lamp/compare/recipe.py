@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED
-from lamp.compare.cell import Cell, cell_name, check_cell_part, read_report
+from lamp.compare.cell import Cell, cell_name, check_cell_part, lr_tag, read_report
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
@@ -68,11 +68,11 @@ class GridMethod:
             )
         make_config(self.method, **self.options)  # fail before any training on a bad option
         self.lrs = POSITIVE.check_list(f"lrs of {self.label}", self.lrs)
-        names = [f"{lr:g}" for lr in self.lrs]  # the rate's part of a cell's folder name
-        twice = next((lr for lr, name in zip(self.lrs, names, strict=True) if names.count(name) > 1), None)
+        tags = [lr_tag(lr) for lr in self.lrs]
+        twice = next((tag for tag in tags if tags.count(tag) > 1), None)
         if twice is not None:
             raise ConfigError(
-                f"lrs of {self.label} hold two rates that name one cell (lr{twice:g}): give each rate once, "
+                f"lrs of {self.label} hold two rates that name one cell ({twice}): give each rate once, "
                 "that differ in their first 6 significant digits"
             )
 
