@@ -10,7 +10,6 @@ split protocol and seed as a trained cell, and returned shaped like `lamp.train`
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from lamp.model import wrap
 from lamp.scoring import answer_tokens, resolve_scorer
 from lamp.tasks import resolve_format
 from lamp.tasks.user import task_of
+from lamp.train import run_settings
 
 if TYPE_CHECKING:
     from lamp.tasks import Example, Task
@@ -57,7 +57,8 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     accelerator = Accelerator()
     model = wrap(load_model(config.model), make_config(BARE)).to(accelerator.device)
     input_format = resolve_format(config.format, model.kind)
-    task = task_of(config.task, None, input_format)  # a built-in name or a task YAML file
+    spec = config.task_spec()  # None for a built-in task; a task YAML file's spec, read once
+    task = task_of(config.task, spec, input_format)
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, model.kind))
     splits = load_splits(task, config.data_dir, config.seed)
@@ -78,7 +79,7 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
         "best_step": 0,
         "zero_shot": None,
         "split_sizes": {name: len(rows) for name, rows in splits.items()},
-        "config": dataclasses.asdict(config),
+        "config": run_settings(config, spec),
     }
 
     results: dict[str, dict[str, Any]] = {}

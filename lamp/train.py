@@ -72,7 +72,7 @@ from lamp.run_folder import (
 )
 from lamp.scoring import SCORERS, answer_tokens, resolve_scorer
 from lamp.tasks.base import FORMATS, Example, Task, resolve_format
-from lamp.tasks.user import DATA_OPTIONS, is_spec_file, spec_of, task_of, word_items
+from lamp.tasks.user import DATA_OPTIONS, TaskSpec, is_spec_file, spec_of, task_of, word_items
 from lamp.tracking import PROJECT, TRACKING_DIR, hparams, parse_report_to, scalars
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluati
     "on_main_process",
     "remove_leftovers",
     "run_files",
+    "differing_settings",
+    "run_settings",
     "same_setting",
     "saved_config",
     "step_indices",
@@ -279,6 +281,12 @@ class TrainConfig:
         """The method's config: its defaults with `method_options` on top; ConfigError (one line) for a bad value."""
         return make_config(self.method, **self.method_options)
 
+    def task_spec(self) -> TaskSpec | None:
+        """The user task that `task` and the data options describe, read now (a task file as it is on disk); None
+        for a built-in task. ConfigError for a task file that cannot be read (`lamp.tasks.user.spec_of`)."""
+        default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
+        return spec_of(self.task, self.data_options(), default)
+
 
 WORD_LISTS = ("label_words", "label_values")
 """Options that a YAML config may give as a list (``label_words: [negative, positive]``) or as comma-separated text."""
@@ -394,11 +402,43 @@ def option_flag(name: str) -> str:
     return "--" + name.replace("_", "-") if name in SHORTHANDS else f"--method.{name}"
 
 
+TASK_SPEC = "task_spec"
+"""The settings key of a user task's spec (`lamp.tasks.user.TaskSpec.to_dict`): what the run read from its task file
+and flags, recorded so that a task file edited since is told from the one the run trained on."""
+
+
+def run_settings(config: TrainConfig, spec: TaskSpec | None) -> dict[str, Any]:
+    """The settings a run records (RUN_CONFIG, its checkpoint, results.json `config`), as JSON values: the
+    TrainConfig and, for a user's own task, its spec (`TASK_SPEC`; `spec` is `config.task_spec()`, read once)."""
+    settings = json.loads(json.dumps(dataclasses.asdict(config)))
+    return {**settings, TASK_SPEC: spec.to_dict()} if spec is not None else settings
+
+
+def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: tuple[str, ...]) -> list[str]:
+    """The keys of `wanted` (`run_settings`) that `saved` holds with another value, `ignored` aside; a key `saved`
+    lacks (written before it existed) counts as the same. A task file at another path that reads the same spec is
+    the same task."""
+    differ = [k for k in wanted if k not in ignored and k in saved and not same_setting(k, saved[k], wanted[k])]
+    if "task" in differ and wanted.get(TASK_SPEC) is not None and saved.get(TASK_SPEC) == wanted[TASK_SPEC]:
+        differ.remove("task")
+    return differ
+
+
+def task_spec_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(spec key, wanted value, saved value) for each key of a user task's spec that differs between `wanted` and
+    `saved` (`run_settings`); none for a built-in task or a run saved before specs were recorded."""
+    mine, theirs = wanted.get(TASK_SPEC), saved.get(TASK_SPEC)
+    if not isinstance(mine, dict) or not isinstance(theirs, dict):
+        return []
+    keys = [*mine, *(key for key in theirs if key not in mine)]
+    return [(k, mine.get(k), theirs.get(k)) for k in keys if not same_setting(k, theirs.get(k), mine.get(k))]
+
+
 def setting_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(flag, wanted value, saved value) for each setting of `wanted` (a TrainConfig as JSON) that `saved` (an
-    upgraded saved run) holds with another value, SAFE_ON_RESUME fields aside. Method options are compared one by
-    one, and not at all when the method itself differs."""
-    differ = [k for k in wanted if k not in SAFE_ON_RESUME and k in saved and not same_setting(k, saved[k], wanted[k])]
+    """(flag, wanted value, saved value) for each setting of `wanted` (`run_settings`) that `saved` (an upgraded
+    saved run) holds with another value, SAFE_ON_RESUME fields and the task spec (`task_spec_differences`) aside.
+    Method options are compared one by one, and not at all when the method itself differs."""
+    differ = differing_settings(saved, wanted, (*SAFE_ON_RESUME, TASK_SPEC))
     found = []
     for name in differ:
         if name != "method_options":
@@ -417,13 +457,19 @@ def check_resume(config: TrainConfig, out: Path) -> None:
     if saved is None and (out / CHECKPOINT).is_file():
         read_checkpoint(out / CHECKPOINT)  # neither copy of the settings can be read: say so now, not after loading
     if saved is not None:
-        wanted = json.loads(json.dumps(dataclasses.asdict(config)))
+        wanted = run_settings(config, config.task_spec())
         differ = setting_differences(saved, wanted)
         if differ:
             parts = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})" for flag, mine, theirs in differ)
             raise ConfigError(
                 f"{out} holds a run with other settings: {parts}; drop {' '.join(f for f, _, _ in differ)} to continue "
                 "it, or pass --overwrite instead of --resume to start over"
+            )
+        if changed := task_spec_differences(saved, wanted):  # the same flags, but the task file was edited since
+            parts = ", ".join(f"{key} {_shown(mine)} (the run has {_shown(theirs)})" for key, mine, theirs in changed)
+            raise ConfigError(
+                f"{out} holds a run of task {config.task} as it read then, and it reads otherwise now: {parts}; "
+                "restore the task file to continue the run, or pass --overwrite instead of --resume to start over"
             )
     if not (out / CHECKPOINT).is_file() and (out / RESULTS).is_file():
         raise ConfigError(
@@ -471,9 +517,9 @@ def prepare_output(config: TrainConfig, accelerator: Any, cleanup: contextlib.Ex
     return out
 
 
-def start_run(config: TrainConfig, out: Path) -> None:
+def start_run(config: TrainConfig, out: Path, settings: dict[str, Any]) -> None:
     """Just before training: remove the old run that --overwrite replaces (only now, once every input of the new run
-    has been checked), and record the run's settings for --resume."""
+    has been checked), and record the run's `settings` (`run_settings`) for --resume."""
     if config.overwrite and not config.resume:
         try:  # the run's own files only: anything else in the folder is the user's and stays
             for name in RUN_FILE_NAMES:
@@ -488,7 +534,7 @@ def start_run(config: TrainConfig, out: Path) -> None:
             raise ConfigError(
                 f"cannot remove the old run in {out} ({error.strerror}): remove it yourself or choose another --out"
             ) from None
-    text = json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+    text = json.dumps(settings, indent=2) + "\n"
     atomic_write(out / RUN_CONFIG, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -546,6 +592,7 @@ class _Run:
     """What `_setup` builds once, for the loop (`_fit`) and the final test (`_finish`)."""
 
     config: TrainConfig
+    settings: dict[str, Any]  # what the run records of its settings (`run_settings`)
     accelerator: Accelerator
     out: Path
     task: Task
@@ -599,7 +646,7 @@ class _Run:
                 "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
                 "state": self.state.as_dict(),
-                "config": dataclasses.asdict(self.config),
+                "config": self.settings,
             }
             checkpoint = self.out / CHECKPOINT
             self.written(lambda: atomic_write(checkpoint, lambda tmp: torch_save(payload, tmp)))
@@ -667,8 +714,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     prompt_config.check_fits(  # before a huge prompt, or the weights, are allocated
         config_positions(backbone_config), config_width(backbone_config), free_memory_bytes(accelerator.device)
     )
-    default_task = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "task")
-    spec = spec_of(config.task, config.data_options(), default_task)  # a user's own task, None for a built-in one
+    spec = config.task_spec()  # a user's own task, None for a built-in one
     task = task_of(config.task, spec)
     if task.user_data is not None:  # a user's files are read once now, so that a bad one fails before the backbone
         load_splits(task, config.data_dir, config.seed)
@@ -720,6 +766,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     ddp_model, optimizer = accelerator.prepare(model, optimizer)
     run = _Run(
         config=config,
+        settings=run_settings(config, spec),
         accelerator=accelerator,
         out=out,
         task=task,
@@ -784,7 +831,7 @@ def _begin(run: _Run, cleanup: contextlib.ExitStack) -> None:
     bare backbone on test once: the floor a prompt must beat."""
     config, accelerator = run.config, run.accelerator
     if accelerator.is_main_process:
-        start_run(config, run.out)
+        start_run(config, run.out, run.settings)
     accelerator.wait_for_everyone()
     if config.report_to != "none":  # after start_run, so that --overwrite has cleared the old run's tracker files
         accelerator.init_trackers(PROJECT, config=hparams(dataclasses.asdict(config)))
@@ -974,7 +1021,7 @@ def _finish(run: _Run) -> dict[str, Any]:
         "zero_shot": state.zero_shot,
         "split_sizes": {name: len(rows) for name, rows in run.splits.items()},
         **({"task_spec": dict(run.task.spec)} if run.task.spec is not None else {}),
-        "config": dataclasses.asdict(config),
+        "config": run.settings,
         "prompt_config": model.prompt_config.to_dict(),
     }
     if accelerator.is_main_process:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import random
 import re
+import shutil
 
 import pytest
 
@@ -352,6 +353,48 @@ def test_a_compare_grid_runs_on_a_task_file(llama_dir, tmp_path):
     assert "| Method | Trainable params (effective) | sentiment | Avg |" in paths["markdown"].read_text()
     again, _ = compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
     assert len(again) == 3, "a checked recipe (task names and their files) checks again as the same grid"
+
+    # the task file edited since: its cells (trained and floors) are another task's, refused, not read back as this one
+    spec_file = folder / "sentiment.yaml"
+    spec_file.write_text(spec_file.read_text().replace("sentiment'", "mood'"))
+    with pytest.raises(ConfigError, match=r"sentiment-none-s0 was scored with other settings \(task_spec\)"):
+        compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
+    for floor in ("none", "majority"):
+        shutil.rmtree(tmp_path / "grid" / "cells" / f"sentiment-{floor}-s0")
+    with pytest.raises(ConfigError, match=r"sentiment-pt-lr0\.3-s0 was run with other settings \(task_spec\)"):
+        compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
+
+
+def test_a_task_file_edited_since_the_run_is_refused_on_resume_and_the_same_spec_elsewhere_is_taken(
+    llama_dir, tmp_path, capsys
+):
+    """A run records the spec its task file gave (results.json, train_config.json `task_spec`): --resume after the
+    file was edited is refused in one line naming what changed, while another file that reads the same spec (the
+    same template, words and data files) continues the run."""
+    folder = sentiment_task_file(tmp_path / "tasks")
+    spec_file, out = folder / "sentiment.yaml", tmp_path / "run"
+    flags = ["--model", llama_dir, "--task", str(spec_file), *SHORT, "--max-steps", "3", "--out", str(out)]
+    assert main(["train", *flags]) == 0
+    recorded = json.loads((out / "train_config.json").read_text())["task_spec"]
+    assert recorded["template"] == TEMPLATE and recorded["train_file"] == str(folder / "train.csv")
+    assert json.loads((out / "results.json").read_text())["config"]["task_spec"] == recorded
+
+    original = spec_file.read_text()
+    spec_file.write_text(original.replace("label_words: [negative, positive]", "label_words: [bad, good]"))
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert 'label_words ["bad", "good"] (the run has ["negative", "positive"])' in err
+    assert "restore the task file" in err and "Traceback" not in err
+
+    spec_file.write_text(original)
+    elsewhere = tmp_path / "copy" / "sentiment.yaml"  # the same spec: its data paths name the same files
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(
+        original.replace("train.csv", str(folder / "train.csv")).replace("dev.csv", str(folder / "dev.csv"))
+    )
+    resumed = ["--model", llama_dir, "--task", str(elsewhere), *SHORT, "--max-steps", "3", "--out", str(out)]
+    assert main(["train", *resumed, "--resume"]) == 0
 
 
 def test_template_fields_are_plain_names_never_the_answer():

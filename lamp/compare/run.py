@@ -26,9 +26,19 @@ from lamp.errors import ConfigError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
-from lamp.train import TrainConfig, same_setting
+from lamp.train import TASK_SPEC, TrainConfig, differing_settings, run_settings
 
-FLOOR_SETTINGS = ("task", "model", "seed", "format", "chat_template", "scorer", "max_length", "max_eval_examples")
+FLOOR_SETTINGS = (
+    "task",
+    TASK_SPEC,
+    "model",
+    "seed",
+    "format",
+    "chat_template",
+    "scorer",
+    "max_length",
+    "max_eval_examples",
+)
 """The settings a floor depends on: a finished floor cell is reused only when they match the grid's."""
 REUSED = "reused.json"
 """A cell's row of an earlier report (`--reuse`), kept in the cell's folder: later runs without --reuse read it back
@@ -162,9 +172,11 @@ def run_floors(grid: Recipe, log: Callable[[str], None], report_only: bool) -> l
 
 
 def _floor_settings(saved: dict[str, Any], config: TrainConfig) -> str:
-    """The FLOOR_SETTINGS on which a scored floor differs from the grid's, comma-separated ("" when none)."""
-    wanted = {k: v for k, v in dataclasses.asdict(config).items() if k in FLOOR_SETTINGS}
-    return ", ".join(k for k in wanted if not same_setting(k, saved.get(k), wanted[k]))
+    """The FLOOR_SETTINGS on which a scored floor differs from the grid's, comma-separated ("" when none); a floor
+    scored before task specs were recorded holds none, and is compared on the task's path."""
+    wanted = {k: v for k, v in run_settings(config, config.task_spec()).items() if k in FLOOR_SETTINGS}
+    saved = {k: saved.get(k) for k in FLOOR_SETTINGS if k != TASK_SPEC or k in saved}
+    return ", ".join(differing_settings(saved, wanted, ()))
 
 
 def check_reused(grid: Recipe) -> int:
@@ -238,9 +250,9 @@ def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     the same folder (the model's) are the same setting however they are written. The data folder is not compared,
     as `--resume` does not: it holds the same official files wherever it is (a grid run on another machine, e.g. a
     GPU's, reads back here)."""
-    wanted = dataclasses.asdict(config)
+    wanted = run_settings(config, config.task_spec())
     saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
-    return [k for k in wanted if k not in LOCAL_SETTINGS and not same_setting(k, saved.get(k, wanted[k]), wanted[k])]
+    return differing_settings(saved, wanted, LOCAL_SETTINGS)
 
 
 def run_cells(
@@ -322,7 +334,7 @@ def train_cell(config: TrainConfig) -> dict[str, Any]:
     try:
         return training.train(config)
     except TrainingError as error:  # with its settings, so that a rerun or --reuse can check them
-        return {"error": str(error), "config": dataclasses.asdict(config)}
+        return {"error": str(error), "config": run_settings(config, config.task_spec())}
     finally:
         gc.collect()  # a cell's model and optimizer go before the next one loads
 
