@@ -135,7 +135,8 @@ class TrainConfig:
     pool: InitVar[int | None] = None
     """Shorthand for --method.pool: LAMP's pooling kernel and stride k (method default when unset)."""
     init: InitVar[str | None] = None
-    """Shorthand for --method.init: the prompt init, vocab, text or random (method default when unset)."""
+    """Shorthand for --method.init: the prompt init, vocab, text, task (the task's own words) or random (method
+    default when unset)."""
     init_text: InitVar[str | None] = None
     """Shorthand for --method.init_text: the phrase for init=text."""
     lr: float = 0.03
@@ -731,6 +732,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     task = task_of(config.task, spec, input_format)
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, kind))
+    prompt_config = prompt_config.for_task(task.prompt_words())  # init `task`: the text init of this task's words
     splits = load_splits(task, config.data_dir, config.seed)
     check_batch_fits(config, len(splits["train"]))
     adapter_extra = {

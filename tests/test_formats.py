@@ -333,3 +333,38 @@ def test_lamp_data_shows_either_format(tmp_path, capsys):
     assert "source: Review: " in shown and "Sentiment:" in shown
     assert main(["data", "polarity", "--data-dir", str(tmp_path), "--show", "1"]) == 0
     assert "source: polarity sentence: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "task,input_format,words",
+    [
+        ("sst2", "natural", "Review: Sentiment: negative or positive"),
+        ("rte", "natural", "Question: True or False? Answer: True or False"),
+        (
+            "mrpc",
+            "natural",
+            "Sentence 1: Sentence 2: Question: Do both sentences mean the same thing? Answer: no or yes",
+        ),
+        ("sst2", "t5", "sst2 negative or positive"),
+        ("rte", "t5", "rte entailment or not_entailment"),
+    ],
+)
+def test_prompt_words_are_the_template_text_then_the_label_words(task, input_format, words):
+    """`init: task`'s phrase: the view's fixed text (fields dropped) and its label words."""
+    assert get_task(task).in_format(input_format).prompt_words() == words
+
+
+def test_init_task_trains_from_the_task_words_and_records_them(llama_dir, tmp_path, monkeypatch):
+    """lamp train fills `init: task` in with the task's words in the run's format; the adapter and results.json
+    record the phrase (init `text`), so the prompt's start is known without the task."""
+    rows = [lamp.tasks.Example(f"film {w}", ("negative", "positive")[i % 2], i % 2) for i, w in enumerate("abcdefgh")]
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda *a, **k: {"train": rows, "validation": rows, "test": rows})
+    config = TrainConfig(
+        task="sst2", model=llama_dir, method="lamp", length=8, rank=2, pool=2, init="task", lr=0.01, batch_size=4,
+        max_steps=2, eval_every=2, format="natural", zero_shot=False, out=str(tmp_path / "run"),
+    )  # fmt: skip
+    results = train(config)
+    expected = {"init": "text", "init_text": "Review: Sentiment: negative or positive"}
+    assert expected.items() <= results["prompt_config"].items()
+    assert expected.items() <= read_adapter_config(tmp_path / "run" / "adapter")["prompt"].items()
+    assert results["config"]["method_options"]["init"] == "task", "the run's settings keep what was asked"

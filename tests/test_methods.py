@@ -115,6 +115,7 @@ def test_random_init_matches_embedding_scale(llama):
         (lambda: lamp.LampConfig(scale_lr="false"), "scale_lr must be true or false, got 'false'"),
         (lambda: lamp.PromptTuningConfig(init="text", init_text=5), "init_text must be text, got 5"),
         (lambda: lamp.LampConfig(init="vocab", init_text="a phrase"), "init_text is read only with init='text'"),
+        (lambda: lamp.LampConfig(init="task", init_text="a phrase"), "init_text is read only with init='text'"),
         (lambda: lamp.make_config("lora", target_modules="("), r"target_modules '\(' is not a valid regex"),
         # the pool of a warm start makes its length: a bad one is named as pool, and 0 is refused, not replaced
         (lambda: lamp.LampConfig.for_prompt(torch.zeros(25, 8), pool=0), "pool must be a positive integer, got 0$"),
@@ -244,6 +245,25 @@ def test_lamp_text_init_starts_the_pooled_prompt_as_the_phrase(llama, tokenizer)
     ids = tokenizer(phrase, add_special_tokens=False)["input_ids"]
     model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=8, pool=2, init="text", init_text=phrase), tokenizer)
     torch.testing.assert_close(model.prompt(), embedding_rows(llama, torch.tensor(ids)), atol=1e-5, rtol=1e-4)
+
+
+def test_init_task_is_a_text_init_of_the_task_words_that_lamp_train_fills_in(llama, tokenizer):
+    """`init: task` becomes `text` with the task's own words (`PromptConfig.for_task`), the same prompt as giving
+    that phrase; wrapping a model with it unfilled names the fix; methods and inits that take no text keep theirs."""
+    import lamp
+
+    config = lamp.LampConfig(length=8, rank=4, pool=2, init="task")
+    filled = config.for_task("Review: Sentiment: negative or positive")
+    assert (filled.init, filled.init_text) == ("text", "Review: Sentiment: negative or positive")
+    torch.manual_seed(0)
+    given = lamp.wrap(
+        llama, lamp.LampConfig(length=8, rank=4, pool=2, init="text", init_text=filled.init_text), tokenizer
+    )
+    torch.testing.assert_close(lamp.wrap(llama, filled, tokenizer).prompt(), given.prompt())
+    with pytest.raises(ConfigError, match="init='task' starts from a task's own words, which lamp train fills in"):
+        lamp.wrap(llama, config, tokenizer)
+    vocab, lora = lamp.LampConfig(length=8, rank=4, pool=2), lamp.make_config("lora")
+    assert vocab.for_task("words") == vocab and lora.for_task("words") == lora
 
 
 def test_log_q_starts_at_the_same_prompt_and_moves_singular_values_by_a_fraction(llama):

@@ -26,7 +26,9 @@ from lamp.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-INITS = ("vocab", "text", "random")
+INITS = ("vocab", "text", "task", "random")
+"""A vanilla prompt's inits (`initial_prompt`); `task` is a text init from the task's own words, which `lamp train`
+fills in (`PromptConfig.for_task`)."""
 
 
 class Backbone(enum.Enum):
@@ -207,6 +209,14 @@ class PromptConfig:
             return self
         return dataclasses.replace(self, init="random", init_text=None)
 
+    def for_task(self, words: str) -> PromptConfig:
+        """This config with init `task` made a text init from `words`, the task's own (`Task.prompt_words`), so
+        that what the prompt started from is recorded as its phrase; unchanged for any other init and for a method
+        without a vanilla prompt's init."""
+        if not self.declares.prompt_init or getattr(self, "init", None) != "task":
+            return self
+        return dataclasses.replace(self, init="text", init_text=words)
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, **dataclasses.asdict(self)}
 
@@ -308,7 +318,8 @@ def initial_prompt(
     init_text: str | None = None,
     repeat: int = 1,
 ) -> torch.Tensor:
-    """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise.
+    """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise
+    (init `vocab`, `text` or `random`; `task` is made `text` by `PromptConfig.for_task` first).
 
     `repeat`: a text init writes each of the phrase's tokens that many times in a row (a method that average-pools
     blocks of `repeat` rows then starts from the phrase itself).
@@ -319,6 +330,11 @@ def initial_prompt(
     output's own standard deviation, so the prompt starts on the scale the backbone expects.
     """
     weight = backbone.get_input_embeddings().weight
+    if init == "task":
+        raise ConfigError(
+            "init='task' starts from a task's own words, which lamp train fills in: to wrap a model yourself, pass "
+            "init='text' and the phrase as init_text"
+        )
     if init == "vocab":
         ids = torch.randint(0, weight.shape[0], (length,))
         return embedding_rows(backbone, ids)

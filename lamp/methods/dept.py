@@ -34,7 +34,8 @@ class DeptConfig(PromptConfig):
     length: prompt tokens (m). rank: rank of the offset (r). max_length: positions that get an offset (s).
     alpha: offset scale numerator (scale = alpha / sqrt(rank)). offset_lr: learning rate of A and B (the prompt
     uses the run's lr); default 5e-3, a value of the authors' published grid {5e-4, 5e-3, 3e-1}.
-    init: prompt init, `vocab`, `text` (embeddings of init_text) or `random`.
+    init: prompt init, `vocab`, `text` (embeddings of init_text), `task` (`text` from the task's own template and
+    label words, `Task.prompt_words`; lamp train) or `random`.
     """
 
     # The offset changes the input embeddings, so the prompt rows alone do not reproduce DePT: no PEFT export.

@@ -31,7 +31,8 @@ class LampConfig(PromptConfig):
     length: virtual tokens of the prompt before pooling (l). rank: SVD components kept (r).
     pool: average-pooling kernel and stride along the token axis (k); must divide length.
     init: `vocab` (sampled vocabulary rows), `text` (embeddings of init_text, each token repeated `pool` times so
-    that the pooled prompt starts as the phrase, up to the rank-r truncation) or `random`.
+    that the pooled prompt starts as the phrase, up to the rank-r truncation), `task` (`text` from the task's own
+    template and label words, `Task.prompt_words`; lamp train) or `random`.
     scale_lr: give U and V the learning rate times their initial RMS over the prompt's initial RMS, so one Adam
     step moves each by the same fraction of its size as vanilla PT's step moves the prompt. Without it a step of lr
     changes V (entries ~ 1/sqrt(d), multiplied by q ~ the singular values) several times more than a PT step and q

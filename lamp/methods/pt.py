@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class PromptTuningConfig(PromptConfig):
-    """length: virtual tokens; init: `vocab`, `text` (embeddings of init_text) or `random`."""
+    """length: virtual tokens; init: `vocab`, `text` (embeddings of init_text), `task` (`text` from the task's own
+    template and label words, `Task.prompt_words`; lamp train) or `random`."""
 
     declares = Declaration(prompt_init=True)
     length: int = 100
