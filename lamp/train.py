@@ -415,24 +415,33 @@ def run_settings(config: TrainConfig, spec: TaskSpec | None) -> dict[str, Any]:
     return {**settings, TASK_SPEC: spec.to_dict()} if spec is not None else settings
 
 
-def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: tuple[str, ...]) -> list[str]:
-    """The keys of `wanted` (`run_settings`) that `saved` holds with another value, `ignored` aside; a key `saved`
-    lacks (written before it existed) counts as the same. A task file at another path that reads the same spec is
-    the same task."""
-    differ = [k for k in wanted if k not in ignored and k in saved and not same_setting(k, saved[k], wanted[k])]
-    if "task" in differ and wanted.get(TASK_SPEC) is not None and saved.get(TASK_SPEC) == wanted[TASK_SPEC]:
-        differ.remove("task")
-    return differ
-
-
 def task_spec_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """(spec key, wanted value, saved value) for each key of a user task's spec that differs between `wanted` and
-    `saved` (`run_settings`); none for a built-in task or a run saved before specs were recorded."""
+    `saved` (`run_settings`; data file paths compared as files, like `same_setting`'s); none for a built-in task or
+    a run saved before specs were recorded."""
     mine, theirs = wanted.get(TASK_SPEC), saved.get(TASK_SPEC)
     if not isinstance(mine, dict) or not isinstance(theirs, dict):
         return []
     keys = [*mine, *(key for key in theirs if key not in mine)]
     return [(k, mine.get(k), theirs.get(k)) for k in keys if not same_setting(k, theirs.get(k), mine.get(k))]
+
+
+def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: tuple[str, ...]) -> list[str]:
+    """The keys of `wanted` (`run_settings`) that `saved` holds with another value, `ignored` aside; a key `saved`
+    lacks (written before it existed) counts as the same. The task spec is compared key by key
+    (`task_spec_differences`), and a task file at another path that reads the same spec is the same task."""
+    differ = [
+        k
+        for k in wanted
+        if k not in ignored and k != TASK_SPEC and k in saved and not same_setting(k, saved[k], wanted[k])
+    ]
+    both = isinstance(wanted.get(TASK_SPEC), dict) and isinstance(saved.get(TASK_SPEC), dict)
+    if TASK_SPEC not in ignored and TASK_SPEC in wanted and TASK_SPEC in saved:
+        if not both or task_spec_differences(saved, wanted):
+            differ.append(TASK_SPEC)
+    if "task" in differ and both and not task_spec_differences(saved, wanted):
+        differ.remove("task")
+    return differ
 
 
 def setting_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[tuple[str, Any, Any]]:
