@@ -96,6 +96,7 @@ __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluati
     "run_files",
     "differing_settings",
     "run_settings",
+    "task_spec_differences",
     "same_setting",
     "saved_config",
     "step_indices",
@@ -395,7 +396,16 @@ def same_setting(name: str, saved: Any, wanted: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
-    return "unset" if value is None else json.dumps(value) if isinstance(value, dict | list) else str(value)
+    """A setting's value in a one-line message: lists and objects as JSON; text quoted (as JSON) where it holds
+    what would not show as it is (a line break, a tab, spaces at its ends, nothing)."""
+    if value is None:
+        return "unset"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if not isinstance(value, str):
+        return str(value)
+    quoted = json.dumps(value, ensure_ascii=False)
+    return quoted if value != value.strip() or quoted[1:-1] != value or not value else value
 
 
 def option_flag(name: str) -> str:
@@ -428,8 +438,9 @@ def task_spec_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list
 
 def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: tuple[str, ...]) -> list[str]:
     """The keys of `wanted` (`run_settings`) that `saved` holds with another value, `ignored` aside; a key `saved`
-    lacks (written before it existed) counts as the same. The task spec is compared key by key
-    (`task_spec_differences`), and a task file at another path that reads the same spec is the same task."""
+    lacks (written before it existed) counts as the same. Where both hold a user task's spec, the spec is compared
+    key by key (`task_spec_differences`), and where both name a task file its path is not: a file moved or copied
+    that reads the same spec is the same task."""
     differ = [
         k
         for k in wanted
@@ -439,7 +450,8 @@ def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: t
     if TASK_SPEC not in ignored and TASK_SPEC in wanted and TASK_SPEC in saved:
         if not both or task_spec_differences(saved, wanted):
             differ.append(TASK_SPEC)
-    if "task" in differ and both and not task_spec_differences(saved, wanted):
+    files = all(isinstance(side.get("task"), str) and is_spec_file(side["task"]) for side in (saved, wanted))
+    if "task" in differ and both and files:  # a task file's path is where it is, its spec what it is
         differ.remove("task")
     return differ
 
@@ -477,9 +489,12 @@ def check_resume(config: TrainConfig, out: Path) -> None:
             )
         if changed := task_spec_differences(saved, wanted):  # the same flags, but the task file was edited since
             parts = ", ".join(f"{key} {_shown(mine)} (the run has {_shown(theirs)})" for key, mine, theirs in changed)
+            renamed = next((theirs for key, _, theirs in changed if key == "name"), None)
+            named = renamed is not None and is_spec_file(config.task)  # a file's name defaults to its own
+            hint = f" (a task file's name is the file's own unless it says one: add `name: {renamed}`)" if named else ""
             raise ConfigError(
-                f"{out} holds a run of task {config.task} as it read then, and it reads otherwise now: {parts}; "
-                "restore the task file to continue the run, or pass --overwrite instead of --resume to start over"
+                f"{out} holds a run of another task spec than {config.task} reads now: {parts}; restore the task "
+                f"file{hint} to continue the run, or pass --overwrite instead of --resume to start over"
             )
     if not (out / CHECKPOINT).is_file() and (out / RESULTS).is_file():
         raise ConfigError(
@@ -741,7 +756,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     task = task_of(config.task, spec, input_format)
     if config.chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, kind))
-    prompt_config = prompt_config.for_task(task.prompt_words())  # init `task`: the text init of this task's words
+    prompt_config = prompt_config.for_task(task)  # init `task`: the text init of this task's own words
     splits = load_splits(task, config.data_dir, config.seed)
     check_batch_fits(config, len(splits["train"]))
     adapter_extra = {

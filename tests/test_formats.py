@@ -4,6 +4,7 @@ rows the way the adapter was trained."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -345,6 +346,8 @@ def test_lamp_data_shows_either_format(tmp_path, capsys):
             "natural",
             "Sentence 1: Sentence 2: Question: Do both sentences mean the same thing? Answer: no or yes",
         ),
+        ("boolq", "natural", "Question: Answer: no or yes"),  # `{question}?` leaves no lone `?`
+        ("copa", "natural", "What was the A: B: Answer: A or B"),
         ("sst2", "t5", "sst2 negative or positive"),
         ("rte", "t5", "rte entailment or not_entailment"),
     ],
@@ -368,3 +371,15 @@ def test_init_task_trains_from_the_task_words_and_records_them(llama_dir, tmp_pa
     assert expected.items() <= results["prompt_config"].items()
     assert expected.items() <= read_adapter_config(tmp_path / "run" / "adapter")["prompt"].items()
     assert results["config"]["method_options"]["init"] == "task", "the run's settings keep what was asked"
+
+
+def test_init_task_on_a_task_without_words_names_the_task_and_the_fix():
+    """A free-form task whose template is only fields has no words of its own to start from."""
+    from lamp.tasks.base import Template
+
+    bare = dataclasses.replace(
+        get_task("sst2").in_format("natural"), natural=Template("{sentence}", None), label_words=None
+    )
+    assert bare.prompt_words() == ""
+    with pytest.raises(ConfigError, match="task sst2's own words, and it has none.*pass --init text with --init-text"):
+        make_config("lamp", init="task").for_task(bare)

@@ -7,6 +7,7 @@ import torch
 
 import lamp
 from lamp.errors import ConfigError
+from lamp.tasks import get_task
 
 
 def width(model) -> int:
@@ -137,6 +138,15 @@ def test_a_bad_lora_regex_is_refused_where_bench_parses_the_method():
         parse_method("lora:target_modules=[")
 
 
+@pytest.mark.parametrize("spec", ["pt:length=4,init=task", "lamp:init=text,init_text=good movie"])
+def test_an_init_from_words_is_refused_where_bench_parses_the_method(spec):
+    """lamp bench has no tokenizer or task: its worker would fail on the method after the others had run."""
+    from lamp.bench.config import parse_method
+
+    with pytest.raises(ConfigError, match=r"init=(task|text) in .* starts the prompt from words.*: drop init"):
+        parse_method(spec)
+
+
 def test_prompt_rows_that_fill_the_positions_are_refused_on_the_config():
     """Before the prompt is built: 10^8 rows would take hundreds of GB first."""
     with pytest.raises(ConfigError, match="the pt prompt's 100000000 rows fill the backbone's 256 positions"):
@@ -253,7 +263,7 @@ def test_init_task_is_a_text_init_of_the_task_words_that_lamp_train_fills_in(lla
     import lamp
 
     config = lamp.LampConfig(length=8, rank=4, pool=2, init="task")
-    filled = config.for_task("Review: Sentiment: negative or positive")
+    filled = config.for_task(get_task("sst2").in_format("natural"))
     assert (filled.init, filled.init_text) == ("text", "Review: Sentiment: negative or positive")
     torch.manual_seed(0)
     given = lamp.wrap(
@@ -263,7 +273,7 @@ def test_init_task_is_a_text_init_of_the_task_words_that_lamp_train_fills_in(lla
     with pytest.raises(ConfigError, match="init='task' starts from a task's own words, which lamp train fills in"):
         lamp.wrap(llama, config, tokenizer)
     vocab, lora = lamp.LampConfig(length=8, rank=4, pool=2), lamp.make_config("lora")
-    assert vocab.for_task("words") == vocab and lora.for_task("words") == lora
+    assert vocab.for_task(get_task("sst2")) == vocab and lora.for_task(get_task("sst2")) == lora
 
 
 def test_log_q_starts_at_the_same_prompt_and_moves_singular_values_by_a_fraction(llama):

@@ -357,11 +357,13 @@ def test_a_compare_grid_runs_on_a_task_file(llama_dir, tmp_path):
     # the task file edited since: its cells (trained and floors) are another task's, refused, not read back as this one
     spec_file = folder / "sentiment.yaml"
     spec_file.write_text(spec_file.read_text().replace("sentiment'", "mood'"))
-    with pytest.raises(ConfigError, match=r"sentiment-none-s0 was scored with other settings \(task_spec\)"):
+    with pytest.raises(ConfigError, match=r"sentiment-none-s0 was scored with other settings \(task_spec: template\)"):
         compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
     for floor in ("none", "majority"):
         shutil.rmtree(tmp_path / "grid" / "cells" / f"sentiment-{floor}-s0")
-    with pytest.raises(ConfigError, match=r"sentiment-pt-lr0\.3-s0 was run with other settings \(task_spec\)"):
+    with pytest.raises(
+        ConfigError, match=r"sentiment-pt-lr0\.3-s0 was run with other settings \(task_spec: template\)"
+    ):
         compare(dataclasses.replace(grid), log=lambda line: None, report_only=True)
 
 
@@ -387,7 +389,18 @@ def test_a_task_file_edited_since_the_run_is_refused_on_resume_and_the_same_spec
     assert 'label_words ["bad", "good"] (the run has ["negative", "positive"])' in err
     assert "restore the task file" in err and "Traceback" not in err
 
-    spec_file.write_text(original)
+    spec_file.write_text(original.replace("sentiment'", "sentiment '"))  # a space shows, quoted
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    assert 'template "review {text} sentiment " (the run has review {text} sentiment)' in capsys.readouterr().err
+
+    renamed = folder / "reviews.yaml"  # a task file's name is its own: another file, another task name
+    spec_file.rename(renamed)
+    renamed.write_text(original)
+    assert main(["train", "--resume", "--out", str(out), "--task", str(renamed)]) == 2
+    err = capsys.readouterr().err
+    assert "name reviews (the run has sentiment)" in err and "add `name: sentiment`" in err, err
+    renamed.rename(spec_file)
+
     elsewhere = tmp_path / "copy" / "sentiment.yaml"  # the same spec: its data paths name the same files
     elsewhere.parent.mkdir()
     elsewhere.write_text(

@@ -46,7 +46,13 @@ def parse_method(text: str) -> MethodSpec:
             raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
         options[key.strip()] = parse_value(value.strip())  # as --set: 8, 3e-4, true, text
     check_options(name, options, EVERY_HARNESS)
-    return MethodSpec(text, name, REGISTRY[name].config(**options))
+    config = REGISTRY[name].config(**options)
+    if getattr(config, "init", None) in ("text", "task"):  # the worker would fail on it after the others ran
+        raise ConfigError(
+            f"init={config.init} in {text!r} starts the prompt from words, and lamp bench times synthetic inputs "
+            "without a tokenizer or task; an init does not change what a step costs: drop init"
+        )
+    return MethodSpec(text, name, config)
 
 
 @dataclass

@@ -27,7 +27,8 @@ def measure_in_subprocess(spec: MethodSpec, config: BenchConfig) -> dict[str, An
         result = subprocess.run([sys.executable, "-m", "lamp.bench", payload, str(out)], capture_output=True, text=True)
         if result.returncode != 0 or not out.is_file():
             lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
-            raise LampError(f"benchmark of {spec.text!r} failed in its worker process: {lines[-1]}")
+            reason = lines[-1].removeprefix("lamp bench: error: ")  # the worker's own one-line error
+            raise LampError(f"benchmark of {spec.text!r} failed in its worker process: {reason}")
         return json.loads(out.read_text())
 
 

@@ -26,7 +26,7 @@ from lamp.errors import ConfigError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
-from lamp.train import TASK_SPEC, TrainConfig, differing_settings, run_settings
+from lamp.train import TASK_SPEC, TrainConfig, differing_settings, run_settings, task_spec_differences
 
 FLOOR_SETTINGS = (
     "task",
@@ -176,7 +176,13 @@ def _floor_settings(saved: dict[str, Any], config: TrainConfig) -> str:
     scored before task specs were recorded holds none, and is compared on the task's path."""
     wanted = {k: v for k, v in run_settings(config, config.task_spec()).items() if k in FLOOR_SETTINGS}
     saved = {k: saved.get(k) for k in FLOOR_SETTINGS if k != TASK_SPEC or k in saved}
-    return ", ".join(differing_settings(saved, wanted, ()))
+    return ", ".join(_named(differing_settings(saved, wanted, ()), saved, wanted))
+
+
+def _named(differing: list[str], saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """`differing` with the task spec's entry naming the spec keys that changed (`task_spec: template`)."""
+    keys = " and ".join(key for key, _, _ in task_spec_differences(saved, wanted))
+    return [f"{name}: {keys}" if name == TASK_SPEC and keys else name for name in differing]
 
 
 def check_reused(grid: Recipe) -> int:
@@ -252,7 +258,7 @@ def _same_settings(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     GPU's, reads back here)."""
     wanted = run_settings(config, config.task_spec())
     saved = {"format": "t5", **saved}  # cells run before --format existed used the t5 format
-    return differing_settings(saved, wanted, LOCAL_SETTINGS)
+    return _named(differing_settings(saved, wanted, LOCAL_SETTINGS), saved, wanted)
 
 
 def run_cells(

@@ -26,6 +26,8 @@ from lamp.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from lamp.tasks import Task
+
 INITS = ("vocab", "text", "task", "random")
 """A vanilla prompt's inits (`initial_prompt`); `task` is a text init from the task's own words, which `lamp train`
 fills in (`PromptConfig.for_task`)."""
@@ -209,12 +211,19 @@ class PromptConfig:
             return self
         return dataclasses.replace(self, init="random", init_text=None)
 
-    def for_task(self, words: str) -> PromptConfig:
-        """This config with init `task` made a text init from `words`, the task's own (`Task.prompt_words`), so
-        that what the prompt started from is recorded as its phrase; unchanged for any other init and for a method
-        without a vanilla prompt's init."""
+    def for_task(self, task: Task) -> PromptConfig:
+        """This config with init `task` made a text init from the task's own words (`Task.prompt_words`), so that
+        what the prompt started from is recorded as its phrase; unchanged for any other init and for a method
+        without a vanilla prompt's init. ConfigError for a task without words of its own (a template of fields
+        only, free-form answers)."""
         if not self.declares.prompt_init or getattr(self, "init", None) != "task":
             return self
+        words = task.prompt_words()
+        if not words:
+            raise ConfigError(
+                f"init 'task' starts the prompt from task {task.name}'s own words, and it has none (its template is "
+                "only fields, and its answers are free-form): pass --init text with --init-text PHRASE, or another init"
+            )
         return dataclasses.replace(self, init="text", init_text=words)
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,7 +331,8 @@ def initial_prompt(
     (init `vocab`, `text` or `random`; `task` is made `text` by `PromptConfig.for_task` first).
 
     `repeat`: a text init writes each of the phrase's tokens that many times in a row (a method that average-pools
-    blocks of `repeat` rows then starts from the phrase itself).
+    blocks of `repeat` rows then starts from the phrase itself). A phrase longer than the prompt is cut to its
+    first tokens, as PEFT's `PromptTuningInit.TEXT` does.
 
     Rows come from the embedding layer's output (`embedding_rows`), so a text init equals feeding those tokens.
     `vocab` samples token ids uniformly from the vocabulary (Lester et al.'s sampled-vocabulary init) with

@@ -191,14 +191,16 @@ class Task:
 
     def prompt_words(self) -> str:
         """The task's own words, for a prompt's text init (`init: task`): this view's fixed input text (the natural
-        template without its fields; the task's name in the t5 format) then its label words joined by "or",
-        whitespace collapsed. SST-2's natural view: "Review: Sentiment: negative or positive"."""
+        template without its fields, and without what a field leaves of punctuation alone; the task's name in the
+        t5 format) then its label words joined by "or", whitespace collapsed; "" when there is neither. SST-2's
+        natural view: "Review: Sentiment: negative or positive"."""
         if self.input_format == "natural":
             assert self.natural is not None  # in_format checked it
             fixed = "".join(literal for literal, *_ in string.Formatter().parse(self.natural.text))
         else:
             fixed = self.name
-        return " ".join(f"{fixed} {' or '.join(self.label_words or ())}".split())
+        kept = [word for word in fixed.split() if any(c.isalnum() for c in word)]  # not a field's leftover `?` or `""`
+        return " ".join([*kept, *" or ".join(self.label_words or ()).split()])
 
     def text_fields(self) -> tuple[str, ...]:
         """The row fields that formats render as text (the t5 formatter's and the natural template's fields)."""
