@@ -555,3 +555,21 @@ def test_too_few_rows_of_your_own_say_so_in_your_terms(tmp_path):
         DataError, match=r"split would be empty under the protocol \(given rows: train 4\); add rows, or"
     ):
         load_splits(spec.task())
+
+
+def test_a_cell_that_refuses_its_input_is_named_when_the_grid_stops(llama_dir, tmp_path):
+    """`init: task` on a task whose template is only fields (free-form answers) has no words to start from: the
+    grid stops on that cell's refusal, which names the cell."""
+    from lamp.compare import compare, make_grid
+
+    write_jsonl(tmp_path / "qa.jsonl", questions(40))
+    (tmp_path / "qa.yaml").write_text("train_file: qa.jsonl\ntemplate: '{question}'\ntarget_field: answer\n")
+    grid = make_grid(
+        dict(
+            model=llama_dir, tasks=[str(tmp_path / "qa.yaml")], methods={"pt": {"length": 2, "init": "task"}},
+            lrs={"pt": [0.3]}, seeds=[0], max_steps=2, train={"batch_size": 8, "eval_every": 2, "zero_shot": False},
+            out=str(tmp_path / "grid"), floors=[],
+        )
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"^cell qa-pt-lr0\.3-s0: init 'task' starts the prompt from task qa's own"):
+        compare(grid, log=lambda line: None)

@@ -22,7 +22,7 @@ from lamp.checks import POSITIVE_INT
 from lamp.compare.cell import LOCAL_SETTINGS, REPORT, Cell, cell_name, is_record
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import write_report
-from lamp.errors import ConfigError, TrainingError
+from lamp.errors import ConfigError, LampError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
@@ -360,19 +360,33 @@ def _train_cells(
     once (spawned: each loads its own backbone; a GPU is shared, which suits small, launch-bound backbones)."""
     if workers == 1 or len(pending) < 2:
         for i, tag, config in pending:
-            yield i, tag, train_cell(config)
+            with _named_cell(config):
+                results = train_cell(config)
+            yield i, tag, results
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
-        futures = {pool.submit(train_cell, config): (i, tag) for i, tag, config in pending}
+        futures = {pool.submit(train_cell, config): (i, tag, config) for i, tag, config in pending}
         try:
             for future in as_completed(futures):
-                i, tag = futures[future]
-                yield i, tag, future.result()  # a cell's fault stops the grid; finished cells stay finished
+                i, tag, config = futures[future]
+                with _named_cell(config):
+                    results = future.result()  # a cell's fault stops the grid; finished cells stay finished
+                yield i, tag, results
         finally:
             for future in futures:
                 future.cancel()
+
+
+@contextlib.contextmanager
+def _named_cell(config: TrainConfig) -> Iterator[None]:
+    """A cell's refusal (a bad input only that cell meets, e.g. a task without words for init task) names the cell:
+    the grid stops on it after other cells may have run."""
+    try:
+        yield
+    except LampError as error:
+        raise type(error)(f"cell {Path(config.out).name}: {error}") from None
 
 
 def _task_means(scores: Iterable[Score]) -> dict[tuple[str, str, float | None], float]:
