@@ -652,6 +652,59 @@ def test_workers_train_cells_in_processes_with_the_same_results(llama_dir, tmp_p
     assert all(r.trained_now for r in two)
 
 
+def test_a_signal_to_a_grid_with_workers_stops_every_worker_once_and_nothing_trains_on(llama_dir, tmp_path):
+    """SIGTERM to the process group of `lamp compare --workers 2` (`kill -- -PGID`; Ctrl-C signals the terminal's
+    group the same way). Was: the main process died at once, and its workers saved their cells, then trained the
+    cells queued for them, orphaned, holding the cells' locks. Now each worker saves its cell's checkpoint, no
+    queued cell starts, every process ends, and the grid exits 130 in one line."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    import yaml
+
+    recipe = tmp_path / "grid.yaml"
+    methods = {"pt": {"length": 2}, "lamp": {"length": 4, "rank": 2, "pool": 2}, "dpt": {"length": 4, "rank": 2}}
+    recipe.write_text(
+        yaml.safe_dump(
+            dict(
+                model=llama_dir, tasks=["rte"], seeds=[0], methods=methods, lrs={name: [0.3] for name in methods},
+                max_steps=100000, floors=[], data_dir=rte_folder(tmp_path / "data"), out=str(tmp_path / "grid"),
+                train={"batch_size": 4, "eval_every": 5, "warmup_steps": 0, "zero_shot": False},
+            )
+        )
+    )  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    command = [sys.executable, "-m", "lamp", "compare", "--config", str(recipe), "--workers", "2"]
+    grid = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True, env=env)
+    cells, workers = tmp_path / "grid" / "cells", []
+    try:  # cells run in the recipe's order of methods, which safe_dump sorted: dpt and lamp train, pt waits
+        training = [cells / "rte-dpt-lr0.3-s0" / "checkpoint.pt", cells / "rte-lamp-lr0.3-s0" / "checkpoint.pt"]
+        deadline = time.monotonic() + 300
+        while not all(path.is_file() for path in training) and grid.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(path.is_file() for path in training), "both workers are training"
+        workers = psutil.Process(grid.pid).children()
+        assert len(workers) >= 2
+        os.killpg(grid.pid, signal.SIGTERM)
+        assert grid.wait(timeout=300) == 130
+        _, alive = psutil.wait_procs(workers, timeout=60)
+        assert not alive, "no worker trains on once the grid has stopped"
+    finally:
+        for process in [grid, *workers]:
+            with contextlib.suppress(psutil.Error, OSError):
+                process.kill()
+    err = grid.stderr.read()
+    assert "lamp compare: interrupted" in err and "Traceback" not in err, err
+    assert err.count("checkpoint saved") == 2, "each worker stopped once, at a step boundary, with its checkpoint"
+    assert not (cells / "rte-pt-lr0.3-s0").exists(), "the queued cell did not start"
+    assert not any((cell / "results.json").exists() for cell in cells.iterdir())
+
+
 def test_floors_must_be_known_names(llama_dir, tmp_path):
     with pytest.raises(ConfigError, match="floors must be a list of distinct names from none, majority"):
         tiny_grid(llama_dir, tmp_path, floors=["zero"])

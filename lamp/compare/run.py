@@ -4,12 +4,16 @@ earlier are read back, interrupted ones resume, `workers` train at once; the gri
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,7 +26,7 @@ from lamp.checks import POSITIVE_INT
 from lamp.compare.cell import LOCAL_SETTINGS, REPORT, Cell, cell_name, is_record
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import write_report
-from lamp.errors import ConfigError, LampError, TrainingError
+from lamp.errors import ConfigError, Interrupted, LampError, TrainingError
 from lamp.floors import BARE, floor_results
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
@@ -336,21 +340,60 @@ def run_cells(
 
 
 def train_cell(config: TrainConfig) -> dict[str, Any]:
-    """One cell's results, or {"error": ...} when its loss diverged (NaN or inf): that is a result, not a fault."""
+    """One cell's results, or {"error": ...} when its loss diverged (NaN or inf): that is a result, not a fault.
+    In a worker process that was stopped it raises Interrupted without training (cells queued for the worker before
+    the stop must not start), and one whose main process is gone ends (`_exit_if_orphaned`)."""
+    _exit_if_orphaned()
+    if _WORKER.get("stopped"):
+        raise Interrupted
     try:
         return training.train(config)
     except TrainingError as error:  # with its settings, so that a rerun or --reuse can check them
         return {"error": str(error), "config": run_settings(config, config.task_spec())}
+    except KeyboardInterrupt:  # Interrupted too: the cell saved its checkpoint
+        if _WORKER:
+            _WORKER["stopped"] = True
+            _exit_if_orphaned()
+        raise
     finally:
         gc.collect()  # a cell's model and optimizer go before the next one loads
 
 
+def _exit_if_orphaned() -> None:
+    """End a worker process whose main process is gone (killed): there is no one to report to, and the pool's
+    queues would keep it waiting for ever. Its cell, if any, has already saved its checkpoint."""
+    if _WORKER and os.getppid() != _WORKER["parent"]:
+        os._exit(130)
+
+
+_WORKER: dict[str, Any] = {}
+"""In a worker process (`_worker_setup`): its main process's pid (`parent`) and whether a cell of it was stopped."""
+
+
 def _worker_setup(threads: int) -> None:
-    """A worker process: its share of the CPU threads, and no progress bars (N processes would interleave them)."""
+    """A worker process: its share of the CPU threads, no progress bars (N processes would interleave them), and
+    signals from its main process only. In a process group of its own, Ctrl-C or a signal to the grid's group
+    reaches the main process alone, which stops each worker once (a second signal would make a cell drop the
+    checkpoint it is writing); on Linux a worker whose main process dies (even by SIGKILL) is sent SIGTERM, so it
+    saves its cell's checkpoint and stops instead of training on alone."""
     import torch
 
     os.environ["TQDM_DISABLE"] = "1"
     torch.set_num_threads(threads)
+    _WORKER.update(parent=os.getppid(), stopped=False)
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal a process gets when the thread that started it ends (linux/prctl.h)."""
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _train_cells(
@@ -366,17 +409,33 @@ def _train_cells(
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
-        futures = {pool.submit(train_cell, config): (i, tag, config) for i, tag, config in pending}
-        try:
-            for future in as_completed(futures):
-                i, tag, config = futures[future]
-                with _named_cell(config):
-                    results = future.result()  # a cell's fault stops the grid; finished cells stay finished
-                yield i, tag, results
-        finally:
-            for future in futures:
-                future.cancel()
+    # SIGTERM stops the grid as Ctrl-C does (its default would end this process and leave the workers to go on)
+    terminate = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_setup, initargs=(threads,)) as pool:
+            futures = {pool.submit(train_cell, config): (i, tag, config) for i, tag, config in pending}
+            try:
+                for future in as_completed(futures):
+                    i, tag, config = futures[future]
+                    with _named_cell(config):
+                        results = future.result()  # a cell's fault stops the grid; finished cells stay finished
+                    yield i, tag, results
+            except BaseException:  # a signal, or a cell's fault: each worker saves its cell's checkpoint and stops
+                for future in futures:
+                    future.cancel()
+                for process in multiprocessing.active_children():
+                    process.terminate()  # SIGTERM: the cell stops at its next step boundary
+                raise
+            finally:
+                for future in futures:
+                    future.cancel()
+    finally:
+        if terminate is not None:
+            signal.signal(signal.SIGTERM, terminate)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # signal handlers are set there only
 
 
 @contextlib.contextmanager
