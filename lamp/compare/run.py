@@ -373,9 +373,10 @@ _WORKER: dict[str, Any] = {}
 def _worker_setup(threads: int) -> None:
     """A worker process: its share of the CPU threads, no progress bars (N processes would interleave them), and
     signals from its main process only. In a process group of its own, Ctrl-C or a signal to the grid's group
-    reaches the main process alone, which stops each worker once (a second signal would make a cell drop the
-    checkpoint it is writing); on Linux a worker whose main process dies (even by SIGKILL) is sent SIGTERM, so it
-    saves its cell's checkpoint and stops instead of training on alone."""
+    reaches the main process alone, which stops each worker once (a second signal would stop a cell at once,
+    keeping its previous checkpoint instead of saving the current step); on Linux a worker whose main process
+    dies (even by SIGKILL) is sent SIGTERM, so it saves its cell's checkpoint and stops instead of training on
+    alone."""
     import torch
 
     os.environ["TQDM_DISABLE"] = "1"
