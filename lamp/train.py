@@ -447,9 +447,9 @@ def differing_settings(saved: dict[str, Any], wanted: dict[str, Any], ignored: t
         if k not in ignored and k != TASK_SPEC and k in saved and not same_setting(k, saved[k], wanted[k])
     ]
     both = isinstance(wanted.get(TASK_SPEC), dict) and isinstance(saved.get(TASK_SPEC), dict)
-    if TASK_SPEC not in ignored and TASK_SPEC in wanted and TASK_SPEC in saved:
-        if not both or task_spec_differences(saved, wanted):
-            differ.append(TASK_SPEC)
+    spec_differs = not both or bool(task_spec_differences(saved, wanted))
+    if TASK_SPEC not in ignored and TASK_SPEC in wanted and TASK_SPEC in saved and spec_differs:
+        differ.append(TASK_SPEC)
     files = all(isinstance(side.get("task"), str) and is_spec_file(side["task"]) for side in (saved, wanted))
     if "task" in differ and both and files:  # a task file's path is where it is, its spec what it is
         differ.remove("task")

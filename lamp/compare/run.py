@@ -421,15 +421,12 @@ def _train_cells(
                     with _named_cell(config):
                         results = future.result()  # a cell's fault stops the grid; finished cells stay finished
                     yield i, tag, results
-            except BaseException:  # a signal, or a cell's fault: each worker saves its cell's checkpoint and stops
-                for future in futures:
+            except BaseException:  # a signal, a cell's fault, or the caller stopping: cells queued do not start,
+                for future in futures:  # and each worker saves its cell's checkpoint and stops
                     future.cancel()
                 for process in multiprocessing.active_children():
                     process.terminate()  # SIGTERM: the cell stops at its next step boundary
                 raise
-            finally:
-                for future in futures:
-                    future.cancel()
     finally:
         if terminate is not None:
             signal.signal(signal.SIGTERM, terminate)
