@@ -740,16 +740,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
         config_positions(backbone_config), config_width(backbone_config), free_memory_bytes(accelerator.device)
     )
     spec = config.task_spec()  # a user's own task, None for a built-in one
-    task = task_of(config.task, spec)
-    if task.user_data is not None:  # a user's files are read once now, so that a bad one fails before the backbone
-        load_splits(task, config.data_dir, config.seed)
-    out = out or prepare_output(config, accelerator, cleanup)
-    checkpoint = out / CHECKPOINT
-    saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before any loading
     started = time.perf_counter()
 
-    # The task, its format, chat template and label words need the tokenizer and the model kind, not the weights:
-    # a bad one is refused before they load.
+    # The task, its format, chat template, label words and data need the tokenizer and the model kind, not the
+    # weights: a bad one is refused before they load, and before a new run's folder is made. The data is read once.
     tokenizer = load_tokenizer(config.model)
     kind = config_kind(backbone_config)
     input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
@@ -759,6 +753,9 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     prompt_config = prompt_config.for_task(task)  # init `task`: the text init of this task's own words
     splits = load_splits(task, config.data_dir, config.seed)
     check_batch_fits(config, len(splits["train"]))
+    out = out or prepare_output(config, accelerator, cleanup)
+    checkpoint = out / CHECKPOINT
+    saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before the weights
     adapter_extra = {
         "task": task.name,
         "format": input_format,

@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+import lamp.tasks.user
 from lamp.cli import main
 from lamp.data import collate_train, encode
 from lamp.errors import ConfigError, DataError
@@ -19,6 +20,7 @@ from lamp.metrics import generation, normalize_answer
 from lamp.model import IGNORE_INDEX
 from lamp.progress import bars_disabled, progress
 from lamp.tasks import TaskSpec, load_splits, spec_of, task_of
+from lamp.tasks.files import user_rows
 from lamp.train import TrainConfig, train
 
 from .conftest import make_llama, make_t5, make_tokenizer
@@ -113,7 +115,7 @@ def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir
     assert "reviews: accuracy" in captured.err, "rows carrying their label field are scored"
 
 
-def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_dir, tmp_path, capsys):
+def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_dir, tmp_path, capsys, monkeypatch):
     train_file = write_jsonl(tmp_path / "qa.jsonl", questions(40))
     test_file = write_jsonl(tmp_path / "qa-test.jsonl", questions(8, seed=1))
     spec = TaskSpec(
@@ -152,7 +154,10 @@ def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_
         batch_size=8,
         out=str(tmp_path / "run"),
     )
+    reads = []
+    monkeypatch.setattr(lamp.tasks.user, "user_rows", lambda data: reads.append(data) or user_rows(data))
     results = train(config)
+    assert len(reads) == 1, "a run reads and parses its data files once"
     assert results["scorer"] == "generate" and results["task"] == "qa"
     assert set(results["test"]) == {"exact_match", "f1", "rouge_l", "score"}
     assert set(results["zero_shot"]) == set(results["test"])
