@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--pool", type=int, default=4)
-    parser.add_argument("--init", choices=("vocab", "text", "random"), default="vocab")
+    parser.add_argument("--init", choices=("vocab", "common-vocab", "text", "random"), default="vocab")
     parser.add_argument("--init-text", default=None, help="the phrase for --init text")
     args = parser.parse_args()
 

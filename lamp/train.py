@@ -136,8 +136,8 @@ class TrainConfig:
     pool: InitVar[int | None] = None
     """Shorthand for --method.pool: LAMP's pooling kernel and stride k (method default when unset)."""
     init: InitVar[str | None] = None
-    """Shorthand for --method.init: the prompt init, vocab, text, task (the task's own words) or random (method
-    default when unset)."""
+    """Shorthand for --method.init: the prompt init, vocab, common-vocab (the 5,000 most common tokens), text, task
+    (the task's own words) or random (method default when unset)."""
     init_text: InitVar[str | None] = None
     """Shorthand for --method.init_text: the phrase for init=text."""
     lr: float = 0.03

@@ -13,7 +13,7 @@ from torch import nn
 import lamp
 from lamp.errors import ConfigError
 from lamp.methods import METHODS, make_config
-from lamp.methods.base import embedding_rows, embedding_std, initial_prompt
+from lamp.methods.base import COMMON_TOKENS, embedding_rows, embedding_std, initial_prompt
 
 from .conftest import make_gemma3, make_gpt2, make_llama, make_t5, make_tokenizer
 
@@ -170,6 +170,24 @@ def test_every_init_reads_the_scaled_rows_of_a_gemma_embedding(tokenizer):
     dpt = lamp.wrap(make_gemma3(), make_config("dpt", length=64, rank=8)).prompt()
     assert dpt.std().item() == pytest.approx(everything.std().item(), rel=0.3)  # the product of two random factors
     assert embedding_rows(gemma, ids).shape == (6, 32)
+
+
+def test_common_vocab_init_draws_distinct_rows_among_the_first_5000_ids_as_lester_et_al():
+    big = make_llama(vocab_size=6000)
+    rows = big.get_input_embeddings().weight.detach()
+    torch.manual_seed(0)
+    prompt = initial_prompt(100, "common-vocab", big)
+    ids = [int((rows - row).abs().sum(1).argmin()) for row in prompt]
+    torch.testing.assert_close(prompt, rows[ids])
+    assert max(ids) < COMMON_TOKENS and len(set(ids)) == 100, "without replacement, among the most common tokens"
+    torch.manual_seed(0)
+    assert not torch.equal(initial_prompt(100, "vocab", big), prompt), "vocab samples the whole vocabulary"
+    small = make_llama()  # 64 tokens: a 150-row prompt cycles fresh permutations of all of them
+    rows = small.get_input_embeddings().weight.detach()
+    ids = [int((rows - row).abs().sum(1).argmin()) for row in initial_prompt(150, "common-vocab", small)]
+    assert sorted(ids[:64]) == sorted(ids[64:128]) == list(range(64)) and len(set(ids[128:])) == 22
+    model = lamp.wrap(big, lamp.LampConfig(length=8, rank=2, pool=2, init="common-vocab"))
+    assert model.prompt().shape == (4, 32)
 
 
 def test_embedding_std_of_a_plain_embedding_is_its_weights_std(llama):

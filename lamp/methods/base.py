@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
     from lamp.tasks import Task
 
-INITS = ("vocab", "text", "task", "random")
+INITS = ("vocab", "common-vocab", "text", "task", "random")
 """A vanilla prompt's inits (`initial_prompt`); `task` is a text init from the task's own words, which `lamp train`
 fills in (`PromptConfig.for_task`)."""
+
+COMMON_TOKENS = 5000
+"""`common-vocab` samples among the first this many token ids (Lester et al. 2021, section 3: "the 5,000 most common
+tokens"; the ATTEMPT / DePT code: ``np.random.permutation(range(5000))``)."""
 
 
 class Backbone(enum.Enum):
@@ -328,15 +332,19 @@ def initial_prompt(
     repeat: int = 1,
 ) -> torch.Tensor:
     """A vanilla (length x d) prompt in float32: vocabulary rows, a phrase's rows cycled to length, or noise
-    (init `vocab`, `text` or `random`; `task` is made `text` by `PromptConfig.for_task` first).
+    (init `vocab`, `common-vocab`, `text` or `random`; `task` is made `text` by `PromptConfig.for_task` first).
 
     `repeat`: a text init writes each of the phrase's tokens that many times in a row (a method that average-pools
     blocks of `repeat` rows then starts from the phrase itself). A phrase longer than the prompt is cut to its
     first tokens, as PEFT's `PromptTuningInit.TEXT` does.
 
     Rows come from the embedding layer's output (`embedding_rows`), so a text init equals feeding those tokens.
-    `vocab` samples token ids uniformly from the vocabulary (Lester et al.'s sampled-vocabulary init) with
-    torch's global generator, so a training seed fixes it. `random` draws from a normal with the embedding
+    `vocab` samples token ids uniformly from the whole vocabulary, with replacement (PEFT's
+    `PromptTuningInit.SAMPLE_VOCAB`). `common-vocab` samples them without replacement from the first
+    `COMMON_TOKENS` ids, as Lester et al. 2021 (section 3, "sampled vocab") and the ATTEMPT / DePT / LAMP research
+    code do: SentencePiece orders pieces by likelihood and BPE by merge order, so the first ids are the most common
+    tokens (SmolLM2's also hold its 17 special tokens); a prompt longer than that cycles fresh permutations. Both draw
+    from torch's global generator, so a training seed fixes them. `random` draws from a normal with the embedding
     output's own standard deviation, so the prompt starts on the scale the backbone expects.
     """
     weight = backbone.get_input_embeddings().weight
@@ -347,6 +355,10 @@ def initial_prompt(
         )
     if init == "vocab":
         ids = torch.randint(0, weight.shape[0], (length,))
+        return embedding_rows(backbone, ids)
+    if init == "common-vocab":
+        common = min(COMMON_TOKENS, weight.shape[0])
+        ids = torch.cat([torch.randperm(common) for _ in range(-(-length // common))])[:length]
         return embedding_rows(backbone, ids)
     if init == "text":
         if tokenizer is None:
