@@ -24,7 +24,7 @@ import lamp
 from lamp.backbones import MODEL_KINDS, quiet_hub
 from lamp.checks import POSITIVE_INT, SEED
 from lamp.errors import AdapterError, ConfigError, first_sentence
-from lamp.tasks.base import FORMATS
+from lamp.tasks.base import FORMATS, resolve_format
 
 if TYPE_CHECKING:
     from lamp.model import PromptedModel
@@ -157,6 +157,16 @@ def _config_problem(data: Any) -> str | None:
     if "max_length" in data and not POSITIVE_INT.ok(data["max_length"]):  # eval's and predict's default
         return f"'max_length' is {data['max_length']!r}, not {POSITIVE_INT.describe()}"
     return None
+
+
+def saved_format(data: dict[str, Any]) -> str:
+    """The input format (``t5`` or ``natural``) an adapter's rows are rendered in, from its adapter.json `data`: the
+    recorded `format`; else ``t5`` for an adapter of `lamp train` saved before formats existed (it names its task),
+    and the `auto` choice for the backbone's kind for one saved from the API (`save_adapter` of a model that no run
+    trained, which records no format), as `lamp train` would pick for that backbone."""
+    if data.get("format"):
+        return data["format"]
+    return "t5" if data.get("task") else resolve_format("auto", data["backbone"]["kind"])
 
 
 def read_adapter_config(directory: str | os.PathLike) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from safetensors import SafetensorError
+
 from lamp.errors import ConfigError, first_sentence
 
 ModelKind = Literal["seq2seq", "causal"]
@@ -175,8 +177,20 @@ def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
     config = _load_config(name, path)
     auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
     try:
-        # transformers' own warnings stay (a weight the checkpoint lacks is worth seeing); the hub's retries do not.
-        with quiet_hub(transformers_too=False):
-            return auto.from_pretrained(path, dtype=dtype, **kwargs)
+        with quiet_hub():  # what transformers would warn of, a missing or misshapen tensor, is refused below
+            model, info = auto.from_pretrained(path, dtype=dtype, output_loading_info=True, **kwargs)
     except OSError as error:
         raise _load_error(name, path, "the model", error) from None
+    except (SafetensorError, RuntimeError, ValueError) as error:  # a truncated file, tensors of another shape
+        raise ConfigError(
+            f"cannot load the model's weights from {name!r} ({first_sentence(error)}): the files are corrupt or do not "
+            "match its config.json; save the model again with save_pretrained"
+        ) from None
+    if info["missing_keys"]:  # transformers would initialise them at random and go on: a silently broken backbone
+        missing = sorted(info["missing_keys"])
+        raise ConfigError(
+            f"the weights in {name!r} lack {len(missing)} of the model's tensors ({missing[0]!r}"
+            f"{', ...' if len(missing) > 1 else ''}): the files are incomplete; save the model again with "
+            "save_pretrained"
+        )
+    return model

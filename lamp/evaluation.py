@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from lamp.adapter import read_adapter_config
+from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_tokenizer
 from lamp.data import DEFAULT_MAX_LENGTH, Encoded, chat_wrapper, encode, fit_max_length
 from lamp.errors import ConfigError
@@ -83,7 +83,7 @@ def evaluate_adapter(
 ) -> dict[str, float]:
     """Score a saved adapter on one split of a task: `task_name` (a task name or task YAML file; default: the
     adapter's own task, a user task rebuilt from the spec its adapter.json saved). Rows are rendered as the adapter
-    was trained: its recorded input format and chat template (adapters saved before formats existed: t5), unless
+    was trained: its recorded input format and chat template (`lamp.adapter.saved_format`), unless
     `format` (auto, t5 or natural) or `chat_template` say otherwise. `seed` (the split seed) and `max_length`
     (source tokens) default to the ones the adapter was trained with on its own task (42 and 256 for another task,
     or an adapter saved before they were recorded): with another seed a split can hold the adapter's training rows.
@@ -105,14 +105,15 @@ def evaluate_adapter(
     tokenizer = load_tokenizer(name)
     accelerator = Accelerator()
     prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
-    task = task_of(task_name, spec, resolve_format(format or saved.get("format", "t5"), prompted.kind))
+    task = task_of(task_name, spec, resolve_format(format or saved_format(saved), prompted.kind))
     if saved.get("chat_template", False) if chat_template is None else chat_template:
         task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
+    chosen = resolve_scorer(scorer, prompted.kind, task, tokenizer)
     splits = load_splits(task, data_dir, seed)
     if split not in splits:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
     examples = splits[split]
-    evaluate = Evaluator(accelerator, task, tokenizer, resolve_scorer(scorer, prompted.kind, task), batch_size)
+    evaluate = Evaluator(accelerator, task, tokenizer, chosen, batch_size)
     reserve = answer_tokens(tokenizer, prompted.kind, task, evaluate.scorer)
     max_length = fit_max_length(max_length, prompted.backbone, prompted.n_virtual, reserve)
     encoded = encode(examples, tokenizer, prompted.kind, max_length, reserve, scoring=True)

@@ -63,7 +63,7 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
         task = task.in_chat(chat_wrapper(tokenizer, model.kind))
     splits = load_splits(task, config.data_dir, config.seed)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
-    scorer = resolve_scorer(config.scorer, model.kind, task)
+    scorer = resolve_scorer(config.scorer, model.kind, task, tokenizer)
     reserve = answer_tokens(tokenizer, model.kind, task, scorer)
     max_length = fit_max_length(config.max_length, model.backbone, 0, reserve)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)

@@ -33,6 +33,7 @@ from lamp.adapter import (
     read_adapter_tensors,
     resolve_adapter,
     save_adapter,
+    saved_format,
 )
 from lamp.backbones import ModelKind, load_model
 from lamp.devices import free_memory_bytes
@@ -839,8 +840,8 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
         for name, tensor in tensors.items():
             parameters[name].copy_(tensor)
     prompted.backbone_name = saved["name"]
-    # How the adapter's inputs were rendered, so that eval and predict render rows the same way (before: t5).
-    prompted.input_format = data.get("format", "t5")
+    # How the adapter's inputs were rendered, so that eval and predict render rows the same way.
+    prompted.input_format = saved_format(data)
     prompted.chat_template = data.get("chat_template", False)
     prompted.task_spec = data.get("task_spec")  # a user task's spec, so eval and predict can rebuild the task
     prompted.split_seed = data.get("seed")  # the run's split seed and source tokens (None: not recorded)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from lamp.adapter import read_adapter_config
+from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_model
 from lamp.data import DEFAULT_MAX_LENGTH, chat_wrapper, encode_sources, fit_max_length, pad_id, source_budget
 from lamp.errors import AdapterError, DataError
@@ -99,7 +99,7 @@ def adapter_tasks(specs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         data = read_adapter_config(path)
         name = _task_name(task, data, path)
         saved = data.get("task_spec") if name == data.get("task") else None
-        tasks[name] = task_of(name, saved, data.get("format", "t5"))
+        tasks[name] = task_of(name, saved, saved_format(data))
     return tasks
 
 
@@ -191,10 +191,11 @@ def predict_rows(
 
     Rows of any tasks share batches; `by_length` batches rows of similar token length together (less padding; the
     output keeps the input order), else rows are batched in input order. `scorer` is resolved per task (see
-    `resolve_scorer`). `max_length`: source tokens (default: each adapter's recorded training `max_length`, else
-    256), a longer row cut as `lamp eval` cuts it (its start and its template's cue kept; a row given as ready
-    ``source`` text has no cue, so its start is kept). `show_progress`: a progress bar over the rows
-    (`lamp.progress`).
+    `resolve_scorer`). Rows render in the input format each adapter recorded (`load_adapter` sets `input_format`; a
+    model wrapped in this process without one: t5). `max_length`: source tokens (default: each adapter's recorded
+    training `max_length`, else 256), a longer row cut as `lamp eval` cuts it (its start and its template's cue
+    kept; a row given as ready ``source`` text has no cue, so its start is kept). `show_progress`: a progress bar over
+    the rows (`lamp.progress`).
     """
     if not adapters:
         raise AdapterError("no adapters given: pass at least one adapter")
@@ -213,9 +214,7 @@ def predict_rows(
         task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):
             task = task.in_chat(chat_wrapper(tokenizer, kind))
-        chosen = resolve_scorer(scorer, kind, task)
-        if chosen == "rank" and not task.label_words:
-            raise DataError(f"task {name} has no label words for rank classification: use scorer 'generate'")
+        chosen = resolve_scorer(scorer, kind, task, tokenizer)
         labels = label_token_ids(tokenizer, kind, task.label_words, task.lead) if chosen == "rank" else None
         prompt = model.eval().prompt().detach()
         prepared[name] = _Prepared(task, chosen, prompt, labels, max_new_tokens(tokenizer, kind, task))

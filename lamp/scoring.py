@@ -32,11 +32,19 @@ SCORER_HELP = (
 """What each scorer does, for the --scorer flag of every command that scores."""
 
 
-def resolve_scorer(scorer: str, kind: ModelKind, task: Task) -> str:
-    """`auto`: rank classification for causal LMs on tasks with label words, generation otherwise."""
-    if scorer != "auto":
-        return scorer
-    return "rank" if kind == "causal" and task.label_words else "generate"
+def resolve_scorer(scorer: str, kind: ModelKind, task: Task, tokenizer: PreTrainedTokenizerBase) -> str:
+    """The scorer `scorer` names for `task` on a `kind` backbone: `auto` is rank classification for causal LMs on
+    tasks with label words, generation otherwise. ConfigError for `rank` on a task without label words (free-form
+    answers), and for label words that are the same tokens to `tokenizer` (`label_token_ids`): neither scorer could
+    tell them apart."""
+    chosen = scorer if scorer != "auto" else "rank" if kind == "causal" and task.label_words else "generate"
+    if chosen == "rank" and not task.label_words:
+        raise ConfigError(
+            f"task {task.name} has no label words for rank classification: use the generate scorer (--scorer generate)"
+        )
+    if task.label_words:
+        label_token_ids(tokenizer, kind, task.label_words, task.lead)
+    return chosen
 
 
 def label_token_ids(

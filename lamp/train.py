@@ -765,9 +765,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     }
     if task.spec is not None:  # a user task travels with its adapters, so eval and predict can rebuild it
         adapter_extra["task_spec"] = dict(task.spec)
-    scorer = resolve_scorer(config.scorer, kind, task)
-    if scorer == "rank" and not task.label_words:
-        raise ConfigError(f"task {task.name} has no label words for rank classification: use --scorer generate")
+    scorer = resolve_scorer(config.scorer, kind, task, tokenizer)
     reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
     set_seed(config.seed)  # the prompt's init draws from it
     model = _wrapped_backbone(config, prompt_config, tokenizer).to(accelerator.device)

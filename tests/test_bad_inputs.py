@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,17 @@ ROWS = [
         TRAIN + " --out {run} --overwrite --task rte --data-dir {not_utf8}", r"not UTF-8", id="overwrite-data"
     ),
     pytest.param(TRAIN + " --model {fresh}/no-model", r"cannot load model .*no-model", id="train-no-model"),
+    pytest.param(
+        TRAIN + " --model {missing_tensor_model}",
+        r"the weights in '{missing_tensor_model}' lack 1 of the model's tensors "
+        r"\('model.layers.0.mlp.down_proj.weight'\): the files are incomplete",
+        id="train-model-missing-tensor",
+    ),
+    pytest.param(
+        TRAIN + " --model {misshapen_model}",
+        r"cannot load the model's weights from '{misshapen_model}' \(.*\): the files are corrupt or do not match",
+        id="train-model-misshapen",
+    ),
     pytest.param(
         TRAIN + " --model nope-model",
         r"cannot load model 'nope-model': no such folder here, and the hub id could not be fetched \(.*\): pass a "
@@ -308,6 +320,22 @@ ROWS = [
     ),
     pytest.param(EVAL + " --adapter {random_bytes}", r"{random_bytes}/adapter.safetensors is corrupt", id="eval-bytes"),
     pytest.param(EVAL + " --adapter {int_tensors}", r"tensor 'weight' holds torch.int64 values", id="eval-int-tensor"),
+    pytest.param(
+        EVAL + " --adapter {adapter} --task {own}/qa.yaml --scorer rank",
+        r"task qa has no label words for rank classification: use the generate scorer \(--scorer generate\)$",
+        id="eval-rank-free-form",
+    ),
+    pytest.param(
+        EVAL + " --adapter {adapter} --task {own}/unknown_words.yaml --scorer generate",
+        r"label words 'zzz' and 'qqq' are the same tokens to this tokenizer \(<unk> </s>\): choose words it tells",
+        id="eval-generate-same-tokens",
+    ),
+    pytest.param(
+        EVAL + " --adapter {adapter} --model {truncated_model}",
+        r"cannot load the model's weights from '{truncated_model}' \(Error while deserializing header: .*\): the "
+        r"files are corrupt or do not match its config.json; save the model again with save_pretrained$",
+        id="eval-model-truncated",
+    ),
     pytest.param(EVAL + " --adapter {no_weights}", r"has no adapter.safetensors: the save was incomplete", id="no-wt"),
     pytest.param(EVAL + " --adapter {json_list}", r"{json_list}/adapter.json is corrupt .*a JSON list", id="json-list"),
     pytest.param(
@@ -610,6 +638,21 @@ def world(tmp_path_factory) -> dict[str, str]:
     write(root / "deep_jsonl/superglue/CB/val.jsonl", CB_ROW * 2)
     paths["empty_dir"] = root / "empty_dir"  # a folder with no model in it
     paths["empty_dir"].mkdir()
+    weights = load_file(model / "model.safetensors")
+    for name, change in {  # a model folder whose weight file is cut short, lacks a tensor, or holds a misshapen one
+        "truncated_model": lambda: (model / "model.safetensors").read_bytes()[:1000],
+        "missing_tensor_model": lambda: {
+            k: v for k, v in weights.items() if k != "model.layers.0.mlp.down_proj.weight"
+        },
+        "misshapen_model": lambda: {**weights, "model.norm.weight": torch.ones(7)},
+    }.items():
+        copy = paths[name] = root / name
+        shutil.copytree(model, copy)
+        changed = change()
+        if isinstance(changed, bytes):
+            (copy / "model.safetensors").write_bytes(changed)
+        else:
+            save_file(changed, copy / "model.safetensors", metadata={"format": "pt"})
 
     own = paths["own"] = root / "own"  # a user's own data files
     good_rows = "text,label\nthe film was good,positive\nthe film was bad,negative\n"
@@ -640,6 +683,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         "broken.parquet": b"PAR1 not a parquet file",
         "dev.csv": good_rows,
         "qa.jsonl": '{"question": "good?", "answer": "yes"}\n{"question": "bad?", "answer": "no"}\n',
+        "qa.yaml": "train_file: qa.jsonl\ntemplate: 'question {question}'\ntarget_field: answer\n",
+        "unknown_words.yaml": "train_file: good.csv\ntemplate: 'review {text}'\nlabel_words: [zzz, qqq]\n",
         "folder.yaml/notes.txt": "a folder named like a task file\n",
         "bogus.yaml": "train_file: good.csv\ntemplate: '{text}'\nlabel_words: [a, b]\nbogus: 1\n",
         "rte.yaml": "name: rte\ntrain_file: good.csv\ntemplate: '{text}'\nlabel_words: [negative, positive]\n",

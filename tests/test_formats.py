@@ -264,6 +264,20 @@ def test_eval_renders_adapters_saved_before_formats_in_t5(views, tmp_path):
         read_adapter_config(path.parent)
 
 
+@pytest.mark.parametrize("arch, expected", [("llama", "natural"), ("t5", "t5")])
+def test_an_adapter_saved_from_the_api_renders_rows_as_auto_picks_for_its_backbone(views, tmp_path, arch, expected):
+    """`save_adapter` of a model no run trained records no format: eval and predict pick as `--format auto` would,
+    not the t5 of adapters that `lamp train` saved before formats existed (those name their task)."""
+    model = backbone_dir(tmp_path, arch)
+    prompted = lamp.wrap(lamp.load_model(model), lamp.PromptTuningConfig(length=2))
+    prompted.backbone_name = model
+    adapter = prompted.save_adapter(tmp_path / "api")
+    assert "format" not in read_adapter_config(adapter) and "task" not in read_adapter_config(adapter)
+    evaluate_adapter(adapter, "polarity")
+    assert views[-1].input_format == expected
+    assert load_task_adapters([f"polarity={adapter}"])["polarity"].input_format == expected
+
+
 def test_chat_template_trains_in_the_chat_and_predict_renders_rows_alike(views, tmp_path):
     model = backbone_dir(tmp_path, "llama", chat=True)
     results = run(model, tmp_path / "run", chat_template=True)
