@@ -169,11 +169,31 @@ def saved_format(data: dict[str, Any]) -> str:
     return "t5" if data.get("task") else resolve_format("auto", data["backbone"]["kind"])
 
 
+def _not_an_adapter(folder: Path) -> str:
+    """Why `folder` holds no lamp adapter, and what to pass instead: a run folder, a PEFT adapter or a model."""
+    if not str(folder) or str(folder) == ".":
+        return "the adapter path is empty: pass the adapter's folder"
+    if not folder.exists():
+        return f"no adapter at {folder}: no such folder"
+    if not folder.is_dir():
+        return f"no adapter at {folder}: it is a file, not an adapter folder"
+    if (folder / "adapter" / CONFIG).is_file():  # a `lamp train --out` folder (run_folder.ADAPTER)
+        return f"{folder} is a training run's folder: pass its adapter, {folder / 'adapter'}"
+    if (folder / "adapter_config.json").is_file():
+        return (
+            f"{folder} holds a PEFT adapter (adapter_config.json), not a lamp adapter: load it with peft, or start a "
+            f"lamp prompt from a PEFT prompt-tuning adapter with lamp train --init-from {folder}"
+        )
+    if (folder / "config.json").is_file():
+        return f"{folder} holds a model, not an adapter: pass it as --model, and the adapter's folder as --adapter"
+    return f"no adapter at {folder}: {CONFIG} is missing (save one with model.save_adapter(dir))"
+
+
 def read_adapter_config(directory: str | os.PathLike) -> dict[str, Any]:
     """adapter.json, with every field that loading reads checked; a bad one is an AdapterError naming the file."""
     path = Path(directory) / CONFIG
     if not path.is_file():
-        raise AdapterError(f"no adapter at {directory}: {CONFIG} is missing (save one with model.save_adapter(dir))")
+        raise AdapterError(_not_an_adapter(Path(directory)))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         problem = _config_problem(data)

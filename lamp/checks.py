@@ -148,3 +148,11 @@ def check_choices(config: Any) -> None:
         value = getattr(config, f.name)
         if allowed and value not in allowed:
             raise ConfigError(f"unknown --{f.name.replace('_', '-')} {value!r}: choose one of {', '.join(allowed)}")
+
+
+def non_empty_path(text: str) -> str:
+    """argparse's `type=` for a file or folder a command writes: an empty path would silently mean the current
+    folder (or the command's default), so it is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: pass a path")
+    return text

@@ -25,7 +25,15 @@ from torch import nn
 
 from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_model
-from lamp.data import DEFAULT_MAX_LENGTH, chat_wrapper, encode_sources, fit_max_length, pad_id, source_budget
+from lamp.data import (
+    ADAPTER_CHAT_FIX,
+    DEFAULT_MAX_LENGTH,
+    chat_wrapper,
+    encode_sources,
+    fit_max_length,
+    pad_id,
+    source_budget,
+)
 from lamp.errors import AdapterError, DataError
 from lamp.export import require_pure_prompt
 from lamp.methods import METHODS
@@ -213,7 +221,7 @@ def predict_rows(
         # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
         task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):
-            task = task.in_chat(chat_wrapper(tokenizer, kind))
+            task = task.in_chat(chat_wrapper(tokenizer, kind, ADAPTER_CHAT_FIX))
         chosen = resolve_scorer(scorer, kind, task, tokenizer)
         labels = label_token_ids(tokenizer, kind, task.label_words, task.lead) if chosen == "rank" else None
         prompt = model.eval().prompt().detach()

@@ -48,7 +48,15 @@ from lamp.methods import (
     lookup,
     make_config,
 )
-from lamp.model import PromptedModel, config_kind, config_positions, config_width, load_adapter, wrap
+from lamp.model import (
+    PromptedModel,
+    config_kind,
+    config_positions,
+    config_width,
+    load_adapter,
+    max_positions,
+    wrap,
+)
 from lamp.plots import plot_training
 from lamp.progress import progress
 from lamp.run_folder import (
@@ -399,7 +407,7 @@ def _shown(value: Any) -> str:
     """A setting's value in a one-line message: lists and objects as JSON; text quoted (as JSON) where it holds
     what would not show as it is (a line break, a tab, spaces at its ends, nothing)."""
     if value is None:
-        return "unset"
+        return "none"
     if isinstance(value, dict | list):
         return json.dumps(value)
     if not isinstance(value, str):
@@ -772,7 +780,10 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     model.backbone_name = config.model
     max_length = fit_max_length(config.max_length, model.backbone, model.n_virtual, reserve)
     if max_length < config.max_length:
-        accelerator.print(f"lamp train: inputs cut to {max_length} tokens to fit the backbone's positions")
+        accelerator.print(  # a limit, not a cut: only inputs longer than it lose tokens
+            f"lamp train: --max-length lowered to {max_length} tokens so that the prompt's {model.n_virtual} rows, "
+            f"an input and its answer fit the backbone's {max_positions(model.backbone)} positions"
+        )
     train_encoded = LazyEncoded(splits["train"], tokenizer, kind, max_length, reserve)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
     val_encoded = encode(validation, tokenizer, kind, max_length, reserve, scoring=True)

@@ -161,7 +161,8 @@ ROWS = [
     ),
     pytest.param(
         OWN + " {own}/review.csv",
-        r"{own}/review.csv has no field 'text' \(its fields: review, label\): fix --template or the file$",
+        r"{own}/review.csv has no field 'text' \(its fields: review, label\): fix --template \(or that key of the task "
+        r"file\) or the data file$",
         id="own-field",
     ),
     pytest.param(
@@ -352,7 +353,16 @@ ROWS = [
     pytest.param(
         EVAL + " --adapter {json_prompt}", r"invalid prompt config: length must be a positive", id="json-prompt"
     ),
-    pytest.param(EVAL + " --adapter {fresh}", r"no adapter at .*adapter.json is missing", id="eval-no-adapter"),
+    pytest.param(EVAL + " --adapter {fresh}", r"no adapter at .*: no such folder$", id="eval-no-adapter"),
+    pytest.param(EVAL + " --adapter {empty_dir}", r"no adapter at .*adapter.json is missing", id="eval-empty-dir"),
+    pytest.param(
+        EVAL + " --adapter {run}", r"{run} is a training run's folder: pass its adapter, {run}/adapter$", id="eval-run"
+    ),
+    pytest.param(
+        EVAL + " --adapter {model}",
+        r"{model} holds a model, not an adapter: pass it as --model, and the adapter's folder as --adapter$",
+        id="eval-model-as-adapter",
+    ),
     pytest.param(
         EVAL + " --adapter {adapter} --batch-size 0", r"--batch-size: must be a positive integer", id="eval-b0"
     ),
@@ -416,7 +426,12 @@ ROWS = [
     pytest.param("export --adapter {nan_adapter} --out {fresh}", r"tensor 'weight' holds NaN", id="export-nan"),
     pytest.param("export --adapter {random_bytes} --out {fresh}", r"safetensors is corrupt", id="export-bytes"),
     pytest.param("export --adapter {json_width} --out {fresh}", r"'embedding_width' is '32'", id="export-json"),
-    pytest.param("export --adapter {fresh}/none --out {fresh}", r"adapter.json is missing", id="export-missing"),
+    pytest.param("export --adapter {fresh}/none --out {fresh}", r"none: no such folder$", id="export-missing"),
+    pytest.param(
+        "export --adapter {adapter} --out ''", r"argument --out: is empty: pass a path", id="export-out-empty"
+    ),
+    pytest.param("inspect --adapter {adapter} --out ' '", r"argument --out: is empty: pass a path", id="inspect-empty"),
+    pytest.param(PREDICT + " --input {rows} --output ''", r"argument --output: is empty: pass", id="predict-out-empty"),
     pytest.param(
         "export --adapter {adapter} --out {not_a_run}",
         r"{not_a_run} holds files that are not a PEFT export: choose another --out; lamp never overwrites them$",

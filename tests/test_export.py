@@ -177,7 +177,11 @@ def test_cli_export_round_trip(model_dir, tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(logits(peft_model, "causal"), logits(model, "causal"), atol=1e-5, rtol=0)
     assert main(["export", "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path / "q")]) == 2
-    assert "adapter.json is missing" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith("missing: no such folder\n")
+    assert main(["export", "--adapter", str(tmp_path / "p"), "--out", str(tmp_path / "q")]) == 2
+    assert (
+        "p holds a PEFT adapter (adapter_config.json), not a lamp adapter: load it with peft" in capsys.readouterr().err
+    )
 
 
 def test_train_init_from_starts_at_the_saved_prompt_and_records_the_task(model_dir, tmp_path, monkeypatch):

@@ -304,6 +304,14 @@ def test_chat_template_trains_in_the_chat_and_predict_renders_rows_alike(views, 
     labels = label_token_ids(tokenizer, "causal", view.label_words, "")
     expected = rank_scores(adapters["polarity"], [source], labels, pad_id(tokenizer))[0].tolist()
     assert list(a["scores"].values()) == pytest.approx(expected, abs=1e-5)
+    # On a backbone without a chat template, the adapter's own chat template is what asks for one: say so.
+    plain = backbone_dir(tmp_path / "plain", "llama")
+    with pytest.raises(ConfigError, match="the adapter was trained in its backbone's chat template: pass that "):
+        predict_rows(load_task_adapters([str(tmp_path / "run" / "adapter")], plain), [raw], load_tokenizer(plain))
+    with pytest.raises(ConfigError, match="pass that backbone as --model, or pass --no-chat-template$"):
+        evaluate_adapter(tmp_path / "run" / "adapter", "polarity", model=plain)
+    with pytest.raises(ConfigError, match="no chat template .*: drop it$"):
+        evaluate_adapter(tmp_path / "run" / "adapter", "polarity", model=plain, chat_template=True)
 
 
 def test_runs_saved_before_formats_resume_in_t5(tmp_path):

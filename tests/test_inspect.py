@@ -100,7 +100,7 @@ def test_cli_inspect(tmp_path, capsys):
     for name in FILES:
         read_back(tmp_path / "run" / "inspect" / name)  # default: inspect/ beside the adapter
     assert main(["inspect", "--adapter", str(tmp_path / "missing")]) == 2
-    assert "adapter.json is missing" in capsys.readouterr().err
+    assert capsys.readouterr().err.endswith("missing: no such folder\n")
 
 
 def test_inspect_refuses_a_folder_of_the_users_files_and_checks_the_adapter_first(tmp_path, capsys, monkeypatch):

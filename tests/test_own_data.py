@@ -92,6 +92,8 @@ def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir
     flags = ["--train-file", str(data), "--template", TEMPLATE, "--label-words", "negative,positive"]
     flags += ["--label-values", "neg,pos", "--label-field", "sentiment"]
     assert main(["train", "--model", llama_dir, *flags, *SHORT, "--out", str(out)]) == 0
+    # the tiny backbone's 256 positions hold the prompt, an input and its answer: a limit, said as one
+    assert re.search(r"--max-length lowered to \d+ tokens so that the prompt's \d+ rows", capsys.readouterr().out)
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "reviews", "named by the file when --task names no new task"
     assert results["split_sizes"] == {"train": 40, "validation": 5, "test": 5}, "one file: 80 / 10 / 10"

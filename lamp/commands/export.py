@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lamp.checks import non_empty_path
+
 FORMATS = ("peft", "model")
 
 
@@ -20,7 +22,12 @@ def add_parser(subparsers: Any) -> None:
         help="output format; default: the method's own (peft, or model for full fine-tuning). model on a LoRA "
         "adapter writes the backbone with LoRA merged into its weights (PEFT's merge_and_unload)",
     )
-    parser.add_argument("--out", required=True, help="folder to write (PeftModel / AutoModel.from_pretrained read it)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=non_empty_path,
+        help="folder to write (PeftModel / AutoModel.from_pretrained read it)",
+    )
     parser.add_argument("--model", help="backbone to load the adapter on (default: the one named in the adapter)")
     parser.set_defaults(func=run)
 

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lamp.checks import non_empty_path
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -14,7 +16,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--adapter", required=True, help="lamp adapter folder")
     parser.add_argument("--compare", help="a second adapter folder to show beside it (e.g. vanilla PT vs LAMP)")
-    parser.add_argument("--out", help="folder for the PNGs and summary (default: inspect/ beside the adapter)")
+    parser.add_argument(
+        "--out", type=non_empty_path, help="folder for the PNGs and summary (default: inspect/ beside the adapter)"
+    )
     parser.add_argument("--model", help="backbone to load the adapters on (default: the one each adapter names)")
     parser.set_defaults(func=run)
 

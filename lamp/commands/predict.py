@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lamp.checks import POSITIVE_INT
+from lamp.checks import POSITIVE_INT, non_empty_path
 from lamp.cli_options import counted
 from lamp.errors import ConfigError, DataError
 from lamp.scoring import SCORER_HELP, SCORERS
@@ -35,8 +35,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="[TASK=]DIR",
         help="adapter folder, once per task; its task is the one lamp train recorded, or TASK= names it",
     )
-    parser.add_argument("--input", required=True, help="JSON-lines file of rows ('-' reads standard input)")
-    parser.add_argument("--output", help="JSON-lines file for the predictions (default: standard output)")
+    parser.add_argument(
+        "--input", required=True, type=non_empty_path, help="JSON-lines file of rows ('-' reads standard input)"
+    )
+    parser.add_argument(
+        "--output", type=non_empty_path, help="JSON-lines file for the predictions (default: standard output)"
+    )
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=32, help="rows per batch, tasks mixed (default: 32)")
     parser.add_argument("--scorer", default="auto", choices=SCORERS, help=SCORER_HELP)
     parser.add_argument(

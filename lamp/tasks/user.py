@@ -333,9 +333,9 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
         missing = [name for name in needed if name not in columns]
         if missing:
             which = "--label-field / --target-field" if task.gold_field in missing else "--template"
-            raise DataError(
+            raise DataError(  # the flag's key is the same in a task file (label_field: ..., template: ...)
                 f"{source} has no field {', '.join(map(repr, missing))} (its fields: {', '.join(columns)}): fix "
-                f"{which} or the file"
+                f"{which} (or that key of the task file) or the data file"
             )
         unknown: dict[str, str] = {}
         out = []
