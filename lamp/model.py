@@ -808,6 +808,12 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
         config = config_from_dict(data["prompt"])
     except (LampError, TypeError) as error:
         raise AdapterError(f"{directory}/{CONFIG} holds an invalid prompt config: {error}") from None
+    recorded = data.get("n_virtual")
+    if isinstance(recorded, int) and recorded != config.n_virtual():  # e.g. a hand-edited pool: the same tensors
+        raise AdapterError(
+            f"{directory}/{CONFIG}: its prompt config gives {config.n_virtual()} virtual tokens, its n_virtual "
+            f"{recorded}: the file was edited; restore it or save the adapter again"
+        )
     tensors = read_adapter_tensors(directory)
     weights = Path(directory) / WEIGHTS
     if model is None or isinstance(model, str):

@@ -47,7 +47,7 @@ from lamp.scoring import (
     rank_scores,
     resolve_scorer,
 )
-from lamp.tasks import Example, Task, get_task, task_of
+from lamp.tasks import TASKS, Example, Task, get_task, task_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -106,9 +106,17 @@ def adapter_tasks(specs: Sequence[str | os.PathLike]) -> dict[str, Any]:
         task, path = parse_adapter_spec(spec)
         data = read_adapter_config(path)
         name = _task_name(task, data, path)
-        saved = data.get("task_spec") if name == data.get("task") else None
-        tasks[name] = task_of(name, saved, saved_format(data))
+        tasks[name] = served_task(name, data.get("task_spec"), saved_format(data))
     return tasks
+
+
+def served_task(name: str, spec: Mapping[str, Any] | None, input_format: str) -> Task:
+    """The task an adapter serves under `name`, in `input_format`: a user task from the `spec` its adapter saved
+    (renamed when TASK= gives a new name, so that two adapters of one task of your own can share batches), else the
+    built-in task `name` (an adapter of your own task given a built-in name serves that built-in task's rows)."""
+    if spec is not None and (name == spec.get("name") or name not in TASKS):
+        return task_of(name, {**spec, "name": name}, input_format)
+    return task_of(name, None, input_format)
 
 
 def _task_name(given: str | None, data: dict[str, Any], path: Path) -> str:
@@ -219,7 +227,7 @@ def predict_rows(
             model.prompt_config, f"the adapter for {name!r} cannot share a batch with other tasks (use lamp eval)"
         )
         # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
-        task = task_of(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
+        task = served_task(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):
             task = task.in_chat(chat_wrapper(tokenizer, kind, ADAPTER_CHAT_FIX))
         chosen = resolve_scorer(scorer, kind, task, tokenizer)

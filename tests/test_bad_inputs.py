@@ -322,6 +322,11 @@ ROWS = [
     pytest.param(EVAL + " --adapter {random_bytes}", r"{random_bytes}/adapter.safetensors is corrupt", id="eval-bytes"),
     pytest.param(EVAL + " --adapter {int_tensors}", r"tensor 'weight' holds torch.int64 values", id="eval-int-tensor"),
     pytest.param(
+        EVAL + " --adapter {json_n_virtual}",
+        r"adapter.json: its prompt config gives 4 virtual tokens, its n_virtual 3: the file was edited",
+        id="eval-n-virtual",
+    ),
+    pytest.param(
         EVAL + " --adapter {adapter} --task {own}/qa.yaml --scorer rank",
         r"task qa has no label words for rank classification: use the generate scorer \(--scorer generate\)$",
         id="eval-rank-free-form",
@@ -616,6 +621,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     paths["json_length"] = variant(good, root / "json_length", config=edited(max_length=0))
     paths["json_version"] = variant(good, root / "json_version", config=edited(format_version=99))
     paths["json_prompt"] = variant(good, root / "json_prompt", config=edited(prompt={"length": 0}))
+    paths["json_n_virtual"] = variant(good, root / "json_n_virtual", config=edited(n_virtual=3))
     paths["json_bytes"] = variant(
         good, root / "json_bytes", config=(good / CONFIG).read_bytes().replace(b"pt", b"\xff")
     )

@@ -116,6 +116,15 @@ def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir
     assert all(p["prediction"] in ("negative", "positive") for p in predictions)
     assert "reviews: accuracy" in captured.err, "rows carrying their label field are scored"
 
+    # TASK= renames a task of your own: the adapter's saved spec serves rows of that name, beside its own name
+    renamed = [{**row, "task": "mine" if i % 2 else "reviews"} for i, row in enumerate(rows)]
+    write_jsonl(tmp_path / "renamed.jsonl", renamed)
+    adapters = ["--adapter", str(out / "adapter"), "--adapter", f"mine={out / 'adapter'}"]
+    assert main(["predict", *adapters, "--input", str(tmp_path / "renamed.jsonl")]) == 0
+    both = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["prediction"] for p in both] == [p["prediction"] for p in predictions], "the same adapter, renamed"
+    assert [p["task"] for p in both] == [row["task"] for row in renamed]
+
 
 def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_dir, tmp_path, capsys, monkeypatch):
     train_file = write_jsonl(tmp_path / "qa.jsonl", questions(40))

@@ -16,7 +16,7 @@ def get_task(name: str, format: str = "t5") -> Task:
         task = TASKS[name]
     except KeyError:
         raise DataError(
-            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; for your own data pass --train-file or "
-            "--dataset with --template, or a task YAML file (docs/tasks.md)"
+            f"unknown task {name!r}; known tasks: {', '.join(TASKS)}; for your own data pass a task YAML file "
+            "(docs/tasks.md; lamp train also takes --train-file or --dataset with --template)"
         ) from None
     return task.in_format(format)
