@@ -12,6 +12,26 @@ import yaml
 from lamp.errors import ConfigError
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, refusing a key given twice in one mapping: the YAML spec requires unique keys, and
+    PyYAML would keep the last one silently (a recipe's second `lr:` replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):  # an unhashable key fails in PyYAML's own check
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice: keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(
     path: str | os.PathLike[str],
     what: str = "YAML file",
@@ -31,7 +51,7 @@ def load_yaml(
     if not file.is_file():
         raise ConfigError(f"{what} {path} does not exist: {fix}")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeys) or {}  # a SafeLoader
     except yaml.MarkedYAMLError as error:
         where = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
         raise ConfigError(f"{path} is not valid YAML ({where}{error.problem or error.context})") from None

@@ -478,6 +478,12 @@ ROWS = [
     pytest.param("compare --config {recipe_train}", r"train must be a mapping, got \[1, 2\]", id="recipe-train"),
     pytest.param("compare --config {recipe_syntax}", r"is not valid YAML \(line 3: expected ','", id="recipe-syntax"),
     pytest.param(
+        "compare --config {recipe_twice}",
+        r"is not valid YAML \(line 4: key 'lamp' is given twice: keep one\)$",
+        id="recipe-twice",
+    ),
+    pytest.param("train --config {recipe_twice}", r"line 4: key 'lamp' is given twice", id="yaml-twice"),
+    pytest.param(
         "compare --config {recipe_list}", r"must hold a mapping of key: value \(keys: model, ", id="recipe-list"
     ),
     pytest.param(
@@ -752,6 +758,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
         "recipe_lrs_unknown": "methods: [lamp]\nlrs: {pt: [0.1]}\n",
         "recipe_syntax": "max_steps: 2\nseeds: [0, 1\n",
+        "recipe_twice": "max_steps: 2\nlrs:\n  lamp: [0.1]\n  lamp: [0.2]\n",
         "recipe_list": "- lamp\n- pt\n",
     }
     for name, content in configs.items():
