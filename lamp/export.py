@@ -317,9 +317,7 @@ def read_prompt(source: str | os.PathLike, backbone: nn.Module) -> torch.Tensor:
             model = load_adapter(backbone, path)
         prompt = _materialised(model)
     else:
-        raise AdapterError(
-            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {CONFIG} (lamp adapter)"
-        )
+        raise _no_prompt_adapter(path)
     if prompt.shape[1] != width:
         raise AdapterError(
             f"the prompt in {path} has width {prompt.shape[1]}, the backbone's embeddings {width}: "
@@ -371,6 +369,13 @@ def from_peft_prompt(
     return wrap_saved_prompt(backbone, source, DEFAULT_METHOD, rank=rank, pool=pool, **options)
 
 
+def _no_prompt_adapter(path: Path) -> AdapterError:
+    """Why `path` holds no prompt to start from: a run folder (its adapter is one level down), or nothing usable."""
+    if (path / "adapter" / CONFIG).is_file():  # a `lamp train --out` folder
+        return AdapterError(f"{path} is a training run's folder: pass its adapter, {path / 'adapter'}")
+    return AdapterError(f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {CONFIG} (lamp adapter)")
+
+
 def saved_prompt_config(
     source: str | os.PathLike, method: str, options: dict[str, Any]
 ) -> tuple[PromptConfig, tuple[int, str | None]]:
@@ -400,9 +405,7 @@ def saved_prompt_config(
         read_adapter_tensors(path)  # NaN, inf, a truncated file
         shape, kind = (saved.n_virtual(), data["backbone"]["embedding_width"]), data["backbone"]["kind"]
     else:
-        raise AdapterError(
-            f"no adapter at {path}: expected {PEFT_CONFIG} (PEFT prompt tuning) or {CONFIG} (lamp adapter)"
-        )
+        raise _no_prompt_adapter(path)
     return config_for_prompt(method, *shape, str(path), **options), (shape[1], kind)
 
 

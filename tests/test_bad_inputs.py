@@ -117,6 +117,7 @@ ROWS = [
     ),
     pytest.param(TRAIN + " --init-from {nan_adapter}", r"{nan_adapter}/adapter.safetensors tensor .* NaN", id="t-nan"),
     pytest.param(TRAIN + " --init-from {truncated}", r"{truncated}/adapter.safetensors is corrupt", id="t-truncated"),
+    pytest.param(TRAIN + " --init-from {run}", r"{run} is a training run's folder: pass its adapter", id="t-init-run"),
     pytest.param(TRAIN + " --out {run}", r"already holds a run: pass --resume to continue it", id="train-earlier-run"),
     pytest.param(TRAIN + " --out {run} --overwrite --lr nan", r"--lr must be a finite number", id="overwrite-lr"),
     pytest.param(TRAIN + " --out {run} --overwrite --init-from {nan_adapter}", r"holds NaN", id="overwrite-nan"),
