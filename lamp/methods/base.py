@@ -34,7 +34,7 @@ fills in (`PromptConfig.for_task`)."""
 
 COMMON_TOKENS = 5000
 """`common-vocab` samples among the first this many token ids (Lester et al. 2021, section 3: "the 5,000 most common
-tokens"; the ATTEMPT / DePT code: ``np.random.permutation(range(5000))``)."""
+tokens"; prompt-tuning research code after it: ``np.random.permutation(range(5000))``)."""
 
 
 class Backbone(enum.Enum):
@@ -341,8 +341,8 @@ def initial_prompt(
     Rows come from the embedding layer's output (`embedding_rows`), so a text init equals feeding those tokens.
     `vocab` samples token ids uniformly from the whole vocabulary, with replacement (PEFT's
     `PromptTuningInit.SAMPLE_VOCAB`). `common-vocab` samples them without replacement from the first
-    `COMMON_TOKENS` ids, as Lester et al. 2021 (section 3, "sampled vocab") and the ATTEMPT / DePT / LAMP research
-    code do: SentencePiece orders pieces by likelihood and BPE by merge order, so the first ids are the most common
+    `COMMON_TOKENS` ids, as Lester et al. 2021 (section 3, "sampled vocab") and prompt-tuning research code after
+    it do: SentencePiece orders pieces by likelihood and BPE by merge order, so the first ids are the most common
     tokens (SmolLM2's also hold its 17 special tokens); a prompt longer than that cycles fresh permutations. Both draw
     from torch's global generator, so a training seed fixes them. `random` draws from a normal with the embedding
     output's own standard deviation, so the prompt starts on the scale the backbone expects.
