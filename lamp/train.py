@@ -761,6 +761,8 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     prompt_config = prompt_config.for_task(task)  # init `task`: the text init of this task's own words
     splits = load_splits(task, config.data_dir, config.seed)
     check_batch_fits(config, len(splits["train"]))
+    scorer = resolve_scorer(config.scorer, kind, task, tokenizer)
+    reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
     out = out or prepare_output(config, accelerator, cleanup)
     checkpoint = out / CHECKPOINT
     saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before the weights
@@ -773,8 +775,6 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     }
     if task.spec is not None:  # a user task travels with its adapters, so eval and predict can rebuild it
         adapter_extra["task_spec"] = dict(task.spec)
-    scorer = resolve_scorer(config.scorer, kind, task, tokenizer)
-    reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
     set_seed(config.seed)  # the prompt's init draws from it
     model = _wrapped_backbone(config, prompt_config, tokenizer).to(accelerator.device)
     model.backbone_name = config.model
