@@ -94,11 +94,23 @@ def add_config_flags(
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
             if typing.get_origin(base) is list:  # a list field takes one or more values: --seeds 0 1 2
                 (item,) = typing.get_args(base)
-                parser.add_argument(flag, type=item, nargs="+", default=None, metavar=name.upper(), help=help_text)
+                parser.add_argument(  # repeated, it adds values: --seeds 0 --seeds 1 is --seeds 0 1
+                    flag, type=item, nargs="+", action="extend", default=None, metavar=name.upper(), help=help_text
+                )
             else:
                 allowed = fields[name].metadata.get("choices") if name in fields else None
                 metavar = None if allowed else name.upper()  # argparse shows {a,b,c} for a flag with choices
                 parser.add_argument(flag, type=base, default=None, choices=allowed, metavar=metavar, help=help_text)
+
+
+def key_value_pairs(pairs: list[tuple[str, Any]], flag: str) -> dict[str, Any]:
+    """Repeated `flag` KEY=VALUE pairs (`key_value`) as a mapping; one key given twice with two values is refused
+    (argparse would keep the last silently), the same value twice is taken."""
+    options: dict[str, Any] = {}
+    for key, value in pairs:
+        if options.setdefault(key, value) != value:
+            raise ConfigError(f"{flag} {key}={options[key]!r} and {flag} {key}={value!r} disagree: pass one")
+    return options
 
 
 def yaml_values(path: str | None, config_class: type, what: str = "config file") -> dict[str, Any]:

@@ -484,6 +484,13 @@ ROWS = [
         id="recipe-twice",
     ),
     pytest.param("train --config {recipe_twice}", r"line 4: key 'lamp' is given twice", id="yaml-twice"),
+    pytest.param("compare --config {recipe_empty}", r"recipe .*recipe_empty.yaml is empty: give it", id="recipe-empty"),
+    pytest.param(
+        "compare --config {recipe_list} --train batch_size=4 --train batch_size=8 --out {fresh}",
+        r"--train batch_size=4 and --train batch_size=8 disagree: pass one$",
+        id="compare-train-twice",
+    ),
+    pytest.param(BENCH.replace("--out {fresh}", "--out ''"), r"argument --out: is empty", id="bench-out-empty"),
     pytest.param(
         "compare --config {recipe_list}", r"must hold a mapping of key: value \(keys: model, ", id="recipe-list"
     ),
@@ -759,6 +766,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
         "recipe_lrs_unknown": "methods: [lamp]\nlrs: {pt: [0.1]}\n",
         "recipe_syntax": "max_steps: 2\nseeds: [0, 1\n",
+        "recipe_empty": "",
         "recipe_twice": "max_steps: 2\nlrs:\n  lamp: [0.1]\n  lamp: [0.2]\n",
         "recipe_list": "- lamp\n- pt\n",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,12 @@ def test_paired_differences_pair_cells_on_task_and_seed():
     assert pt.p == pytest.approx(2 * student.sf(mean / (std / 2), df=3))
     assert (same.mean, same.std, same.p, same.tasks_higher) == (0.0, 0.0, None, 0)
     assert paired_differences([r for r in records if r.method == "lamp"]) == []
+    # equal differences whose float std is noise (0.3 - 0.1 and 0.9 - 0.7 differ in the last bit): no p, no warning
+    noisy = [record("x", "a", 0, 0.3), record("x", "a", 1, 0.9), record("y", "a", 0, 0.1), record("y", "a", 1, 0.7)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (y,) = paired_differences(noisy)
+    assert y.p is None and 0 < y.std < 1e-9
 
 
 def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monkeypatch):
@@ -500,6 +507,18 @@ def test_committed_recipes_are_valid_and_fair():
     for path in sorted((ROOT / "benchmarks").glob("quality*.yaml")):  # every committed recipe parses
         grid = make_grid(load_recipe(path))
         assert grid.model == "smollm2-135m" and "max_steps" not in grid.train, path.name
+
+
+def test_a_quick_mapping_writes_beside_the_full_grid_and_list_flags_add_up():
+    recipe = {"methods": ["lamp"], "seeds": [0, 1], "out": "runs/mine", "quick": {"seeds": [1]}}
+    assert make_grid(recipe, quick=True).out == "runs/mine-quick", "never into the full grid's cells"
+    assert make_grid({**recipe, "quick": {"seeds": [1], "out": "x"}}, quick=True).out == "x"
+    from lamp.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["compare", "--seeds", "0", "--seeds", "1", "2", "--lrs", "lamp=0.1", "--lrs", "pt=1"]
+    )
+    assert args.seeds == [0, 1, 2] and args.lrs == ["lamp=0.1", "pt=1"], "a repeated list flag adds its values"
 
 
 def test_quick_without_a_quick_entry_shrinks_the_grid(tmp_path):

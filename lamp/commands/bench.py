@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lamp.checks import non_empty_path
 from lamp.cli_options import add_config_flags, config_from_args
 
 EPILOG = """\
@@ -37,7 +38,10 @@ def add_parser(subparsers: Any) -> None:
     add_config_flags(parser, BenchConfig, custom={"methods": _methods_flag})
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     parser.add_argument(
-        "--out", default="runs/bench", help="folder for bench.json, bench.txt, bench.png (default: runs/bench)"
+        "--out",
+        default="runs/bench",
+        type=non_empty_path,
+        help="folder for bench.json, bench.txt, bench.png (default: runs/bench)",
     )
     parser.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamp.checks import POSITIVE_INT
-from lamp.cli_options import add_config_flags, counted, flag_values, key_value
+from lamp.cli_options import add_config_flags, counted, flag_values, key_value, key_value_pairs
 
 
 @dataclass
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from lamp.compare import compare, load_recipe, make_grid, parse_lrs
 
     options = CompareOptions(**flag_values(args, CompareOptions))
+    train = key_value_pairs(options.train or [], "--train")  # the flags first: they are what the user just typed
     recipe = load_recipe(args.config) if args.config else {}
     grid = make_grid(
         recipe,
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=options.max_steps,
         lrs=parse_lrs(options.lrs or []),
         data_dir=options.data_dir,
-        train=dict(options.train or []),
+        train=train,
         out=options.out,
         reuse=options.reuse,
     )

@@ -9,8 +9,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from lamp.cli_options import add_config_flags, build, flag_values, key_value, parse_value, yaml_values
-from lamp.errors import ConfigError
+from lamp.cli_options import add_config_flags, build, flag_values, key_value, key_value_pairs, parse_value, yaml_values
 
 
 def _set_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -68,16 +67,6 @@ def _method_options(source: dict[str, Any], nested: dict[str, Any] | None = None
     return with_shorthands(options, shorthands)
 
 
-def _set_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """The --set KEY=VALUE pairs as a mapping; one key given twice with two values is refused, as a shorthand and
-    a method option that disagree are."""
-    options: dict[str, Any] = {}
-    for key, value in pairs:
-        if options.setdefault(key, value) != value:
-            raise ConfigError(f"--set {key}={options[key]!r} and --set {key}={value!r} disagree: pass one")
-    return options
-
-
 def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     """YAML values first, then command-line flags on top (method options one by one).
 
@@ -87,7 +76,7 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     loaded = yaml_values(args.config, config_class)
     flags = flag_values(args, config_class)
     if "method_options" in flags:
-        flags["method_options"] = _set_pairs(flags["method_options"])
+        flags["method_options"] = key_value_pairs(flags["method_options"], "--set")
     nested = {
         key[len(METHOD_FLAG) :]: value
         for key, value in vars(args).items()

@@ -242,6 +242,10 @@ def grid_config(grid: Recipe, task: str, spec: GridMethod, lr: float, seed: int,
 def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A recipe YAML as a dict with known keys only; a relative `quick:` path is resolved next to the recipe."""
     recipe = load_yaml(path, "recipe", "pass the path of a YAML file, e.g. benchmarks/quality.yaml", RECIPE_KEYS)
+    if not recipe:  # every default at once would be the default grid, not what an empty file was meant to hold
+        raise ConfigError(
+            f"recipe {path} is empty: give it its keys (tasks, methods, lrs, ...; see benchmarks/quality.yaml)"
+        )
     if isinstance(recipe.get("quick"), str):
         recipe["quick"] = str(Path(path).parent / recipe["quick"])
     return recipe
@@ -256,6 +260,8 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     if isinstance(quick, dict):
         merged = {**recipe, **quick}
         merged.pop("quick")
+        if "out" not in quick:  # as the built-in shrink: never into the full grid's folder, whose cells it would mix
+            merged["out"] = _quick_out(recipe.get("out"))
         return merged
     if quick is not None:
         raise ConfigError(f"recipe key quick must be a path or a mapping, got {quick!r}")
@@ -272,9 +278,13 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     if isinstance(train, dict):
         train = {**train, "max_eval_examples": _capped(train.get("max_eval_examples"), QUICK_EVAL)}
     shrunk["train"] = train
-    out = shrunk.get("out")
-    shrunk["out"] = "runs/compare-quick" if out is None else out + "-quick" if isinstance(out, str) and out else out
+    shrunk["out"] = _quick_out(shrunk.get("out"))
     return shrunk
+
+
+def _quick_out(out: Any) -> Any:
+    """The quick variant's folder beside the full grid's `out`; a value that is not a path is left to be refused."""
+    return "runs/compare-quick" if out is None else out + "-quick" if isinstance(out, str) and out else out
 
 
 def _capped(value: Any, cap: int) -> Any:

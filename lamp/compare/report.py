@@ -134,7 +134,8 @@ def paired_differences(cells: list[Cell]) -> list[Paired]:
         if len(pairs) < 2:
             continue
         mean, std = _mean_std([a - b for a, b in pairs])
-        p = float(ttest_rel(*zip(*pairs, strict=True)).pvalue) if std > 0 else None
+        # identical differences have no spread: float noise in std (1e-15) would give a spurious p of 0
+        p = float(ttest_rel(*zip(*pairs, strict=True)).pvalue) if std > 1e-9 else None
         wins = sum(first[t].mean > other[t].mean for t in tasks)
         rows.append(Paired(method, len(pairs), mean, std, p, wins, len(tasks)))
     return rows
