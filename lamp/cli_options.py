@@ -94,9 +94,8 @@ def add_config_flags(
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
             if typing.get_origin(base) is list:  # a list field takes one or more values: --seeds 0 1 2
                 (item,) = typing.get_args(base)
-                parser.add_argument(  # repeated, it adds values: --seeds 0 --seeds 1 is --seeds 0 1
-                    flag, type=item, nargs="+", action="extend", default=None, metavar=name.upper(), help=help_text
-                )
+                # repeated, the last one stands, as for every flag (argparse's rule; scripts append overrides)
+                parser.add_argument(flag, type=item, nargs="+", default=None, metavar=name.upper(), help=help_text)
             else:
                 allowed = fields[name].metadata.get("choices") if name in fields else None
                 metavar = None if allowed else name.upper()  # argparse shows {a,b,c} for a flag with choices

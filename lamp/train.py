@@ -407,7 +407,7 @@ def _shown(value: Any) -> str:
     """A setting's value in a one-line message: lists and objects as JSON; text quoted (as JSON) where it holds
     what would not show as it is (a line break, a tab, spaces at its ends, nothing)."""
     if value is None:
-        return "none"
+        return "no value"
     if isinstance(value, dict | list):
         return json.dumps(value)
     if not isinstance(value, str):

@@ -135,7 +135,7 @@ def test_resume_continues_with_the_saved_settings_and_clears_leftovers(runs, sto
         (["--seed", "1"], "--seed 1 (the run has 0)"),
         (["--batch-size", "8"], "--batch-size 8 (the run has 4)"),
         (["--max-steps", "20"], "--max-steps 20 (the run has 8)"),
-        (["--method.scale_lr", "true"], "--method.scale_lr True (the run has none)"),
+        (["--method.scale_lr", "true"], "--method.scale_lr True (the run has no value)"),
         (["--set", "pool=4"], "--pool 4 (the run has 2)"),
     ],
 )
