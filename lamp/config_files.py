@@ -49,7 +49,8 @@ def load_yaml(
     if file.is_dir():
         raise ConfigError(f"{what} {path} is a folder, not a file: {fix}")
     if not file.is_file():
-        raise ConfigError(f"{what} {path} does not exist: {fix}")
+        problem = "is not a regular file" if file.exists() else "does not exist"  # e.g. /dev/null, a pipe
+        raise ConfigError(f"{what} {path} {problem}: {fix}")
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeys) or {}  # a SafeLoader
     except yaml.MarkedYAMLError as error:

@@ -485,6 +485,7 @@ ROWS = [
     ),
     pytest.param("train --config {recipe_twice}", r"line 4: key 'lamp' is given twice", id="yaml-twice"),
     pytest.param("compare --config {recipe_empty}", r"recipe .*recipe_empty.yaml is empty: give it", id="recipe-empty"),
+    pytest.param("compare --config /dev/null", r"recipe /dev/null is not a regular file: pass", id="recipe-dev"),
     pytest.param(
         "compare --config {recipe_list} --train batch_size=4 --train batch_size=8 --out {fresh}",
         r"--train batch_size=4 and --train batch_size=8 disagree: pass one$",
