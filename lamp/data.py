@@ -70,9 +70,10 @@ def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, reserve: in
 def truncate(
     tokenizer: PreTrainedTokenizerBase, kind: ModelKind, source: str, cue: str, ids: list[int], budget: int
 ) -> list[int]:
-    """`ids` (the tokens of `source`) cut to `budget` tokens: the tokens of the end `cue` are kept (the end of the cue
-    if it alone is longer), then as much of the start as fits; with no cue, the start. A token that straddles the
-    cue's first character counts as the cue's. Needs a fast tokenizer (token offsets) when there is a cue."""
+    """`ids` (the tokens of `source`) cut to `budget` tokens: the tokens of the end `cue` are kept, then as much of
+    the start as fits; with no cue, the start. A token that straddles the cue's first character counts as the cue's.
+    Needs a fast tokenizer (token offsets) when there is a cue. ConfigError when the budget holds no more than the
+    cue: the model would see the template's cue without any of the input."""
     if len(ids) <= budget:
         return ids
     if not cue:
@@ -82,7 +83,14 @@ def truncate(
     offsets = tokenizer(source, add_special_tokens=kind == "seq2seq", return_offsets_mapping=True)["offset_mapping"]
     start = len(source) - len(cue)
     first = next((i for i, (_, end) in enumerate(offsets) if end > start), len(ids))
-    tail = ids[first:][-budget:]
+    tail = ids[first:]
+    if len(tail) >= budget:
+        short = len(tail) + 1 - budget
+        raise ConfigError(
+            f"--max-length leaves {budget} token{'s' if budget != 1 else ''} for an input, no more than the "
+            f"template's cue {cue!r} ({len(tail)} token{'s' if len(tail) != 1 else ''}) alone: "
+            f"raise --max-length by at least {short}"
+        )
     return ids[: budget - len(tail)] + tail
 
 

@@ -151,6 +151,8 @@ def test_lora_defaults_to_query_and_value_on_t5(t5):
         ("dept", {"offset_lr": -1.0}, "offset_lr"),
         ("dept", {"rank": 0}, "rank"),
         ("dpt", {"length": 0}, "length"),
+        ("dpt", {"length": 4, "rank": 5}, "^rank 5 exceeds length 4: pass rank <= 4$"),
+        ("dept", {"rank": 20, "max_length": 16}, "^rank 20 exceeds max_length 16: pass rank <= 16$"),
         ("lora", {"dropout": 1.5}, "dropout"),
         ("lora", {"target_modules": []}, "target_modules"),
     ],
@@ -158,6 +160,14 @@ def test_lora_defaults_to_query_and_value_on_t5(t5):
 def test_bad_options_are_refused(method, options, fragment):
     with pytest.raises(ConfigError, match=fragment):
         make_config(method, **options)
+
+
+@pytest.mark.parametrize("method,options", [("dpt", {"length": 200}), ("dept", {"max_length": 200})])
+def test_a_product_rank_above_the_backbone_width_is_refused(llama, method, options):
+    width = llama.get_input_embeddings().weight.shape[1]
+    expected = f"^rank {width + 1} exceeds the backbone's width {width}: pass rank <= {width}$"
+    with pytest.raises(ConfigError, match=expected):
+        lamp.wrap(llama, make_config(method, rank=width + 1, **options))
 
 
 @pytest.mark.parametrize("text", ["q_proj", "q_proj,v_proj", "[q_proj, v_proj]"])

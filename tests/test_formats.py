@@ -163,8 +163,17 @@ def test_truncation_keeps_the_start_and_the_answer_cue(kind):
     assert cut.source == full[: budget - len(cue)] + cue
     (start_only,) = encode([t5], tokenizer, kind, 20)  # t5: no cue, the start is kept as before
     assert start_only.source == tokenizer(t5.source, add_special_tokens=False)["input_ids"][:budget]
-    (tiny,) = encode([natural], tokenizer, kind, 6)  # a budget under the cue keeps the cue's end
-    assert tiny.source == cue[-(6 - 2 if kind == "causal" else 6) :]
+    appended = 2 if kind == "causal" else 0
+    (least,) = encode([natural], tokenizer, kind, len(cue) + 1 + appended)  # one token of the input and the cue
+    assert least.source == full[:1] + cue
+    for max_length in (1, len(cue) + appended):  # no token of the input would be left: refused, not cut to the cue
+        budget = max(1, max_length - appended)
+        with pytest.raises(ConfigError) as refused:
+            encode([natural], tokenizer, kind, max_length)
+        assert str(refused.value) == (
+            f"--max-length leaves {budget} token{'s' if budget > 1 else ''} for an input, no more than the template's "
+            f"cue {natural.cue!r} (7 tokens) alone: raise --max-length by at least {8 - budget}"
+        )
 
 
 def test_a_token_across_the_cue_boundary_counts_as_the_cue():

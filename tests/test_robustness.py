@@ -203,3 +203,22 @@ def test_cli_rejects_an_adapter_for_another_backbone(tmp_path, capsys):
 def test_train_config_rejects_bad_dtype():
     with pytest.raises(ConfigError, match="unknown --dtype 'int8'"):
         TrainConfig(dtype="int8")
+
+
+def test_cli_refuses_a_max_length_that_leaves_no_input_beside_the_cue(llama_dir, tmp_path, monkeypatch, capsys):
+    """Natural format: the cue ('\\nSentiment:') is kept whole, so a budget that holds no more than it would show
+    the model the template without the review; refused before training, not cut to the cue."""
+    from lamp.tasks import Example
+
+    def rows(n: int) -> list[Example]:
+        words = ["the movie was good", "a bad film"]
+        return [Example(f"Review: {words[i % 2]}\nSentiment:", "positive", 1, cue="\nSentiment:") for i in range(n)]
+
+    splits = {"train": rows(8), "validation": rows(4), "test": rows(4)}
+    monkeypatch.setattr(lamp.tasks, "load_splits", lambda name, data_dir=None, seed=42: splits)
+    args = ["train", "--model", llama_dir, "--out", str(tmp_path / "run"), "--max-steps", "2", "--max-length", "2"]
+    args += ["--batch-size", "4"]
+    err = cli_error(args, capsys)
+    prefix = "lamp train: error: --max-length leaves 1 token for an input, no more than the template's cue"
+    assert err == f"{prefix} '\\nSentiment:' (1 token) alone: raise --max-length by at least 1"
+    assert not (tmp_path / "run").exists()  # a new run's folder goes with the failed run

@@ -278,6 +278,13 @@ def check_positive(name: str, value: int) -> None:
     POSITIVE_INT.check(name, value)
 
 
+def check_rank_fits(rank: int, bound_name: str, bound: int) -> None:
+    """Refuse a low-rank factor wider than the matrix it factors: a product through a `bound`-row (or -column)
+    factor has rank <= bound, so a larger rank only adds parameters that cannot change the product's span."""
+    if rank > bound:
+        raise ConfigError(f"rank {rank} exceeds {bound_name} {bound}: pass rank <= {bound}")
+
+
 def check_init(init: str, init_text: str | None) -> None:
     if init_text is not None and not isinstance(init_text, str):  # YAML and --set read `5` as a number
         raise ConfigError(

@@ -21,7 +21,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.checks import POSITIVE
-from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+from lamp.methods.base import (
+    Declaration,
+    PromptConfig,
+    PromptModule,
+    check_init,
+    check_positive,
+    check_rank_fits,
+    initial_prompt,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -52,12 +60,14 @@ class DeptConfig(PromptConfig):
         check_positive("length", self.length)
         check_positive("rank", self.rank)
         check_positive("max_length", self.max_length)
+        check_rank_fits(self.rank, "max_length", self.max_length)
         self.alpha = POSITIVE.check("alpha", self.alpha)
         self.offset_lr = POSITIVE.check("offset_lr", self.offset_lr)
         check_init(self.init, self.init_text)
 
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DeptPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
+        check_rank_fits(self.rank, "the backbone's width", initial.shape[1])
         return DeptPrompt(self, initial)
 
 

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_positive, embedding_std
+from lamp.methods.base import (
+    Declaration,
+    PromptConfig,
+    PromptModule,
+    check_positive,
+    check_rank_fits,
+    embedding_std,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -33,9 +40,11 @@ class DptConfig(PromptConfig):
     def validate(self) -> None:
         check_positive("length", self.length)
         check_positive("rank", self.rank)
+        check_rank_fits(self.rank, "length", self.length)
 
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DptPrompt:
         weight = backbone.get_input_embeddings().weight
+        check_rank_fits(self.rank, "the backbone's width", weight.shape[1])
         return DptPrompt(self.length, self.rank, weight.shape[1], embedding_std(backbone), weight.device)
 
 

@@ -18,7 +18,15 @@ import torch
 from torch import nn
 
 from lamp.errors import ConfigError
-from lamp.methods.base import Declaration, PromptConfig, PromptModule, check_init, check_positive, initial_prompt
+from lamp.methods.base import (
+    Declaration,
+    PromptConfig,
+    PromptModule,
+    check_init,
+    check_positive,
+    check_rank_fits,
+    initial_prompt,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -57,8 +65,7 @@ class LampConfig(PromptConfig):
         check_positive("pool", self.pool)  # first: `for_prompt` makes the length from it (a pool of -1 or 2.5)
         check_positive("length", self.length)
         check_positive("rank", self.rank)
-        if self.rank > self.length:
-            raise ConfigError(f"rank {self.rank} exceeds length {self.length}: pass rank <= length")
+        check_rank_fits(self.rank, "length", self.length)
         if self.length % self.pool:
             raise ConfigError(
                 f"pool {self.pool} does not divide length {self.length}: pick a length that is a multiple of pool"
