@@ -68,48 +68,73 @@ def fit_max_length(max_length: int, backbone: Any, prompt_rows: int, reserve: in
 
 
 def truncate(
-    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, source: str, cue: str, ids: list[int], budget: int
+    tokenizer: PreTrainedTokenizerBase,
+    kind: ModelKind,
+    source: str,
+    cue: str,
+    ids: list[int],
+    budget: int,
+    scoring: bool = True,
 ) -> list[int]:
     """`ids` (the tokens of `source`) cut to `budget` tokens: the tokens of the end `cue` are kept, then as much of
     the start as fits; with no cue, the start. A token that straddles the cue's first character counts as the cue's.
-    Needs a fast tokenizer (token offsets) when there is a cue. ConfigError when the budget holds no more than the
-    cue: the model would see the template's cue without any of the input."""
+    Needs a fast tokenizer (token offsets) when there is a cue.
+
+    `scoring` (rows to score, whose budget does not depend on a gold answer): ConfigError when the budget holds no
+    token of the input beside the cue, since the model would see the template without the input. A training row
+    whose gold answer is longer than the scorer's reserve (`encode`) is cut instead, to the cue's end if need be."""
     if len(ids) <= budget:
         return ids
-    if not cue:
-        return ids[:budget]
+    cue_ids = ids[_cue_start(tokenizer, kind, source, cue, ids) :] if cue else []
+    if len(cue_ids) >= budget:
+        if not scoring:
+            return (cue_ids or ids[:1])[-max(budget, 1) :]
+        left = max(budget, 0)
+        beside = (
+            f"no more than the template's cue {cue!r} ({_tokens(len(cue_ids))}) alone"
+            if cue
+            else "once its answer's tokens are counted"
+        )
+        raise ConfigError(
+            f"--max-length leaves {_tokens(left)} for an input, {beside}: "
+            f"raise --max-length by at least {len(cue_ids) + 1 - budget}"
+        )
+    return ids[: budget - len(cue_ids)] + cue_ids
+
+
+def _tokens(count: int) -> str:
+    return f"{count} token{'s' if count != 1 else ''}"
+
+
+def _cue_start(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, source: str, cue: str, ids: list[int]) -> int:
+    """Index of the first token of `ids` that reaches into the end `cue` of `source`."""
     if not tokenizer.is_fast:
         raise ConfigError("cutting a natural-format input to --max-length needs a fast tokenizer: load one (use_fast)")
     offsets = tokenizer(source, add_special_tokens=kind == "seq2seq", return_offsets_mapping=True)["offset_mapping"]
     start = len(source) - len(cue)
-    first = next((i for i, (_, end) in enumerate(offsets) if end > start), len(ids))
-    tail = ids[first:]
-    if len(tail) >= budget:
-        short = len(tail) + 1 - budget
-        raise ConfigError(
-            f"--max-length leaves {budget} token{'s' if budget != 1 else ''} for an input, no more than the "
-            f"template's cue {cue!r} ({len(tail)} token{'s' if len(tail) != 1 else ''}) alone: "
-            f"raise --max-length by at least {short}"
-        )
-    return ids[: budget - len(tail)] + tail
+    return next((i for i, (_, end) in enumerate(offsets) if end > start), len(ids))
 
 
 def source_budget(kind: ModelKind, max_length: int, appended: int) -> int:
     """Tokens a source may keep: a causal LM's `max_length` covers the source and the `appended` tokens that follow
-    it in one sequence (at least 1 is kept); a seq2seq source has `max_length` to itself (the answer goes to the
-    decoder)."""
-    return max(1, max_length - appended) if kind == "causal" else max_length
+    it in one sequence; a seq2seq source has `max_length` to itself (the answer goes to the decoder). Below 1 when
+    the appended tokens fill `max_length`: `truncate` refuses that for a row to score."""
+    return max_length - appended if kind == "causal" else max_length
 
 
 def encode_sources(
-    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, sources: Sequence[tuple[str, str]], budgets: Sequence[int]
+    tokenizer: PreTrainedTokenizerBase,
+    kind: ModelKind,
+    sources: Sequence[tuple[str, str]],
+    budgets: Sequence[int],
+    scoring: bool = True,
 ) -> list[list[int]]:
     """The source encoder of every path (training, `lamp eval`, `lamp predict`): each (text, cue) tokenised (special
     tokens for seq2seq only) and cut to its budget by `truncate`. One tokenizer call for all (a row's ids do not
     depend on the others)."""
     ids = tokenizer([text for text, _ in sources], add_special_tokens=kind == "seq2seq")["input_ids"]
     return [
-        truncate(tokenizer, kind, text, cue, row, budget)
+        truncate(tokenizer, kind, text, cue, row, budget, scoring)
         for (text, cue), row, budget in zip(sources, ids, budgets, strict=True)
     ]
 
@@ -132,7 +157,7 @@ def encode(
     free-form answer longer than the generation budget."""
     targets = [target_ids(tokenizer, kind, e.target, e.lead) for e in examples]
     budgets = [source_budget(kind, max_length, reserve if scoring else max(len(t), reserve)) for t in targets]
-    sources = encode_sources(tokenizer, kind, [(e.source, e.cue) for e in examples], budgets)
+    sources = encode_sources(tokenizer, kind, [(e.source, e.cue) for e in examples], budgets, scoring)
     return [Encoded(source, target) for source, target in zip(sources, targets, strict=True)]
 
 

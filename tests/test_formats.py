@@ -167,13 +167,20 @@ def test_truncation_keeps_the_start_and_the_answer_cue(kind):
     (least,) = encode([natural], tokenizer, kind, len(cue) + 1 + appended)  # one token of the input and the cue
     assert least.source == full[:1] + cue
     for max_length in (1, len(cue) + appended):  # no token of the input would be left: refused, not cut to the cue
-        budget = max(1, max_length - appended)
+        budget = max_length - appended
         with pytest.raises(ConfigError) as refused:
-            encode([natural], tokenizer, kind, max_length)
+            encode([natural], tokenizer, kind, max_length, appended, scoring=True)
+        left = max(budget, 0)
         assert str(refused.value) == (
-            f"--max-length leaves {budget} token{'s' if budget > 1 else ''} for an input, no more than the template's "
+            f"--max-length leaves {left} token{'s' if left != 1 else ''} for an input, no more than the template's "
             f"cue {natural.cue!r} (7 tokens) alone: raise --max-length by at least {8 - budget}"
         )
+        assert len(encode([natural], tokenizer, kind, max_length + 8 - budget, appended, scoring=True)[0].source) == 8
+        (training_row,) = encode([natural], tokenizer, kind, max_length)  # a gold answer's budget: cut, not refused
+        assert training_row.source == cue[-max(budget, 1) :]
+    if kind == "causal":  # no cue: the answer alone fills max_length
+        with pytest.raises(ConfigError, match="^--max-length leaves 0 tokens for an input, once its answer's tokens"):
+            encode([t5], tokenizer, kind, 2, reserve=2, scoring=True)
 
 
 def test_a_token_across_the_cue_boundary_counts_as_the_cue():
