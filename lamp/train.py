@@ -493,7 +493,8 @@ def check_resume(config: TrainConfig, out: Path) -> None:
             parts = ", ".join(f"{flag} {_shown(mine)} (the run has {_shown(theirs)})" for flag, mine, theirs in differ)
             raise ConfigError(
                 f"{out} holds a run with other settings: {parts}; drop {' '.join(f for f, _, _ in differ)} to continue "
-                "it, or pass --overwrite instead of --resume to start over"
+                "it, or pass --overwrite instead of --resume to start over (a key of a --config file counts as its "
+                "flag)"
             )
         if changed := task_spec_differences(saved, wanted):  # the same flags, but the task file was edited since
             parts = ", ".join(f"{key} {_shown(mine)} (the run has {_shown(theirs)})" for key, mine, theirs in changed)

@@ -144,6 +144,7 @@ def test_resume_refuses_a_flag_that_contradicts_the_run(stopped, tiny_task, caps
     line = refused(["train", "--resume", "--out", str(stopped), *flags], capsys)
     drop = named.split()[0]  # a method option is named by its own flag (--pool), however it was given (--set)
     assert named in line and f"drop {drop} to continue it, or pass --overwrite" in line, line
+    assert line.endswith("to start over (a key of a --config file counts as its flag)"), line
     assert digest(stopped) == before
 
 
