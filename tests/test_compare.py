@@ -783,6 +783,15 @@ def test_a_data_dir_that_is_no_folder_is_refused_before_cells_train_not_on_repor
         compare(grid, report_only=True)
 
 
+def test_a_method_that_does_not_fit_the_backbone_is_refused_before_any_cell(tiny_task, llama_dir, tmp_path):
+    """The width is the backbone's (32 here): read from its config, so the grid stops before its first cell."""
+    methods = {"lamp": {"length": 4, "rank": 2, "pool": 2}, "wide": {"method": "dpt", "length": 40, "rank": 33}}
+    grid = tiny_grid(llama_dir, tmp_path / "grid", methods=methods, lrs={"lamp": [0.3], "wide": [0.3]})
+    with pytest.raises(ConfigError, match=r"^methods: wide: rank 33 exceeds the backbone's width 32: pass rank <= 32$"):
+        compare(grid, log=quiet)
+    assert not (tmp_path / "grid").exists()
+
+
 def test_overrides_are_refused_not_replaced(capsys):
     with pytest.raises(ConfigError, match="--lrs names lamp twice"):
         make_grid({}, lrs=parse_lrs(["lamp=0.1", "lamp=0.2"]))

@@ -60,6 +60,7 @@ def compare(
     workers = POSITIVE_INT.check("workers", workers)
     if not report_only:
         grid.check_data_dir()
+        grid.check_backbone_fits()
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with locked_grid(grid, report_only):
         cells = run_grid(grid, log, report_only, workers)

@@ -182,10 +182,13 @@ class PromptConfig:
         return self.n_virtual()
 
     def check_fits(self, positions: int | None, width: int | None = None, free: int | None = None) -> None:
-        """ConfigError when the prompt's rows (`n_virtual`) fill a backbone of `positions` positions (None: no limit)
-        and leave none for input, or when its (`init_rows` x `width`) float32 init, with the copies a decomposition
-        makes (INIT_COPIES), needs more than the `free` bytes of the device it is built on (None: unchecked). Checked
-        on the config, before `build` allocates the prompt: a length of 10^8 would take hundreds of GB first."""
+        """ConfigError when the method does not fit a backbone `width` wide (`check_width`), when the prompt's rows
+        (`n_virtual`) fill a backbone of `positions` positions (None: no limit) and leave none for input, or when
+        its (`init_rows` x `width`) float32 init, with the copies a decomposition makes (INIT_COPIES), needs more than
+        the `free` bytes of the device it is built on (None: unchecked). Checked on the config, before `build`
+        allocates the prompt: a length of 10^8 would take hundreds of GB first."""
+        if width is not None:
+            self.check_width(width)
         rows = self.n_virtual()
         if positions is not None and rows >= positions:
             length = getattr(self, "length", None)  # the option's own units: LAMP's length counts rows before pooling
@@ -207,6 +210,11 @@ class PromptConfig:
                     f"the {self.method} prompt's {init_rows} x {width} init needs about {need / 1e9:.1f} GB, "
                     f"{free / 1e9:.1f} GB of memory is free: use a shorter prompt{shortened}"
                 )
+
+    def check_width(self, width: int) -> None:
+        """ConfigError when the method cannot be built on a backbone whose embeddings are `width` wide (a low-rank
+        factor of a rank above it); nothing by default. Called by `check_fits`, before `build`, and by `lamp compare`
+        for every method before its first cell."""
 
     def skeleton(self) -> PromptConfig:
         """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as

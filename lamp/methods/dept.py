@@ -65,9 +65,11 @@ class DeptConfig(PromptConfig):
         self.offset_lr = POSITIVE.check("offset_lr", self.offset_lr)
         check_init(self.init, self.init_text)
 
+    def check_width(self, width: int) -> None:
+        check_rank_fits(self.rank, "the backbone's width", width)
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DeptPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
-        check_rank_fits(self.rank, "the backbone's width", initial.shape[1])
         return DeptPrompt(self, initial)
 
 

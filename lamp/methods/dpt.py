@@ -42,9 +42,11 @@ class DptConfig(PromptConfig):
         check_positive("rank", self.rank)
         check_rank_fits(self.rank, "length", self.length)
 
+    def check_width(self, width: int) -> None:
+        check_rank_fits(self.rank, "the backbone's width", width)
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DptPrompt:
         weight = backbone.get_input_embeddings().weight
-        check_rank_fits(self.rank, "the backbone's width", weight.shape[1])
         return DptPrompt(self.length, self.rank, weight.shape[1], embedding_std(backbone), weight.device)
 
 

@@ -80,6 +80,9 @@ class LampConfig(PromptConfig):
         """The l rows that are initialised and decomposed (U is l x r), before pooling to l / k."""
         return self.length
 
+    def check_width(self, width: int) -> None:
+        _check_rank(self.rank, self.length, width)
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LampPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text, repeat=self.pool)
         return LampPrompt(self, initial)
@@ -107,15 +110,17 @@ class LampConfig(PromptConfig):
         return LampPrompt(self, initial)
 
 
+def _check_rank(rank: int, length: int, width: int) -> None:
+    """The truncated SVD of an (l x d) prompt has min(l, d) components."""
+    most = min(length, width)
+    if rank > most:
+        raise ConfigError(f"rank {rank} exceeds min(length, embedding width) = {most}: pass rank <= {most}")
+
+
 class LampPrompt(PromptModule):
     def __init__(self, config: LampConfig, initial: torch.Tensor) -> None:
         super().__init__()
-        length, width = initial.shape
-        if config.rank > min(length, width):
-            raise ConfigError(
-                f"rank {config.rank} exceeds min(length, embedding width) = {min(length, width)}: "
-                f"pass rank <= {min(length, width)}"
-            )
+        _check_rank(config.rank, *initial.shape)
         u, s, vh = torch.linalg.svd(initial.float(), full_matrices=False)
         self.u = nn.Parameter(u[:, : config.rank].contiguous())
         singular = s[: config.rank].contiguous()

@@ -68,15 +68,16 @@ class LoraConfig(PromptConfig):
                     "target_modules=['q_proj','v_proj']"
                 ) from None
 
-    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
-        import peft
-
-        width = backbone.get_input_embeddings().weight.shape[1]
+    def check_width(self, width: int) -> None:
         if self.rank > width:  # every linear layer of a transformer has a side of the model's width d
             raise ConfigError(
                 f"rank {self.rank} exceeds the backbone's width {width}: an update of a layer with a side of {width} "
                 f"has rank at most {width} (and rank x {width} entries per side), pass rank <= {width}"
             )
+
+    def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
+        import peft
+
         config = peft.LoraConfig(
             r=self.rank, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=self.target_modules
         )
