@@ -461,6 +461,7 @@ FLOOR_ROW = {**GOOD_ROW, "method": "none", "base_method": "none", "lr": None, "f
         ([{**GOOD_ROW, "collapsed": "x"}], "not a cell's record"),
         ([{**GOOD_ROW, "test_predictions": [1, 2]}], "not a cell's record"),
         ([{**GOOD_ROW, "steps": "3"}], "not a cell's record"),
+        ([{**GOOD_ROW, "test_metrics": {"accuracy": 70.0, "score": 60.0}}], "not a cell's record"),  # edited score
         ([{**GOOD_ROW, "cell": "polarity-lamp-lr0.3-s0"}], "not a cell's record"),
         ([{**FLOOR_ROW, "test_score": None, "error": "boom"}], "not a cell's record"),  # a floor trains nothing
         ("", "--reuse is empty"),
@@ -484,6 +485,8 @@ def test_every_field_of_a_report_row_is_checked_on_reuse():
     assert lamp.compare.cell.is_record(Cell.from_json(GOOD_ROW)) and lamp.compare.cell.is_record(
         Cell.from_json(FLOOR_ROW)
     )
+    scored = {**GOOD_ROW, "test_metrics": {"accuracy": 70.0, "score": 70.0}}
+    assert lamp.compare.cell.is_record(Cell.from_json(scored))
 
 
 # ---- grids, recipes, CLI ----------------------------------------------------------------------------------------

@@ -193,10 +193,12 @@ _FIELD_CHECKS: dict[str, Callable[[object], bool]] = {
 
 def is_record(cell: Cell) -> bool:
     """Whether a row read from JSON holds a cell record: each field of its type (numbers finite), either a test
-    score or an error (a floor never fails), and the cell name of its task, method, lr and seed."""
+    score or an error (a floor never fails), the test score its metrics give (`score`), and the cell name of its
+    task, method, lr and seed."""
     return (
         all(check(getattr(cell, name)) for name, check in _FIELD_CHECKS.items())
         and (cell.error is None) == (cell.test_score is not None)
+        and (not cell.test_metrics or cell.test_metrics.get("score") == cell.test_score)
         and not (cell.floor and cell.error)
         and cell.cell == cell_name(cell.task, cell.method, cell.lr, cell.seed)
     )
