@@ -79,7 +79,8 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
         "best_step": 0,
         "zero_shot": None,
         "split_sizes": {name: len(rows) for name, rows in splits.items()},
-        "config": run_settings(config, spec),
+        # what was scored: no method (the grid's first method only lent its evaluation settings)
+        "config": {**run_settings(config, spec), "method": BARE, "method_options": {}},
     }
 
     results: dict[str, dict[str, Any]] = {}

@@ -625,6 +625,8 @@ def test_floors_are_scored_without_training_and_equal_the_bare_backbone(tiny_tas
     assert set(floors) == {"none", "majority"} and all(r.selected and r.lr is None for r in floors.values())
     cell = tmp_path / "grid" / "cells" / "polarity-none-s0"
     assert (cell / "results.json").is_file() and not (cell / "adapter").exists(), "a floor trains nothing"
+    saved = json.loads((cell / "results.json").read_text())["config"]
+    assert saved["method"] == "none" and saved["method_options"] == {}, "not the grid's first method"
     # none: the bare backbone ranking " negative" / " positive" after each natural-format source, by hand
     backbone, tokenizer = AutoModelForCausalLM.from_pretrained(llama_dir), AutoTokenizer.from_pretrained(llama_dir)
     from lamp.tasks import get_task
