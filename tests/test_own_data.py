@@ -228,10 +228,39 @@ def test_labels_match_label_values_words_or_indices(tmp_path):
     base = dict(name="mine", template="{text}", label_words=("negative", "positive"), train_file="x.csv")
     task = TaskSpec(**base, label_values=("-1", "1")).task()
     assert [task.label_of(v) for v in (-1, 1, "-1", "1")] == [0, 1, 0, 1], "a value before an index"
+    stars = TaskSpec(**base, label_values=("2", "5")).task()  # given values are the labels, never positions in them
+    assert [stars.label_of(v) for v in ("2", 5)] == [0, 1]
+    for other in ("1", 1, 0, "0", True):
+        with pytest.raises(ValueError, match=r"is not one of the label values \['2', '5'\]"):
+            stars.label_of(other)
     task = TaskSpec(**base).task()
     assert [task.label_of(v) for v in ("negative", "positive", 0, 1, "1")] == [0, 1, 0, 1, 1]
     with pytest.raises(ValueError):
         task.label_of("maybe")
+
+
+def test_a_free_form_target_must_be_text_or_a_number():
+    task = TaskSpec(name="qa", template="Q: {question}\nA:", target_field="answer", train_file="x.jsonl").task()
+    assert [task.label_of(v) for v in ("Paris", 12, 2.5)] == ["Paris", "12", "2.5"]  # a JSON number reads as written
+    for value in (True, ["yes", "no"], {"a": 1}):  # was: trained on Python's rendering of it ('True', "['yes', 'no']")
+        with pytest.raises(ValueError, match=f"^target field 'answer' holds {re.escape(repr(value))}, not text$"):
+            task.label_of(value)
+
+
+def test_file_rows_outside_the_label_values_or_with_a_non_text_answer_are_refused(tmp_path):
+    (tmp_path / "stars.csv").write_text("text,stars\ngood film,5\nbad film,1\nfine,5\nawful,1\n")
+    (tmp_path / "qa.jsonl").write_text('{"question": "a", "answer": ["yes", "no"]}\n{"question": "b", "answer": 4}\n')
+    words = {"label_words": ("negative", "positive"), "label_field": "stars", "label_values": ("2", "5")}
+    stars = TaskSpec(name="stars", train_file=str(tmp_path / "stars.csv"), template="R: {text}", **words)
+    with pytest.raises(DataError) as refused:  # was: the 1-star rows read as index 1, positive
+        load_splits(stars.task())
+    assert str(refused.value) == (
+        f"{tmp_path / 'stars.csv'}: label values '1' (first at {tmp_path / 'stars.csv'} row 2) are not the task's "
+        "labels '2', '5': fix the rows, or give --label-values the file's values"
+    )
+    qa = TaskSpec(name="qa", train_file=str(tmp_path / "qa.jsonl"), template="Q: {question}", target_field="answer")
+    with pytest.raises(DataError, match=r"qa.jsonl row 1: target field 'answer' holds \['yes', 'no'\], not text: fix"):
+        load_splits(qa.task())
 
 
 def test_spec_checks_name_the_key_and_the_fix():

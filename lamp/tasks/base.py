@@ -140,6 +140,7 @@ class Task:
     max_new_tokens: int | None = None  # tokens generated for an answer (None: the longest label word's plus two)
     user_data: UserData | None = None  # a user's own files or hub dataset (`lamp.tasks.user`), read first
     spec: Mapping[str, Any] | None = None  # a user task's spec (`TaskSpec.to_dict`), saved with its adapters
+    label_indices: bool = True  # a label may be an index into the label words; False: only the words (label_values)
 
     # ----- formats -----
 
@@ -219,8 +220,12 @@ class Task:
     def label_of(self, raw: object) -> int | float | str:
         """A release's or the hub's label (index, bool, label word or digit string; a number for regression; the
         text itself for free-form generation). A label value that equals a label word's text (a user's ``-1`` for
-        ``("-1", "1")``) is that word, before it is read as an index. ValueError on a label it cannot place."""
+        ``("-1", "1")``) is that word, before it is read as an index; without `label_indices` (a user's
+        label_values) only the words are labels. ValueError on a label it cannot place, and on a free-form target
+        that is not text or a number (a JSON list, object or boolean)."""
         if self.is_generation:
+            if isinstance(raw, bool) or not isinstance(raw, str | numbers.Number | None):
+                raise ValueError(f"target field {self.gold_field!r} holds {raw!r}, not text")
             if raw is None or not str(raw).strip():
                 raise ValueError(f"target field {self.gold_field!r} is empty")
             return str(raw).strip()
@@ -238,6 +243,8 @@ class Task:
             if raw in words:
                 return words.index(raw)
             index = int(raw) if raw.strip().lstrip("-").isdigit() else None  # GLUE's "0" / "1"
+        if not self.label_indices:
+            raise ValueError(f"label {raw!r} is not one of the label values {list(words)}")
         if isinstance(index, numbers.Integral) and 0 <= int(index) < len(words):  # bool too: False -> 0
             return int(index)
         raise ValueError(f"label {raw!r} is not one of {list(words)} or an index into them")

@@ -211,6 +211,7 @@ class TaskSpec:
             max_new_tokens=self.max_new_tokens if self.target_field else None,
             user_data=UserData(files, self.dataset),
             spec=self.to_dict(),
+            label_indices=self.label_values is None,  # given values are the labels; a position in them is not
         )
         return task.in_format("natural")
 
@@ -352,15 +353,17 @@ def user_examples(task: Task) -> dict[str, list[Example]]:
             try:
                 out.append(task.example(row))
             except ValueError as error:
-                if task.is_generation:
-                    raise DataError(f"{where}: {error}: fill it or drop the row") from None
+                if task.is_generation:  # an empty answer (fill it), or a list, object or boolean (fix it)
+                    fix = "fill it" if isinstance(row[task.gold_field], str) else "fix it"
+                    raise DataError(f"{where}: {error}: {fix} or drop the row") from None
                 unknown.setdefault(repr(row[task.gold_field]), where)
         if unknown:
             labels = task.classes or task.label_words or ()
+            indices = f" nor indices 0-{len(labels) - 1}" if task.label_indices else ""
+            fix = "map them with --label-values" if task.label_indices else "give --label-values the file's values"
             raise DataError(
                 f"{source}: label values {', '.join(list(unknown)[:5])} (first at {next(iter(unknown.values()))}) are "
-                f"not the task's labels {', '.join(map(repr, labels))} nor indices 0-{len(labels) - 1}: fix the rows, "
-                "or map them with --label-values"  # the labels quoted: "[a" is not "a"
-            )
+                f"not the task's labels {', '.join(map(repr, labels))}{indices}: fix the rows, or {fix}"
+            )  # the labels quoted: "[a" is not "a"
         examples[split] = out
     return examples
