@@ -269,6 +269,11 @@ ROWS = [
         r"--task rte is a built-in task, which reads its own data: .* \(e.g. --task my-rte\)$",
         id="own-builtin-name",
     ),
+    pytest.param(  # the default task's name, given: was ignored, the task named after the file
+        OWN + " {own}/good.csv --task polarity",
+        r"--task polarity is a built-in task, which reads its own data: .* \(e.g. --task my-polarity\)$",
+        id="own-default-name",
+    ),
     pytest.param(OWN + " {own}", r"data file {own} is a folder, not a file: pass the file itself$", id="own-folder"),
     pytest.param(
         TRAIN + " --train-file {own}/good.csv --template 'x {{text}}'", r"pass exactly one$", id="own-no-answer"

@@ -73,6 +73,8 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     With --resume on a folder that holds a run, the run's saved settings come first and only the values given
     explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
     """
+    from lamp.tasks.user import DATA_OPTIONS, refuse_built_in_with_data
+
     loaded = yaml_values(args.config, config_class)
     flags = flag_values(args, config_class)
     if "method_options" in flags:
@@ -88,6 +90,8 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
         values["method_options"] = from_flags if not isinstance(from_flags, dict) else from_yaml
     elif from_yaml or from_flags:
         values["method_options"] = {**from_yaml, **from_flags}  # a flag wins over the YAML file, option by option
+    if "task" in values:  # given, even as the default's name (TrainConfig cannot tell `--task polarity` from none)
+        refuse_built_in_with_data(values["task"], {key: values.get(key) for key in DATA_OPTIONS})
     if values.get("resume") is True and values.get("overwrite") is not True:  # both: TrainConfig names the conflict
         values = _with_saved_run(values, config_class)
     return build(config_class, values)

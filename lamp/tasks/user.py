@@ -233,17 +233,24 @@ def is_spec_file(name: str) -> bool:
     return name.lower().endswith(SPEC_SUFFIXES)
 
 
+def refuse_built_in_with_data(task: str, options: Mapping[str, Any] | None) -> None:
+    """ConfigError for a built-in task's name given with data options (DATA_OPTIONS, None when unset): the user's
+    files would silently replace that task's data, or be ignored."""
+    if task in TASKS and any(v is not None for v in (options or {}).values()):
+        raise ConfigError(
+            f"--task {task} is a built-in task, which reads its own data: to train on your files, drop --task or "
+            f"give your task a new name (e.g. --task my-{task})"
+        )
+
+
 def spec_of(task: str, options: Mapping[str, Any] | None = None, default: str | None = None) -> TaskSpec | None:
     """The user task that `task` (a task YAML file, or a new task's name) and `options` (DATA_OPTIONS, None when
     unset; they override the file's keys) describe; None for a built-in task without options. A user task is
     named by `task` when that is no built-in name; when `task` is `default` (the caller's unset value), by its train
     file's stem (or dataset name). Any other built-in name with data options is a ConfigError: the user's files
     would silently replace that task's data."""
-    if task in TASKS and task != default and any(v is not None for v in (options or {}).values()):
-        raise ConfigError(
-            f"--task {task} is a built-in task, which reads its own data: to train on your files, drop --task or "
-            f"give your task a new name (e.g. --task my-{task})"
-        )
+    if task != default:
+        refuse_built_in_with_data(task, options)
 
     given = {k: v for k, v in (options or {}).items() if v is not None}
     if is_spec_file(task):
