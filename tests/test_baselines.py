@@ -162,6 +162,15 @@ def test_bad_options_are_refused(method, options, fragment):
         make_config(method, **options)
 
 
+def test_a_dept_offset_past_the_backbone_positions_is_refused(llama):
+    """The tiny Llama has 256 positions: offset rows past them would be trainable parameters that no input ever
+    reaches (and a huge max_length was an out-of-memory that named the batch)."""
+    with pytest.raises(ConfigError) as refused:
+        lamp.wrap(llama, make_config("dept", length=4, rank=2, max_length=1000))
+    assert str(refused.value) == "max_length 1000 exceeds the backbone's 256 positions: pass max_length <= 256"
+    assert lamp.wrap(llama, make_config("dept", length=4, rank=2, max_length=256)).num_trainable_parameters() > 0
+
+
 @pytest.mark.parametrize("method,options", [("dpt", {"length": 200}), ("dept", {"max_length": 200})])
 def test_a_product_rank_above_the_backbone_width_is_refused(llama, method, options):
     width = llama.get_input_embeddings().weight.shape[1]

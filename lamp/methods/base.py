@@ -183,10 +183,11 @@ class PromptConfig:
 
     def check_fits(self, positions: int | None, width: int | None = None, free: int | None = None) -> None:
         """ConfigError when the method does not fit a backbone `width` wide (`check_width`), when the prompt's rows
-        (`n_virtual`) fill a backbone of `positions` positions (None: no limit) and leave none for input, or when
-        its (`init_rows` x `width`) float32 init, with the copies a decomposition makes (INIT_COPIES), needs more than
-        the `free` bytes of the device it is built on (None: unchecked). Checked on the config, before `build`
-        allocates the prompt: a length of 10^8 would take hundreds of GB first."""
+        (`n_virtual`) fill a backbone of `positions` positions (None: no limit) and leave none for input, when an
+        option reaches past those positions (`check_positions`), or when its (`init_rows` x `width`) float32 init,
+        with the copies a decomposition makes (INIT_COPIES), needs more than the `free` bytes of the device it is
+        built on (None: unchecked). Checked on the config, before `build` allocates the prompt: a length of 10^8
+        would take hundreds of GB first."""
         if width is not None:
             self.check_width(width)
         rows = self.n_virtual()
@@ -197,6 +198,8 @@ class PromptConfig:
                 f"the {self.method} prompt's {rows} rows fill the backbone's {positions} positions and leave none for "
                 f"input: use a shorter prompt ({most})"
             )
+        if positions is not None:
+            self.check_positions(positions)
         if width is not None and free is not None:
             init_rows = self.init_rows()
             need = init_rows * width * 4 * INIT_COPIES
@@ -215,6 +218,10 @@ class PromptConfig:
         """ConfigError when the method cannot be built on a backbone whose embeddings are `width` wide (a low-rank
         factor of a rank above it); nothing by default. Called by `check_fits`, before `build`, and by `lamp compare`
         for every method before its first cell."""
+
+    def check_positions(self, positions: int) -> None:
+        """ConfigError when an option of the method reaches past a backbone of `positions` positions (DePT's offset
+        rows); nothing by default. Called by `check_fits` once the prompt's rows are known to fit."""
 
     def skeleton(self) -> PromptConfig:
         """This config with the cheapest init (random, no text), for a module whose tensors are replaced as soon as

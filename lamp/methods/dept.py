@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lamp.checks import POSITIVE
+from lamp.errors import ConfigError
 from lamp.methods.base import (
     Declaration,
     PromptConfig,
@@ -67,6 +68,13 @@ class DeptConfig(PromptConfig):
 
     def check_width(self, width: int) -> None:
         check_rank_fits(self.rank, "the backbone's width", width)
+
+    def check_positions(self, positions: int) -> None:
+        if self.max_length > positions:  # offset rows past the backbone's positions would never reach an input
+            raise ConfigError(
+                f"max_length {self.max_length} exceeds the backbone's {positions} positions: pass max_length <= "
+                f"{positions}"
+            )
 
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> DeptPrompt:
         initial = initial_prompt(self.length, self.init, backbone, tokenizer, self.init_text)
