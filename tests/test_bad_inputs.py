@@ -154,6 +154,11 @@ ROWS = [
     pytest.param(OWN + " {fresh}/none.csv", r"data file .*none.csv does not exist: check the path$", id="own-none"),
     pytest.param(OWN + " {own}/empty.csv", r"data file {own}/empty.csv is empty: add a header", id="own-empty"),
     pytest.param(OWN + " {own}/header.csv", r"{own}/header.csv holds no rows \(a header only\?\)", id="own-header"),
+    pytest.param(  # was: "cannot read … as JSON (… corresponds to no data!): … check its syntax", of valid JSON
+        OWN + " {own}/empty-list.json",
+        r"data file {own}/empty-list.json holds no rows \(an empty list\): add rows$",
+        id="own-empty-list",
+    ),
     pytest.param(
         OWN + " {own}/labels.csv",
         r"{own}/labels.csv: label values 'maybe' \(first at {own}/labels.csv row 2\) are not the task's labels "
@@ -701,6 +706,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "good.csv": good_rows,
         "empty.csv": "",
         "header.csv": "text,label\n",
+        "empty-list.json": "[]\n",
         "labels.csv": "text,label\nthe film was good,positive\nit was,maybe\n",
         "review.csv": good_rows.replace("text,", "review,"),
         "broken.jsonl": '{"text": "good", "label": 1}\n{"text": \n',

@@ -131,6 +131,8 @@ def _records_only(path: str, text: str, whole: bool) -> None:
         value = json.loads(text) if whole else None
     except (ValueError, RecursionError):  # JSON lines in a .json file, or broken JSON
         value = None
+    if value == []:
+        raise DataError(f"data file {path} holds no rows (an empty list): add rows")
     if isinstance(value, list):
         rows = value
     elif whole and value is not None:
