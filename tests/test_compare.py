@@ -288,6 +288,8 @@ def test_report_only_reads_finished_cells_and_trains_nothing(tmp_path, monkeypat
     assert "**Partial grid: 4 of 8 cells finished.**" in paths["markdown"].read_text()
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     assert len(calls) == 4 and "Partial grid" not in paths["markdown"].read_text()
+    legend = paths["markdown"].read_text().split("\n\n")[1]  # no floor rows: no word of them, nor of their mark
+    assert "Floors" not in legend and "▽" not in legend and legend.endswith("reach the prompt).")
 
 
 def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
@@ -649,6 +651,8 @@ def test_floors_are_scored_without_training_and_equal_the_bare_backbone(tiny_tas
     assert all(r.below_floor == (r.test_score <= floors["none"].test_score) for r in trained)
     table = paths["markdown"].read_text()
     assert "| none | - |" in table and "| majority | - |" in table
+    assert "▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `none`)" in table
+    assert "Floors, trained on nothing: `none` (the backbone zero-shot, same format and scorer); `majority`" in table
     assert ("▽1/1" in table) == any(r.below_floor for r in trained)
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import atomic_write
 from lamp.compare.cell import REPORT, Cell
-from lamp.floors import BARE
+from lamp.floors import BARE, MAJORITY
 
 if TYPE_CHECKING:
     from lamp.compare.recipe import Recipe
@@ -163,6 +163,12 @@ def _table(header: list[str], align: str, rows: Iterable[list[str]]) -> list[str
     return ["| " + " | ".join(header) + " |", "|" + rule, *("| " + " | ".join(row) + " |" for row in rows)]
 
 
+FLOOR_LEGEND = {
+    BARE: f"`{BARE}` (the backbone zero-shot, same format and scorer)",
+    MAJORITY: f"`{MAJORITY}` (the train split's most frequent label)",
+}
+
+
 def markdown(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> str:
     """comparison.md: the paper-style table, the selected learning rates, every cell, failures.
 
@@ -181,17 +187,22 @@ def markdown(cells: list[Cell], grid: Recipe, info: dict[str, Any]) -> str:
         if grid.sweeps_lrs
         else "each method's one learning rate"
     )
+    floors = [f for f in FLOOR_LEGEND if any(c.floor and c.method == f for c in cells)]
+    below = (  # the mark compares with the `none` floor, so it is explained only where that row is
+        f"; ▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `{BARE}`) on the same test "
+        "split"
+        if BARE in floors
+        else ""
+    )
     lines = [
         f"# Method comparison on {grid.model}",
         "",
         f"Test score (task metric, 0-100) at {rate}; "
         f"mean ± std over seeds {', '.join(map(str, seeds))} ({len(seeds)} seed{'s' * (len(seeds) > 1)}); "
         f"{grid.max_steps} steps for every method. ⚠k/n: k of the n runs predicted a single class on the whole test "
-        "set (collapsed); ▽k/n: k of the n runs scored at or below the bare backbone with no prompt (row `none`) on "
-        "the same test split; their scores are included in the mean. Trainable parameters are the nominal count; in "
-        "brackets the effective one where it differs (LAMP: only U's pooled block means reach the prompt). Floors, "
-        "trained on nothing: `none` (the backbone zero-shot, same format and scorer) and `majority` (the train "
-        "split's most frequent label).",
+        f"set (collapsed){below}; their scores are included in the mean. Trainable parameters are the nominal count; "
+        "in brackets the effective one where it differs (LAMP: only U's pooled block means reach the prompt)."
+        + (f" Floors, trained on nothing: {'; '.join(FLOOR_LEGEND[f] for f in floors)}." if floors else ""),
     ]
     if len(cells) < info.get("cells_total", len(cells)):
         lines += ["", f"**Partial grid: {len(cells)} of {info['cells_total']} cells finished.**"]
