@@ -512,6 +512,16 @@ ROWS = [
     pytest.param("compare --train max_grad_norm=nan", r"--max-grad-norm must be a finite number >= 0", id="cmp-clip"),
     pytest.param("compare --train batch_size=2.5", r"--batch-size must be a positive integer", id="cmp-batch"),
     pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
+    pytest.param(  # was: "cannot be shared by a grid", as if it were a train option
+        "compare --train batchsize=4",
+        r"train: 'batchsize' is not a lamp train option: choose from .*batch_size",
+        id="compare-train-unknown",
+    ),
+    pytest.param(
+        "compare --train rank=40",
+        r"train: rank is a method option: give it under methods:, e.g. methods: \{{lamp: \{{rank: \.\.\.\}}\}}$",
+        id="compare-train-method-option",
+    ),
     pytest.param("compare --tasks nope", r"unknown task 'nope'", id="compare-unknown-task"),
     pytest.param(
         "compare --methods pt --lrs lamp=0.5 --report-only --out {fresh}",

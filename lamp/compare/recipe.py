@@ -18,7 +18,7 @@ from lamp.floors import FLOORS
 from lamp.methods import DEFAULT_METHOD, METHODS, make_config
 from lamp.model import config_positions, config_width
 from lamp.tasks.user import is_spec_file, task_of
-from lamp.train import TrainConfig
+from lamp.train import SHORTHANDS, TrainConfig
 
 DEFAULT_METHODS = (DEFAULT_METHOD, next(name for name in METHODS if name != DEFAULT_METHOD))
 """`lamp compare`'s methods when none are named: the default method and the first other registered one, the vanilla
@@ -131,11 +131,22 @@ class Recipe:
             raise ConfigError(f"tasks name one task twice: {', '.join(self.tasks)}")
         self.seeds = SEED.check_list("seeds", self.seeds)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        bad = sorted(set(self.train) - (fields - set(GRID_FIELDS)))
-        if bad:
+        shared = sorted(fields - set(GRID_FIELDS))
+        if method_keys := sorted(set(self.train) & set(SHORTHANDS)):  # a method's own option, not a train option
+            what = "is a method option" if len(method_keys) == 1 else "are method options"
             raise ConfigError(
-                f"train options {', '.join(bad)} cannot be shared by a grid: the grid sets {', '.join(GRID_FIELDS)} "
-                f"itself; the others are {', '.join(sorted(fields - set(GRID_FIELDS)))}"
+                f"train: {', '.join(method_keys)} {what}: give it under methods:, e.g. methods: "
+                f"{{lamp: {{{method_keys[0]}: ...}}}}"
+            )
+        if grid_keys := sorted(set(self.train) & set(GRID_FIELDS)):
+            raise ConfigError(
+                f"train options {', '.join(grid_keys)} cannot be shared by a grid: the grid sets "
+                f"{', '.join(GRID_FIELDS)} itself (give its own keys: tasks, methods, lrs, seeds, max_steps, out)"
+            )
+        if unknown := sorted(set(self.train) - fields):
+            raise ConfigError(
+                f"train: {', '.join(map(repr, unknown))} {'is not a' if len(unknown) == 1 else 'are not'} lamp train "
+                f"option{'s' * (len(unknown) > 1)}: choose from {', '.join(shared)}"
             )
         self.max_steps = POSITIVE_INT.check("max_steps", self.max_steps)
         if self.sweep_seeds is not None:
