@@ -162,23 +162,26 @@ def encode(
 
 
 CHAT_SLOT = "{lamp-source}"  # stands for the source while the chat template is rendered
-ADAPTER_CHAT_FIX = "the adapter was trained in its backbone's chat template: pass that backbone as --model"
-"""`chat_wrapper`'s fix when an adapter's recorded chat template, not a flag, asked for one."""
+ADAPTER_CHAT = "the adapter (trained in its backbone's chat template)"
+"""`chat_wrapper`'s `asked_by` when an adapter's recorded chat template, not a flag, asks for one."""
+ADAPTER_CHAT_FIX = "pass the backbone it was trained on as --model"
 
 
-def chat_wrapper(tokenizer: PreTrainedTokenizerBase, kind: ModelKind, fix: str = "drop it") -> tuple[str, str]:
+def chat_wrapper(
+    tokenizer: PreTrainedTokenizerBase, kind: ModelKind, fix: str = "drop it", asked_by: str = "--chat-template"
+) -> tuple[str, str]:
     """(before, after): the text an instruct model's chat template puts around one user message, the assistant's
     turn opened (``add_generation_prompt``), so that the label word is the assistant's answer (`Task.in_chat`).
-    ConfigError for a seq2seq backbone or a tokenizer without a chat template, ending in `fix` (for a chat template
-    an adapter asked for, not the user: `ADAPTER_CHAT_FIX`)."""
+    ConfigError for a seq2seq backbone or a tokenizer without a chat template, naming `asked_by` (the flag, or
+    `ADAPTER_CHAT` for an adapter's recorded chat template) and ending in `fix` (for an adapter: `ADAPTER_CHAT_FIX`)."""
     if kind != "causal":
-        raise ConfigError(f"--chat-template is for causal (decoder) LMs, and this backbone is seq2seq: {fix}")
+        raise ConfigError(f"{asked_by} is for causal (decoder) LMs, and this backbone is seq2seq: {fix}")
     if not getattr(tokenizer, "chat_template", None):
-        raise ConfigError(f"--chat-template: the model's tokenizer has no chat template (not an instruct model): {fix}")
+        raise ConfigError(f"{asked_by}: the model's tokenizer has no chat template (not an instruct model): {fix}")
     message = [{"role": "user", "content": CHAT_SLOT}]
     text = tokenizer.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
     if text.count(CHAT_SLOT) != 1:
-        raise ConfigError("--chat-template: the model's chat template does not show the user's message as given")
+        raise ConfigError(f"{asked_by}: the model's chat template does not show the user's message as given")
     before, _, after = text.partition(CHAT_SLOT)
     return before, after
 

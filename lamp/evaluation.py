@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_tokenizer
-from lamp.data import ADAPTER_CHAT_FIX, DEFAULT_MAX_LENGTH, Encoded, chat_wrapper, encode, fit_max_length
+from lamp.data import ADAPTER_CHAT, ADAPTER_CHAT_FIX, DEFAULT_MAX_LENGTH, Encoded, chat_wrapper, encode, fit_max_length
 from lamp.errors import ConfigError
 from lamp.model import load_adapter
 from lamp.scoring import answer_tokens, predict, resolve_scorer
@@ -107,8 +107,11 @@ def evaluate_adapter(
     prompted = load_adapter(name, adapter).to(accelerator.device)  # the adapter's files are checked first
     task = task_of(task_name, spec, resolve_format(format or saved_format(saved), prompted.kind))
     if saved.get("chat_template", False) if chat_template is None else chat_template:
-        fix = "drop it" if chat_template else f"{ADAPTER_CHAT_FIX}, or pass --no-chat-template"
-        task = task.in_chat(chat_wrapper(tokenizer, prompted.kind, fix))
+        if chat_template:  # the flag asked
+            task = task.in_chat(chat_wrapper(tokenizer, prompted.kind))
+        else:  # the adapter's record asked
+            fix = f"{ADAPTER_CHAT_FIX}, or pass --no-chat-template"
+            task = task.in_chat(chat_wrapper(tokenizer, prompted.kind, fix, ADAPTER_CHAT))
     chosen = resolve_scorer(scorer, prompted.kind, task, tokenizer)
     splits = load_splits(task, data_dir, seed)
     if split not in splits:

@@ -26,6 +26,7 @@ from torch import nn
 from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_model
 from lamp.data import (
+    ADAPTER_CHAT,
     ADAPTER_CHAT_FIX,
     DEFAULT_MAX_LENGTH,
     chat_wrapper,
@@ -229,7 +230,7 @@ def predict_rows(
         # rows render as the adapter was trained; a user task is rebuilt from the spec its adapter saved
         task = served_task(name, getattr(model, "task_spec", None), getattr(model, "input_format", "t5"))
         if getattr(model, "chat_template", False):
-            task = task.in_chat(chat_wrapper(tokenizer, kind, ADAPTER_CHAT_FIX))
+            task = task.in_chat(chat_wrapper(tokenizer, kind, ADAPTER_CHAT_FIX, ADAPTER_CHAT))
         chosen = resolve_scorer(scorer, kind, task, tokenizer)
         labels = label_token_ids(tokenizer, kind, task.label_words, task.lead) if chosen == "rank" else None
         prompt = model.eval().prompt().detach()

@@ -322,9 +322,13 @@ def test_chat_template_trains_in_the_chat_and_predict_renders_rows_alike(views, 
     assert list(a["scores"].values()) == pytest.approx(expected, abs=1e-5)
     # On a backbone without a chat template, the adapter's own chat template is what asks for one: say so.
     plain = backbone_dir(tmp_path / "plain", "llama")
-    with pytest.raises(ConfigError, match="the adapter was trained in its backbone's chat template: pass that "):
+    said = (  # was: "--chat-template: …", a flag the user never passed
+        r"^the adapter \(trained in its backbone's chat template\): the model's tokenizer has no chat template \(not "
+        r"an instruct model\): pass the backbone it was trained on as --model"
+    )
+    with pytest.raises(ConfigError, match=said + "$"):
         predict_rows(load_task_adapters([str(tmp_path / "run" / "adapter")], plain), [raw], load_tokenizer(plain))
-    with pytest.raises(ConfigError, match="pass that backbone as --model, or pass --no-chat-template$"):
+    with pytest.raises(ConfigError, match=said + ", or pass --no-chat-template$"):
         evaluate_adapter(tmp_path / "run" / "adapter", "polarity", model=plain)
     with pytest.raises(ConfigError, match="no chat template .*: drop it$"):
         evaluate_adapter(tmp_path / "run" / "adapter", "polarity", model=plain, chat_template=True)
