@@ -16,14 +16,11 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lamp.backbones import load_model, load_tokenizer
-from lamp.data import chat_wrapper, encode, fit_max_length
+from lamp.data import encode, fit_max_length
 from lamp.evaluation import Evaluator
 from lamp.methods import METHODS, make_config
 from lamp.model import wrap
-from lamp.scoring import answer_tokens, resolve_scorer
-from lamp.tasks import resolve_format
-from lamp.tasks.user import task_of
-from lamp.train import run_settings
+from lamp.train import run_settings, task_setup
 
 if TYPE_CHECKING:
     from lamp.tasks import Example, Task
@@ -50,21 +47,13 @@ def floor_results(config: Any) -> dict[str, dict[str, Any]]:
     (a `lamp.train.TrainConfig`; its method and training options play no part). Loads the backbone once."""
     from accelerate import Accelerator  # local: slow to import, and `lamp --help` reaches this module
 
-    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
-
     started = time.perf_counter()
     tokenizer = load_tokenizer(config.model)
     accelerator = Accelerator()
     model = wrap(load_model(config.model), make_config(BARE)).to(accelerator.device)
-    input_format = resolve_format(config.format, model.kind)
     spec = config.task_spec()  # None for a built-in task; a task YAML file's spec, read once
-    task = task_of(config.task, spec, input_format)
-    if config.chat_template:
-        task = task.in_chat(chat_wrapper(tokenizer, model.kind))
-    splits = load_splits(task, config.data_dir, config.seed)
+    input_format, task, splits, scorer, reserve = task_setup(config, spec, tokenizer, model.kind)
     validation = splits["validation"][: config.max_eval_examples] if config.max_eval_examples else splits["validation"]
-    scorer = resolve_scorer(config.scorer, model.kind, task, tokenizer)
-    reserve = answer_tokens(tokenizer, model.kind, task, scorer)
     max_length = fit_max_length(config.max_length, model.backbone, 0, reserve)
     evaluate = Evaluator(accelerator, task, tokenizer, scorer, config.eval_batch_size)
     common = {

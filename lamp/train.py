@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
@@ -718,8 +718,6 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
-
     mixed, note = resolve_mixed_precision(config.mixed_precision)
     trackers = [] if config.report_to == "none" else config.report_to.split(",")
     accelerator = Accelerator(
@@ -755,15 +753,9 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
     # weights: a bad one is refused before they load, and before a new run's folder is made. The data is read once.
     tokenizer = load_tokenizer(config.model)
     kind = config_kind(backbone_config)
-    input_format = resolve_format(config.format, kind)  # recorded in results.json and the adapter
-    task = task_of(config.task, spec, input_format)
-    if config.chat_template:
-        task = task.in_chat(chat_wrapper(tokenizer, kind))
+    input_format, task, splits, scorer, reserve = task_setup(config, spec, tokenizer, kind)
     prompt_config = prompt_config.for_task(task)  # init `task`: the text init of this task's own words
-    splits = load_splits(task, config.data_dir, config.seed)
     check_batch_fits(config, len(splits["train"]))
-    scorer = resolve_scorer(config.scorer, kind, task, tokenizer)
-    reserve = answer_tokens(tokenizer, kind, task, scorer)  # what the scorer appends to a source
     out = out or prepare_output(config, accelerator, cleanup)
     checkpoint = out / CHECKPOINT
     saved = read_checkpoint(checkpoint) if config.resume and checkpoint.is_file() else None  # before the weights
@@ -880,6 +872,37 @@ def _finish_trackers(accelerator: Accelerator) -> None:
     `accelerate launch` still needs the group. Only the main process holds trackers."""
     for tracker in accelerator.trackers:
         tracker.finish()
+
+
+class TaskSetup(NamedTuple):
+    """A run's task as its config asks for it on a backbone (`task_setup`)."""
+
+    input_format: str  # the format `--format` resolved to (auto: by the backbone's kind)
+    task: Task  # in that format, in the chat template if asked
+    splits: dict[str, list[Example]]  # train, validation, test
+    scorer: str  # rank or generate, `--scorer` resolved
+    reserve: int  # tokens the scorer appends to every source (`lamp.scoring.answer_tokens`)
+
+
+def task_setup(config: TrainConfig, spec: TaskSpec | None, tokenizer: Any, kind: str) -> TaskSetup:
+    """The task, format, chat template, splits and scorer of `config` (a user's task: its `spec`) for a backbone of
+    `kind`, from the tokenizer and the backbone's config, not its weights: a bad one is refused before they load.
+    Shared by training, the floors and `lamp compare`'s check before its first cell. ConfigError / DataError."""
+    from lamp.tasks import load_splits  # looked up per call: tests replace lamp.tasks.load_splits
+
+    input_format = resolve_format(config.format, kind)
+    task = task_of(config.task, spec, input_format)
+    if config.chat_template:
+        task = task.in_chat(chat_wrapper(tokenizer, kind))
+    splits = load_splits(task, config.data_dir, config.seed)
+    scorer = resolve_scorer(config.scorer, kind, task, tokenizer)
+    return TaskSetup(input_format, task, splits, scorer, answer_tokens(tokenizer, kind, task, scorer))
+
+
+def check_input_room(config: TrainConfig, setup: TaskSetup, tokenizer: Any, kind: str) -> None:
+    """ConfigError when `--max-length` leaves a row to score nothing of its input beside its cue (`lamp.data.truncate`),
+    tried on the first validation row: the cue is the template's, the same length for every row of most tasks."""
+    encode(setup.splits["validation"][:1], tokenizer, kind, config.max_length, setup.reserve, scoring=True)
 
 
 def check_batch_fits(config: TrainConfig, examples: int) -> None:

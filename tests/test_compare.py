@@ -52,6 +52,9 @@ def tiny_task(monkeypatch):
     return splits
 
 
+SPLITS = ("train", "validation", "test")
+
+
 def tiny_grid(model: str, out: Path, **recipe):
     values = dict(
         model=model,
@@ -146,6 +149,12 @@ def fake_train(scores, calls, fail=()):
     return run
 
 
+def use_fake_train(monkeypatch, run) -> None:
+    """Training faked (`fake_train`): no cell reads its backbone or data, so nor does the check before the cells."""
+    monkeypatch.setattr(training, "train", run)
+    monkeypatch.setattr(lamp.compare.run, "check_before_cells", lambda grid: None)
+
+
 def fake_grid(out: Path, **recipe):
     values = dict(
         tasks=["polarity"],
@@ -173,7 +182,7 @@ def test_learning_rate_is_selected_on_validation_not_test(tmp_path, monkeypatch)
         ("pt", 0.1, 1): (70.0, 45.0),
     }
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    use_fake_train(monkeypatch, fake_train(scores, calls))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     chosen = {(r.method, r.lr) for r in records if r.selected}
     assert chosen == {("lamp", 0.01), ("pt", 0.1)}
@@ -242,7 +251,7 @@ def test_staged_sweep_runs_extra_seeds_only_at_the_selected_rate(tmp_path, monke
         for s in range(3)
     }
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    use_fake_train(monkeypatch, fake_train(scores, calls))
     grid = fake_grid(tmp_path / "g", seeds=[0, 1, 2], sweep_seeds=1)
     assert grid.n_cells() == 4 + 2 * 2
     records, _ = compare(grid, log=quiet)
@@ -258,7 +267,7 @@ def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, m
     scores = {(m, lr, s): (50.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in range(2)}
     scores |= {("polarity", "lamp", 0.1, 0): (90.0, 70.0), ("polarity", "pt", 0.01, 0): (90.0, 70.0)}
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    use_fake_train(monkeypatch, fake_train(scores, calls))
     grid = fake_grid(tmp_path / "g", tasks=["polarity", "rte"], sweep_tasks=["polarity"], sweep_seeds=1)
     assert grid.n_cells() == 4 + 3 * 2
     records, paths = compare(grid, log=quiet)
@@ -275,7 +284,7 @@ def test_sweep_on_some_tasks_sets_one_rate_per_method_for_every_task(tmp_path, m
 def test_report_only_reads_finished_cells_and_trains_nothing(tmp_path, monkeypatch):
     scores = {(m, lr, s): (60.0 + 10 * lr, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    use_fake_train(monkeypatch, fake_train(scores, calls))
     with pytest.raises(ConfigError, match="no finished cells in .* yet: run the grid without --report-only"):
         compare(fake_grid(tmp_path / "g"), log=quiet, report_only=True)
     compare(fake_grid(tmp_path / "g", seeds=[0]), log=quiet)  # seed 0 only: 4 of the 2-seed grid's 8 cells
@@ -294,7 +303,7 @@ def test_report_only_reads_finished_cells_and_trains_nothing(tmp_path, monkeypat
 
 def test_report_files_hold_the_documented_keys(tmp_path, monkeypatch):
     scores = {(m, lr, s): (60.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
-    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    use_fake_train(monkeypatch, fake_train(scores, []))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     saved = json.loads(paths["json"].read_text())
     assert saved == json.loads(json.dumps([r.to_json() for r in records])) and len(saved) == 8
@@ -335,7 +344,7 @@ def test_curves_average_the_seeds_at_their_shared_steps(tmp_path, monkeypatch):
 def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):
     scores = {(m, lr, s): (60.0 + lr, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls, fail={("lamp", 0.1, 0), ("lamp", 0.1, 1)}))
+    use_fake_train(monkeypatch, fake_train(scores, calls, fail={("lamp", 0.1, 0), ("lamp", 0.1, 1)}))
     records, paths = compare(fake_grid(tmp_path / "g"), log=quiet)
     failed = [r for r in records if r.error]
     assert len(failed) == 2 and not any(r.selected for r in failed)
@@ -352,7 +361,7 @@ def test_diverged_cell_is_reported_not_retried(tmp_path, monkeypatch):
 
 def test_finished_cell_with_other_settings_is_refused(tmp_path, monkeypatch):
     scores = {(m, lr, s): (60.0, 70.0) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
-    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    use_fake_train(monkeypatch, fake_train(scores, []))
     compare(fake_grid(tmp_path / "g"), log=quiet)
     with pytest.raises(ConfigError, match="max_steps"):
         compare(fake_grid(tmp_path / "g", max_steps=9), log=quiet)
@@ -367,7 +376,7 @@ def test_a_grid_continues_from_an_earlier_report_with_reuse(tmp_path, monkeypatc
     for cells OUT has no record of; only the rest train, and a row of other settings is refused."""
     scores = {(m, lr, s): (60.0 + 10 * lr + s, 70.0 + s) for m in ("lamp", "pt") for lr in (0.01, 0.1) for s in (0, 1)}
     calls = []
-    monkeypatch.setattr(training, "train", fake_train(scores, calls))
+    use_fake_train(monkeypatch, fake_train(scores, calls))
     floor_calls = []
 
     def fake_floors(config):
@@ -580,7 +589,7 @@ def test_committed_comparison_rows_load_as_cells(path):
 def test_cli_names_the_grid_in_plain_counts(tmp_path, monkeypatch, capsys, lrs, shape, rate):
     # "1 task x 1 method x 2 seeds", never "1 tasks"; a singular word for a count of one; a sweep only when there is one
     scores = {("lamp", lr, s): (80.0, 70.0) for lr in lrs for s in (0, 1)}
-    monkeypatch.setattr(training, "train", fake_train(scores, []))
+    use_fake_train(monkeypatch, fake_train(scores, []))
     recipe = tmp_path / "grid.yaml"
     recipe.write_text(
         f"tasks: [polarity]\nmethods: [lamp]\nlrs: {{lamp: {lrs}}}\nseeds: [0, 1]\nmax_steps: 5\n"
@@ -799,6 +808,30 @@ def test_a_method_that_does_not_fit_the_backbone_is_refused_before_any_cell(tiny
     with pytest.raises(ConfigError, match=r"^methods: wide: rank 33 exceeds the backbone's width 32: pass rank <= 32$"):
         compare(grid, log=quiet)
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_task_a_cell_would_refuse_is_refused_before_any_cell(llama_dir, tmp_path, monkeypatch):
+    """polarity's rows fit; rte's cue (7 word tokens) leaves no room under max_length 8 with the answer's 2 tokens:
+    refused before polarity's cells train, naming the task. The batch is checked there too."""
+    import lamp.tasks
+    from lamp.tasks import Example
+
+    def rows(task, n):
+        if task.name == "rte":
+            cue = "\nQuestion: it rains True or False?\nAnswer:"
+            return [Example(f"it is wet{cue}", "True", 0, cue=cue) for _ in range(n)]
+        return [Example("the movie was good", "positive", 1) for _ in range(n)]
+
+    monkeypatch.setattr(
+        lamp.tasks, "load_splits", lambda task, data_dir=None, seed=42: {s: rows(task, 16) for s in SPLITS}
+    )
+    grid = tiny_grid(llama_dir, tmp_path / "grid", tasks=["polarity", "rte"], train={"max_length": 8, "batch_size": 8})
+    with pytest.raises(ConfigError, match=r"^task rte: --max-length leaves \d+ tokens? for an input, no more than"):
+        compare(grid, log=quiet)
+    assert not (tmp_path / "grid").exists()
+    grid = tiny_grid(llama_dir, tmp_path / "grid", train={"batch_size": 32})
+    with pytest.raises(ConfigError, match=r"^task polarity: --batch-size 32 takes 32 rows a step, and the training"):
+        compare(grid, log=quiet)
 
 
 def test_overrides_are_refused_not_replaced(capsys):

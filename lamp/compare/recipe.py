@@ -9,14 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp.backbones import load_config
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED
 from lamp.compare.cell import Cell, cell_name, check_cell_part, lr_tag, read_report
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
 from lamp.floors import FLOORS
 from lamp.methods import DEFAULT_METHOD, METHODS, make_config
-from lamp.model import config_positions, config_width
 from lamp.tasks.user import is_spec_file, task_of
 from lamp.train import SHORTHANDS, TrainConfig
 
@@ -192,18 +190,6 @@ class Recipe:
                 f"data_dir {data_dir} is not a folder: pass the folder holding the official task files, or drop it "
                 "to load the tasks from the Hugging Face hub"
             )
-
-    def check_backbone_fits(self) -> None:
-        """ConfigError, naming the method, when a method does not fit the backbone (`PromptConfig.check_fits`: a
-        rank above its width, a prompt that fills its positions), read from the backbone's config before any cell
-        loads its weights; a model that cannot be found is refused here too. Not on --report-only."""
-        backbone = load_config(self.model)
-        positions, width = config_positions(backbone), config_width(backbone)
-        for spec in self.methods:
-            try:
-                make_config(spec.method, **spec.options).check_fits(positions, width)
-            except ConfigError as error:
-                raise ConfigError(f"methods: {spec.label}: {error}") from None
 
     @property
     def sweeps_lrs(self) -> bool:

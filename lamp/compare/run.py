@@ -22,12 +22,15 @@ from typing import Any
 
 from lamp import train as training  # called as training.train: tests replace it
 from lamp.adapter import atomic_write
+from lamp.backbones import load_config, load_tokenizer
 from lamp.checks import POSITIVE_INT
 from lamp.compare.cell import LOCAL_SETTINGS, REPORT, Cell, cell_name, is_record
 from lamp.compare.recipe import GridMethod, Recipe, grid_config
 from lamp.compare.report import write_report
 from lamp.errors import ConfigError, Interrupted, LampError, TrainingError
 from lamp.floors import BARE, floor_results
+from lamp.methods import make_config
+from lamp.model import config_kind, config_positions, config_width
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
 from lamp.train import TASK_SPEC, TrainConfig, differing_settings, run_settings, task_spec_differences
@@ -60,9 +63,10 @@ def compare(
     workers = POSITIVE_INT.check("workers", workers)
     if not report_only:
         grid.check_data_dir()
-        grid.check_backbone_fits()
     started, load_start = time.perf_counter(), os.getloadavg()[0]
     with locked_grid(grid, report_only):
+        if not report_only:  # after the folder's own check, which reads nothing
+            check_before_cells(grid)
         cells = run_grid(grid, log, report_only, workers)
         if not cells:
             unused = f", and no row of --reuse {grid.reuse} is a cell of this grid" if grid.reuse else ""
@@ -114,6 +118,30 @@ def run_grid(
         floor = no_prompt.get((cell.task, cell.seed))
         cell.below_floor = None if floor is None or cell.test_score is None else cell.test_score <= floor
     return floors + cells
+
+
+def check_before_cells(grid: Recipe) -> None:
+    """What a cell would refuse when it starts, checked once before the first, so that a bad one stops the grid
+    before hours of other cells: each method against the backbone (`PromptConfig.check_fits`: a rank above its
+    width, DePT's offset past its positions), each task's format, chat template, data, scorer, batch and room for
+    its input under max_length (`lamp.train.task_setup`). Reads the backbone's config and tokenizer, not its
+    weights; a model that cannot be found is refused here."""
+    backbone = load_config(grid.model)
+    positions, width, kind = config_positions(backbone), config_width(backbone), config_kind(backbone)
+    for spec in grid.methods:
+        try:
+            make_config(spec.method, **spec.options).check_fits(positions, width)
+        except ConfigError as error:
+            raise ConfigError(f"methods: {spec.label}: {error}") from None
+    tokenizer = load_tokenizer(grid.model)
+    for task in grid.tasks:
+        config = floor_config(grid, task, grid.seeds[0])
+        try:
+            setup = training.task_setup(config, config.task_spec(), tokenizer, kind)
+            training.check_batch_fits(config, len(setup.splits["train"]))
+            training.check_input_room(config, setup, tokenizer, kind)
+        except LampError as error:
+            raise type(error)(f"task {task}: {error}") from None
 
 
 def floor_config(grid: Recipe, task: str, seed: int) -> TrainConfig:

@@ -217,7 +217,7 @@ class PromptConfig:
     def check_width(self, width: int) -> None:
         """ConfigError when the method cannot be built on a backbone whose embeddings are `width` wide (a low-rank
         factor of a rank above it); nothing by default. Called by `check_fits`, before `build`, and by `lamp compare`
-        for every method before its first cell."""
+        for every method before its first cell (`lamp.compare.run.check_before_cells`)."""
 
     def check_positions(self, positions: int) -> None:
         """ConfigError when an option of the method reaches past a backbone of `positions` positions (DePT's offset
