@@ -89,15 +89,16 @@ def truncate(
     if len(cue_ids) >= budget:
         if not scoring:
             return (cue_ids or ids[:1])[-max(budget, 1) :]
-        left = max(budget, 0)
-        beside = (
-            f"no more than the template's cue {cue!r} ({_tokens(len(cue_ids))}) alone"
+        left = _tokens(max(budget, 0))
+        said = (
+            f"--max-length leaves {left} for an input and the template's cue {cue!r} takes {_tokens(len(cue_ids))}"
             if cue
-            else "once its answer's tokens are counted"
+            else f"--max-length leaves {left} for an input"
         )
+        shared = " (a causal LM's --max-length also holds the answer's tokens: a label word, or --max-new-tokens)"
         raise ConfigError(
-            f"--max-length leaves {_tokens(left)} for an input, {beside}: "
-            f"raise --max-length by at least {len(cue_ids) + 1 - budget}"
+            f"{said}, so no token of the text would be seen: raise --max-length by at least "
+            f"{len(cue_ids) + 1 - budget}{shared if kind == 'causal' else ''}"
         )
     return ids[: budget - len(cue_ids)] + cue_ids
 

@@ -826,7 +826,9 @@ def test_a_task_a_cell_would_refuse_is_refused_before_any_cell(llama_dir, tmp_pa
         lamp.tasks, "load_splits", lambda task, data_dir=None, seed=42: {s: rows(task, 16) for s in SPLITS}
     )
     grid = tiny_grid(llama_dir, tmp_path / "grid", tasks=["polarity", "rte"], train={"max_length": 8, "batch_size": 8})
-    with pytest.raises(ConfigError, match=r"^task rte: --max-length leaves \d+ tokens? for an input, no more than"):
+    with pytest.raises(
+        ConfigError, match=r"^task rte: --max-length leaves \d+ tokens? for an input and the template's cue"
+    ):
         compare(grid, log=quiet)
     assert not (tmp_path / "grid").exists()
     grid = tiny_grid(llama_dir, tmp_path / "grid", train={"batch_size": 32})

@@ -171,15 +171,19 @@ def test_truncation_keeps_the_start_and_the_answer_cue(kind):
         with pytest.raises(ConfigError) as refused:
             encode([natural], tokenizer, kind, max_length, appended, scoring=True)
         left = max(budget, 0)
+        shared = " (a causal LM's --max-length also holds the answer's tokens: a label word, or --max-new-tokens)"
         assert str(refused.value) == (
-            f"--max-length leaves {left} token{'s' if left != 1 else ''} for an input, no more than the template's "
-            f"cue {natural.cue!r} (7 tokens) alone: raise --max-length by at least {8 - budget}"
+            f"--max-length leaves {left} token{'s' if left != 1 else ''} for an input and the template's cue "
+            f"{natural.cue!r} takes 7 tokens, so no token of the text would be seen: raise --max-length by at least "
+            f"{8 - budget}{shared if kind == 'causal' else ''}"
         )
         assert len(encode([natural], tokenizer, kind, max_length + 8 - budget, appended, scoring=True)[0].source) == 8
         (training_row,) = encode([natural], tokenizer, kind, max_length)  # a gold answer's budget: cut, not refused
         assert training_row.source == cue[-max(budget, 1) :]
     if kind == "causal":  # no cue: the answer alone fills max_length
-        with pytest.raises(ConfigError, match="^--max-length leaves 0 tokens for an input, once its answer's tokens"):
+        with pytest.raises(
+            ConfigError, match="^--max-length leaves 0 tokens for an input, so no token of the text would be seen"
+        ):
             encode([t5], tokenizer, kind, 2, reserve=2, scoring=True)
 
 

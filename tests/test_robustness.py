@@ -219,7 +219,10 @@ def test_cli_refuses_a_max_length_that_leaves_no_input_beside_the_cue(llama_dir,
     args = ["train", "--model", llama_dir, "--out", str(tmp_path / "run"), "--max-steps", "2", "--max-length", "2"]
     args += ["--batch-size", "4"]
     err = cli_error(args, capsys)
-    prefix = "lamp train: error: --max-length leaves 0 tokens for an input, no more than the template's cue"
-    assert err == f"{prefix} '\\nSentiment:' (1 token) alone: raise --max-length by at least 2"
+    assert err == (
+        "lamp train: error: --max-length leaves 0 tokens for an input and the template's cue '\\nSentiment:' takes 1 "
+        "token, so no token of the text would be seen: raise --max-length by at least 2 (a causal LM's --max-length "
+        "also holds the answer's tokens: a label word, or --max-new-tokens)"
+    )
     assert not (tmp_path / "run").exists()  # a new run's folder goes with the failed run
     assert main([*args, "--max-length", "4"]) == 0  # the last stands: 2 more tokens are enough
