@@ -35,7 +35,7 @@ from lamp.data import (
     pad_id,
     source_budget,
 )
-from lamp.errors import AdapterError, DataError
+from lamp.errors import AdapterError, ConfigError, DataError
 from lamp.export import require_pure_prompt
 from lamp.methods import METHODS
 from lamp.model import PromptedModel, load_adapter
@@ -58,7 +58,9 @@ def parse_adapter_spec(spec: str | os.PathLike) -> tuple[str | None, Path]:
     """``DIR`` (the task named in DIR/adapter.json) or ``TASK=DIR`` (name or override the task)."""
     text = str(spec)
     task, sep, path = text.partition("=")
-    if sep and task and not Path(text).exists():
+    if sep and not Path(text).exists():
+        if not task or not path:  # `=DIR` or `TASK=`: half of the pair is missing
+            raise ConfigError(f"--adapter {text!r} lacks its {'task' if not task else 'folder'}: pass TASK=DIR or DIR")
         return task, Path(path)
     return None, Path(text)
 

@@ -402,6 +402,16 @@ ROWS = [
     ),
     pytest.param(PREDICT + " --input {rows_no_task}", r"line 1 names no task", id="predict-no-task"),
     pytest.param(PREDICT + " --input {rows_not_json}", r"line 1 is not JSON", id="predict-not-json"),
+    pytest.param(
+        PREDICT + " --input {rows_csv}",
+        r"{rows_csv} line 1 is not JSON \(lamp predict reads JSON lines, not CSV\): write one JSON object per line$",
+        id="predict-csv",
+    ),
+    pytest.param(  # was: "no adapter at =DIR"
+        "predict --adapter ={adapter} --input {rows}",
+        r"--adapter '={adapter}' lacks its task: pass TASK=DIR or DIR$",
+        id="predict-adapter-no-task",
+    ),
     pytest.param(PREDICT + " --input {rows_source}", r"line 1 \(polarity\): 'source' must be text", id="p-source"),
     pytest.param(PREDICT + " --input {fresh}/in.jsonl", r"input file .* does not exist", id="predict-no-input"),
     pytest.param(  # was: "does not exist"
@@ -771,6 +781,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     }
     for name, content in inputs.items():
         paths[name] = write(root / "inputs" / f"{name}.jsonl", content)
+    paths["rows_csv"] = write(root / "inputs" / "rows.csv", "task,sentence\npolarity,good\n")
     # Train configs: the keys of the safe TRAIN line, then the one bad value (which replaces its key).
     safe = {"model": model, "data_dir": data, "method": "pt", "length": 2, "max_steps": 2, "batch_size": 2}
     safe["out"] = root / "never"

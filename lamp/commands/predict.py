@@ -68,6 +68,7 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise DataError(f"{path} line {line}: byte 0x{data[error.start]:02x} is not UTF-8: save it as UTF-8") from None
+    name = "standard input" if path == "-" else path
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -75,14 +76,16 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            raise DataError(f"{path} line {number} is not JSON: write one JSON object per line") from None
+            suffix = Path(path).suffix.lower()
+            hint = f" (lamp predict reads JSON lines, not {suffix[1:].upper()})" if suffix in {".csv", ".tsv"} else ""
+            raise DataError(f"{name} line {number} is not JSON{hint}: write one JSON object per line") from None
         except (ValueError, RecursionError) as error:  # JSON, but past the parser's limits
             reason = "it nests too deeply" if isinstance(error, RecursionError) else "a number has thousands of digits"
-            raise DataError(f"{path} line {number} is JSON lamp cannot read ({reason}): simplify the row") from None
-        row_source(row, f"{path} line {number}", tasks)
+            raise DataError(f"{name} line {number} is JSON lamp cannot read ({reason}): simplify the row") from None
+        row_source(row, f"{name} line {number}", tasks)
         rows.append(row)
     if not rows:
-        raise DataError(f'{path} holds no rows: write one JSON object per line, e.g. {{"task": "rte", "source": ...}}')
+        raise DataError(f'{name} holds no rows: write one JSON object per line, e.g. {{"task": "rte", "source": ...}}')
     return rows
 
 
