@@ -348,6 +348,11 @@ class PromptedModel(nn.Module):
         """Whether `generate` works: every backbone lamp wraps is a language model."""
         return True
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The backbone's token embedding (frozen; the prompt's rows are not in it), as transformers' and TRL's code
+        asks a model for it."""
+        return self.backbone.get_input_embeddings()
+
     def get_output_embeddings(self) -> nn.Module | None:
         """The backbone's LM head."""
         return self.backbone.get_output_embeddings()
@@ -796,7 +801,17 @@ def wrap(model: nn.Module, config: PromptConfig, tokenizer: PreTrainedTokenizerB
     """
     if not isinstance(config, PromptConfig):
         raise ConfigError(f"expected a prompt config such as lamp.LampConfig(...), got {type(config).__name__}")
+    check_not_wrapped(model)
     return PromptedModel(model, config, tokenizer)
+
+
+def check_not_wrapped(model: object) -> None:
+    """ConfigError for a model lamp already wraps: one prompt per backbone (PEFT's one active adapter)."""
+    if isinstance(model, PromptedModel):
+        raise ConfigError(
+            "the model is already wrapped with a prompt (a lamp PromptedModel): pass its backbone, model.backbone, "
+            "to put another prompt on it"
+        )
 
 
 def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) -> PromptedModel:
@@ -816,6 +831,7 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
         )
     tensors = read_adapter_tensors(directory)
     weights = Path(directory) / WEIGHTS
+    check_not_wrapped(model)
     if model is None or isinstance(model, str):
         model = load_model(saved["name"] if model is None else model)
     width = model.get_input_embeddings().weight.shape[1]

@@ -215,6 +215,19 @@ def test_unsupported_model_class_is_rejected():
         lamp.wrap(torch.nn.Linear(2, 2), lamp.LampConfig(length=4, rank=2, pool=2))
 
 
+def test_a_wrapped_model_is_not_wrapped_again_nor_loaded_onto(llama, tmp_path):
+    config = lamp.LampConfig(length=4, rank=2, pool=2)
+    wrapped = lamp.wrap(llama, config)
+    wrapped.save_adapter(tmp_path / "adapter")
+    assert wrapped.get_input_embeddings() is llama.get_input_embeddings()  # transformers and TRL ask for it
+    fix = r"^the model is already wrapped with a prompt \(a lamp PromptedModel\): pass its backbone, model.backbone"
+    with pytest.raises(ConfigError, match=fix):
+        lamp.wrap(wrapped, config)
+    with pytest.raises(ConfigError, match=fix):  # was: AttributeError, no get_input_embeddings
+        lamp.load_adapter(wrapped, tmp_path / "adapter")
+    assert lamp.load_adapter(wrapped.backbone, tmp_path / "adapter").n_virtual == 2
+
+
 def test_lamp_pools_u_first_and_within_block_differences_of_u_get_no_gradient():
     """pool(U diag(q) V) = pool(U) diag(q) V: the pooled-first prompt equals pooling the full product, and the
     gradient of U is the same for every row of a pooling block (their differences never reach the prompt)."""
