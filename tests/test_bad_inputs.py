@@ -565,6 +565,11 @@ ROWS = [
     pytest.param(BENCH + " --dtype int8", r"argument --dtype: invalid choice: 'int8'", id="bench-dtype"),
     pytest.param(BENCH + " --warmup=-1", r"--warmup must be an integer >= 0, got -1", id="bench-warmup"),
     pytest.param(BENCH + " --repeats 0", r"--repeats must be a positive integer", id="bench-repeats"),
+    pytest.param(  # was: the last value taken, the row labelled with both
+        BENCH + " --methods lamp:length=8,length=16",
+        r"option 'length' is given twice in 'lamp:length=8,length=16': keep one$",
+        id="bench-option-twice",
+    ),
     pytest.param(BENCH + " --threads=-1", r"--threads must be an integer >= 0", id="bench-threads"),
     pytest.param(
         BENCH + " --threads 100000 --steps 1",

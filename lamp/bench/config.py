@@ -44,6 +44,8 @@ def parse_method(text: str) -> MethodSpec:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
+        if key.strip() in options:  # the last would win silently while the row's label shows both
+            raise ConfigError(f"option {key.strip()!r} is given twice in {text!r}: keep one")
         options[key.strip()] = parse_value(value.strip())  # as --set: 8, 3e-4, true, text
     check_options(name, options, EVERY_HARNESS)
     config = REGISTRY[name].config(**options)
