@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import warnings
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
@@ -805,6 +806,11 @@ def wrap(model: nn.Module, config: PromptConfig, tokenizer: PreTrainedTokenizerB
     return PromptedModel(model, config, tokenizer)
 
 
+def _family(model_type: str) -> str:
+    """A model type without the `_text` of a multimodal family's text-only class (gemma3_text: gemma3)."""
+    return model_type.removesuffix("_text")
+
+
 def check_not_wrapped(model: object) -> None:
     """ConfigError for a model lamp already wraps: one prompt per backbone (PEFT's one active adapter)."""
     if isinstance(model, PromptedModel):
@@ -832,8 +838,19 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
     tensors = read_adapter_tensors(directory)
     weights = Path(directory) / WEIGHTS
     check_not_wrapped(model)
+    # The backbone the adapter is put on, by name: the saved one, the one given by name, or what a given model says.
+    backbone_name = saved["name"] if model is None else model if isinstance(model, str) else None
     if model is None or isinstance(model, str):
         model = load_model(saved["name"] if model is None else model)
+    if saved.get("model_type") and _family(saved["model_type"]) not in {
+        _family(getattr(config, "model_type", "")) for config in (model.config, text_config(model.config))
+    }:
+        warnings.warn(  # same width, other architecture: the prompt was learned in another embedding space
+            f"adapter {directory} was trained on a {saved['model_type']} model ({saved['name'] or 'unnamed'}), this "
+            f"backbone is {model.config.model_type}: its prompt is likely meaningless here; load it on the backbone "
+            "it was trained for",
+            stacklevel=2,
+        )
     width = model.get_input_embeddings().weight.shape[1]
     if width != saved["embedding_width"]:
         raise AdapterError(
@@ -861,7 +878,8 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
     with torch.no_grad():
         for name, tensor in tensors.items():
             parameters[name].copy_(tensor)
-    prompted.backbone_name = saved["name"]
+    if backbone_name is not None:  # else wrap took the given model's own name (its config's _name_or_path)
+        prompted.backbone_name = backbone_name
     # How the adapter's inputs were rendered, so that eval and predict render rows the same way.
     prompted.input_format = saved_format(data)
     prompted.chat_template = data.get("chat_template", False)

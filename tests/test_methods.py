@@ -215,6 +215,25 @@ def test_unsupported_model_class_is_rejected():
         lamp.wrap(torch.nn.Linear(2, 2), lamp.LampConfig(length=4, rank=2, pool=2))
 
 
+def test_an_adapter_loaded_on_another_architecture_warns_and_names_that_backbone(llama, tmp_path):
+    import warnings
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    lamp.wrap(llama, lamp.LampConfig(length=4, rank=2, pool=2)).save_adapter(tmp_path / "adapter")
+    width = llama.get_input_embeddings().weight.shape[1]
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=width, n_layer=1, n_head=2, vocab_size=64, n_positions=64))
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    with pytest.warns(
+        UserWarning, match=r"was trained on a llama model .* this backbone is gpt2: its prompt is likely"
+    ):
+        loaded = lamp.load_adapter(str(tmp_path / "gpt2"), tmp_path / "adapter")
+    assert loaded.backbone_name == str(tmp_path / "gpt2")  # was: the adapter's own backbone, which was not used
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own architecture: no warning
+        lamp.load_adapter(llama, tmp_path / "adapter")
+
+
 def test_a_wrapped_model_is_not_wrapped_again_nor_loaded_onto(llama, tmp_path):
     config = lamp.LampConfig(length=4, rank=2, pool=2)
     wrapped = lamp.wrap(llama, config)
