@@ -21,13 +21,13 @@ SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed feeds
 
 
 def _hint(value: Any) -> str:
-    """Why a number arrived as text: YAML 1.1 (PyYAML) reads 1e-5 as a string, it needs a dot (1.0e-5)."""
-    if isinstance(value, str) and "e" in value.lower():
+    """Why a number arrived as text: a quoted number in a YAML file (`lr: "1e-5"`)."""
+    if isinstance(value, str):
         try:
             float(value)
         except ValueError:
             return ""
-        return " (text, not a number: in YAML write exponents with a dot, e.g. 1.0e-5)"
+        return " (text, not a number: write it without quotes)"
     return ""
 
 

@@ -66,7 +66,9 @@ ROWS = [
     pytest.param(TRAIN + " --batch-size 2.5", r"argument --batch-size: invalid int value: '2.5'", id="batch-frac"),
     pytest.param("train --config {yaml_batch}", r"--batch-size must be a positive integer, got 2.5", id="yaml-batch"),
     pytest.param(
-        "train --config {yaml_lr}", r"--lr must be .* got '1e-3' \(text, not a number: .*1.0e-5", id="yaml-lr"
+        "train --config {yaml_lr}",
+        r"--lr must be .* got '1e-3' \(text, not a number: write it without quotes\)$",
+        id="yaml-lr",
     ),
     pytest.param("train --config {yaml_bool}", r"--zero-shot must be true or false, got 'false'", id="yaml-bool"),
     pytest.param("train --config {yaml_model}", r"--model must be text, got 7", id="yaml-model"),
@@ -790,7 +792,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     # Train configs: the keys of the safe TRAIN line, then the one bad value (which replaces its key).
     safe = {"model": model, "data_dir": data, "method": "pt", "length": 2, "max_steps": 2, "batch_size": 2}
     safe["out"] = root / "never"
-    bad_values = {"yaml_batch": "batch_size: 2.5", "yaml_lr": "lr: 1e-3", "yaml_bool": 'zero_shot: "false"'}
+    bad_values = {"yaml_batch": "batch_size: 2.5", "yaml_lr": "lr: '1e-3'", "yaml_bool": 'zero_shot: "false"'}
     bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
     bad_values |= {"yaml_label_words": "label_words: ['bad, good', neutral]"}
     bad_values |= {"yaml_format": "format: chat"}

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from lamp.cli import build_parser
+from lamp.cli_options import yaml_values
 from lamp.commands.train import config_from_args
 from lamp.compare import grid_config, load_recipe, make_grid
 from lamp.compare.run import _same_settings, run_cells
 from lamp.errors import ConfigError
-from lamp.train import RESULTS, RUN_CONFIG, TrainConfig, check_resume, saved_config, upgrade_saved
+from lamp.train import RESULTS, RUN_CONFIG, TrainConfig, check_resume, run_settings, saved_config, upgrade_saved
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sst2-lamp-lr0.03-s0" / RUN_CONFIG
 RECIPE = Path(__file__).resolve().parents[1] / "benchmarks" / "quality.yaml"
@@ -96,3 +97,17 @@ def test_compare_counts_the_old_cell_as_finished_with_the_same_settings(tmp_path
     assert (records[0].test_score, records[0].validation_score) == (85.4, 88.7)
     other = next(spec for spec in grid.methods if spec.label == "dpt")  # another method: other settings
     assert "method_options" in _same_settings(OLD, grid_config(grid, "sst2", other, 0.03, 0, resume=False))
+
+
+def test_a_runs_config_json_is_a_train_config_and_yaml_exponents_need_no_dot(tmp_path):
+    """json.dump writes 1e-05 and YAML users write `lr: 1e-4`; PyYAML (YAML 1.1) read both as text, so a run's own
+    train_config.json given to --config was refused (`--weight-decay must be a finite number >= 0, got '1e-05'`)."""
+    config = TrainConfig(**SAME, weight_decay=1e-05, out=str(tmp_path / "run"))
+    path = tmp_path / RUN_CONFIG
+    path.write_text(json.dumps(run_settings(config, None), indent=2))
+    assert '"weight_decay": 1e-05' in path.read_text()
+    again = config_from_args(build_parser().parse_args(["train", "--config", str(path)]), TrainConfig)
+    assert again == config
+    recipe = tmp_path / "c.yaml"
+    recipe.write_text("lr: 1e-4\nweight_decay: -2.5E+3\nmodel: 1e3x\ntask: .5e1\n")
+    assert yaml_values(str(recipe), TrainConfig) == {"lr": 1e-4, "weight_decay": -2500.0, "model": "1e3x", "task": 5.0}
