@@ -242,6 +242,14 @@ def test_task_parse_and_label_values():
 
 
 def test_unknown_task_lists_known_ones():
+    for name, close in [
+        ("SST-2", "sst2"),
+        ("RTE", "rte"),
+        ("Polarity", "polarity"),
+        ("superglue_rte", "superglue-rte"),
+    ]:
+        with pytest.raises(DataError, match=rf"^unknown task '{name}' \(did you mean '{close}'\?\); known tasks: cola"):
+            get_task(name)
     with pytest.raises(DataError, match=r"unknown task 'nope'; known tasks: cola, sst2.*polarity"):
         get_task("nope")
 
