@@ -16,6 +16,8 @@ from lamp.architectures import ARCHITECTURES, architecture_config
 from lamp.bench import BenchConfig, parse_method, run_bench
 from lamp.cli import main
 
+from .conftest import make_llama
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"method", "trainable_params", "step_ms", "tokens_per_s", "peak_mem_mb", "infer_ms"}
 TINY = {"batch_size": 2, "seq_len": 12, "steps": 2, "warmup": 1, "isolate": "none"}
@@ -151,6 +153,7 @@ def test_architectures_have_their_published_sizes(name):
         ("none:length=3", "takes no options"),
         ("peft-lora:r=0", "r must be a positive integer"),
         ("peft-lora:rank=8", "has no option rank"),
+        ("peft-lora:alpha=0", "alpha must be a finite number > 0"),
         ("lora:r=8", "has no option r"),
         ("peft-pt:length=5,logits=some", "logits='some'"),
     ],
@@ -159,6 +162,16 @@ def test_bad_method_specs_fail_in_one_line_with_exit_code_2(capsys, spec, words)
     assert main(["bench", "--model", "random:tiny-llama", "--methods", "none", spec]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("lamp bench: error:") and words in err, err
+
+
+def test_peft_lora_takes_a_fractional_alpha_as_lora_does():
+    """PEFT annotates lora_alpha as int but scales by alpha / r; lamp's lora took 0.5 while peft-lora refused it."""
+    for text, scale in [("peft-lora:r=4,alpha=0.5", 0.125), ("peft-lora:r=4,alpha=12", 3.0)]:
+        module = parse_method(text).config.build(make_llama())
+        scalings = {
+            s for m in module.modules() if isinstance(getattr(m, "scaling", None), dict) for s in m.scaling.values()
+        }
+        assert scalings == {scale}, text
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from lamp.checks import POSITIVE_INT
+from lamp.checks import POSITIVE, POSITIVE_INT
 from lamp.methods.base import Backbone, Declaration, Harness
 from lamp.methods.peft_model import PeftModelConfig, PeftModelModule
 
@@ -18,15 +18,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class PeftLoraConfig(PeftModelConfig):
-    """PEFT LoRA on PEFT's default targets for the architecture (query and value projections)."""
+    """PEFT LoRA on PEFT's default targets for the architecture (query and value projections).
+
+    r: rank of every update; alpha: scale numerator (update scale alpha / r), a positive number as lamp's `lora`
+    takes it (PEFT annotates `lora_alpha` as int but computes alpha / r, so 0.5 or 12.5 work as they do in lamp).
+    """
 
     declares = Declaration(prompt_rows=False, backbone=Backbone.INJECTED, export=None, harness=Harness.PEFT)
     r: int = 8
-    alpha: int = 8
+    alpha: float = 8.0
 
     def validate(self) -> None:
         POSITIVE_INT.check("r", self.r)
-        POSITIVE_INT.check("alpha", self.alpha)
+        self.alpha = POSITIVE.check("alpha", self.alpha)
         super().validate()
 
     def peft_config(self, task_type: Any) -> Any:
