@@ -154,6 +154,8 @@ def test_architectures_have_their_published_sizes(name):
         ("peft-lora:r=0", "r must be a positive integer"),
         ("peft-lora:rank=8", "has no option rank"),
         ("peft-lora:alpha=0", "alpha must be a finite number > 0"),
+        ("lora:rank=100", "lora:rank=100: rank 100 exceeds the backbone's width 32"),  # before `none` is measured
+        ("dpt:length=4,rank=40", "rank 40"),
         ("lora:r=8", "has no option r"),
         ("peft-pt:length=5,logits=some", "logits='some'"),
     ],
@@ -180,6 +182,10 @@ def test_peft_lora_takes_a_fractional_alpha_as_lora_does():
         (["--model", "random:gpt-9"], "unknown architecture 'gpt-9'"),
         (["--model", "random:tiny-llama", "--steps", "0"], "steps must be a positive integer"),
         (["--model", "random:tiny-llama", "--device", "tpu"], "unknown device 'tpu'"),
+        (
+            ["--model", "random:tiny-llama", "--seq-len", "4", "--target-len", "4"],
+            "--seq-len 4 leaves no source token before a 4-token target on a causal backbone: pass a --seq-len above 4",
+        ),
     ],
 )
 def test_bad_setup_fails_in_one_line(capsys, tmp_path, argv, words):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -18,7 +17,7 @@ from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
 from lamp.errors import ConfigError
 from lamp.methods import BENCH_DEFAULTS, REGISTRY, Harness, PromptConfig, check_options
-from lamp.model import max_positions
+from lamp.model import config_kind, config_positions, config_width
 
 ISOLATE = ("auto", "process", "none")  # --isolate: none runs every method in this process
 EVERY_HARNESS = tuple(Harness)  # bench measures every registered method, PEFT's own models among them
@@ -122,7 +121,7 @@ class BenchConfig:
             raise ConfigError(f"unknown device {self.device!r}: pass cpu, cuda or cuda:N")
 
     def resolve(self) -> BenchConfig:
-        """This config with `auto` filled in for this machine, the model's architecture and positions checked."""
+        """This config with `auto` filled in for this machine, the methods checked against the backbone."""
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -135,7 +134,7 @@ class BenchConfig:
         if isolate == "auto":
             isolate = "none" if device.startswith("cuda") else "process"
         resolved = dataclasses.replace(self, device=device, dtype=dtype, isolate=isolate)
-        resolved.check_positions()
+        resolved.check_backbone()
         return resolved
 
     @property
@@ -145,11 +144,18 @@ class BenchConfig:
             return "no"
         return "float16" if self.dtype == "float16" else "bfloat16"
 
-    def check_positions(self) -> None:
-        """Refuse an unknown random architecture, and a --seq-len that, with a method's prompt rows, exceeds the
-        backbone's positions, before any work (the backbone's config is read, not its weights)."""
+    def check_backbone(self) -> None:
+        """Refuse, before any work (the backbone's config is read, not its weights): an unknown random architecture;
+        a causal backbone's --seq-len that leaves no source before --target-len; a --seq-len that, with a method's
+        prompt rows, exceeds the backbone's positions; a method that does not fit the backbone
+        (`PromptConfig.check_fits`: a rank above its width, DePT's offset past its positions)."""
         config = architecture_config(self.model) if is_random(self.model) else load_config(self.model)
-        limit = max_positions(SimpleNamespace(config=config))
+        limit, width = config_positions(config), config_width(config)
+        if config_kind(config) == "causal" and self.seq_len <= self.target_len:
+            raise ConfigError(
+                f"--seq-len {self.seq_len} leaves no source token before a {self.target_len}-token target on a causal "
+                f"backbone: pass a --seq-len above {self.target_len}, or a shorter --target-len"
+            )
         for spec in self.specs:
             rows = spec.config.n_virtual()
             if limit is not None and self.seq_len + rows > limit:
@@ -158,3 +164,7 @@ class BenchConfig:
                     f"--seq-len {self.seq_len} and the {rows} prompt rows of {spec.text} exceed the {limit} positions "
                     f"of {self.model}: {fix}"
                 )
+            try:
+                spec.config.check_fits(limit, width)
+            except ConfigError as error:
+                raise ConfigError(f"{spec.text}: {error}") from None

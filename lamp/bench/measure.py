@@ -18,7 +18,6 @@ from lamp.bench.config import BenchConfig, MethodSpec
 from lamp.bench.runners import make_runner
 from lamp.data import Encoded, collate_train
 from lamp.devices import DTYPES, PeakMemory
-from lamp.errors import ConfigError
 
 
 def load_backbone(config: BenchConfig) -> nn.Module:
@@ -41,8 +40,6 @@ def synthetic_batch(backbone: nn.Module, kind: ModelKind, config: BenchConfig) -
     """
     vocab = backbone.get_input_embeddings().weight.shape[0]
     source_len = config.seq_len - config.target_len if kind == "causal" else config.seq_len
-    if source_len < 1:
-        raise ConfigError(f"seq-len {config.seq_len} leaves no source before a {config.target_len}-token target")
     generator = torch.Generator().manual_seed(config.seed)
     ids = torch.randint(
         min(3, vocab - 1), vocab, (config.batch_size, source_len + config.target_len), generator=generator
