@@ -21,14 +21,13 @@ SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed feeds
 
 
 def _hint(value: Any) -> str:
-    """Why a number arrived as text: a quoted number in a YAML file (`lr: "1e-5"`)."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        return " (text, not a number: write it without quotes)"
-    return ""
+    """Why a number arrived as text: a quoted number in a YAML file (`lr: "1e-5"`; flags parse numbers themselves).
+    None for 'nan' and 'inf', which are refused as numbers too."""
+    try:
+        quoted = isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        quoted = False
+    return " (text, not a number: write it without quotes)" if quoted else ""
 
 
 class _Check:

@@ -521,8 +521,10 @@ ROWS = [
         "train --config {recipe_syntax}", r"recipe_syntax.yaml is not valid YAML \(line 3: ", id="yaml-syntax"
     ),
     pytest.param("compare --config {recipe_lrs} --quick", r"lrs of lamp must be a non-empty list", id="quick-lrs"),
-    pytest.param("compare --train max_grad_norm=nan", r"--max-grad-norm must be a finite number >= 0", id="cmp-clip"),
-    pytest.param("compare --train batch_size=2.5", r"--batch-size must be a positive integer", id="cmp-batch"),
+    pytest.param(
+        "compare --train max_grad_norm=nan", r"train: max_grad_norm must be a finite number >= 0", id="cmp-clip"
+    ),
+    pytest.param("compare --train batch_size=2.5", r"train: batch_size must be a positive integer", id="cmp-batch"),
     pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
     pytest.param(  # was: "cannot be shared by a grid", as if it were a train option
         "compare --train batchsize=4",

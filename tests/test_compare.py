@@ -780,6 +780,7 @@ def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
         ({"floors": [["none"]]}, "floors must be a list of distinct names"),
         ({"methods": {"mine": {"method": ["lamp"]}}}, "methods: mine: method \\['lamp'\\] is not a registered method"),
         ({"methods": {"mine": {"method": "nope"}}}, "methods: mine: method 'nope' is not a registered method"),
+        ({"train": {"batch_size": 2.5}}, "^train: batch_size must be a positive integer, got 2.5$"),  # was --batch-size
         (
             {"methods": ["lamp"], "lrs": {"lamp": [0.1234567, 0.1234568]}},
             "lrs of lamp hold two rates that name one cell \\(lr0.123457\\)",
@@ -827,12 +828,15 @@ def test_a_task_a_cell_would_refuse_is_refused_before_any_cell(llama_dir, tmp_pa
     )
     grid = tiny_grid(llama_dir, tmp_path / "grid", tasks=["polarity", "rte"], train={"max_length": 8, "batch_size": 8})
     with pytest.raises(
-        ConfigError, match=r"^task rte: --max-length leaves \d+ tokens? for an input and the template's cue"
+        ConfigError,
+        match=r"^task rte: train: max_length leaves \d+ tokens? for an input and the template's cue .* raise train: ",
     ):
         compare(grid, log=quiet)
     assert not (tmp_path / "grid").exists()
     grid = tiny_grid(llama_dir, tmp_path / "grid", train={"batch_size": 32})
-    with pytest.raises(ConfigError, match=r"^task polarity: --batch-size 32 takes 32 rows a step, and the training"):
+    with pytest.raises(
+        ConfigError, match=r"^task polarity: train: batch_size 32 takes 32 rows a step, and the training"
+    ):
         compare(grid, log=quiet)
 
 

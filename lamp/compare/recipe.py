@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,16 @@ def grid_config(grid: Recipe, task: str, spec: GridMethod, lr: float, seed: int,
         )
     except TypeError as error:
         raise ConfigError(f"bad train options: {error}") from None
+    except ConfigError as error:
+        raise ConfigError(as_train_keys(str(error), grid.train)) from None
+
+
+def as_train_keys(message: str, train: dict[str, Any]) -> str:
+    """A lamp train message about options a recipe gave under `train:` (or `lamp compare --train`), in the
+    recipe's words: each flag of a given key (`--max-length`) becomes the key (`train: max_length`)."""
+    for key in train:
+        message = re.sub(rf"--{re.escape(key.replace('_', '-'))}\b(?!-)", f"train: {key}", message)
+    return message
 
 
 # ---- from a recipe file and command-line overrides --------------------------------------------------------------
