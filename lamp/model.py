@@ -137,6 +137,20 @@ def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
 
 
+def check_batched(input_ids: Any, inputs_embeds: Any) -> None:
+    """ConfigError unless exactly one of `input_ids` (batch, T) and `inputs_embeds` (batch, T, d) is given, as a
+    tensor of that many dimensions (1-D ids end in torch's shape error deep in attention otherwise)."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ConfigError("pass exactly one of input_ids and inputs_embeds")
+    given, dims = ("input_ids", 2) if inputs_embeds is None else ("inputs_embeds", 3)
+    value = input_ids if inputs_embeds is None else inputs_embeds
+    if not torch.is_tensor(value) or value.dim() != dims:  # 1-D ids: torch's shape error deep in attention
+        shape = "(batch, length)" if dims == 2 else "(batch, length, width)"
+        one_row = torch.is_tensor(value) and value.dim() == dims - 1
+        fix = "add the batch dimension (x[None])" if one_row else "e.g. tokenizer(texts, return_tensors='pt')"
+        raise ConfigError(f"{given} must be a {shape} tensor, got {_shape(value)}: {fix}")
+
+
 def leading_pads(mask: torch.Tensor) -> torch.Tensor:
     """(batch,) number of masked columns before each row's first real token (the whole row if it has none)."""
     return (mask.cumsum(-1) == 0).sum(-1)
@@ -545,8 +559,7 @@ class PromptedModel(nn.Module):
         `prompt` overrides the module's prompt: (n, d) for the whole batch or (batch, n, d) for one prompt per
         row, with `prompt_mask` (batch, n) marking the real prompt rows where rows' prompts differ in length.
         """
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ConfigError("pass exactly one of input_ids and inputs_embeds")
+        check_batched(input_ids, inputs_embeds)
         if inputs_embeds is None:
             inputs_embeds = self.backbone.get_input_embeddings()(input_ids)
         batch, length = inputs_embeds.shape[:2]
@@ -762,6 +775,7 @@ class PromptedModel(nn.Module):
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
+        check_batched(input_ids, inputs_embeds)
         new_tokens = self._new_tokens(kwargs, input_ids if input_ids is not None else inputs_embeds)
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
         cache = None

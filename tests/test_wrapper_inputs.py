@@ -424,3 +424,22 @@ def test_logits_to_keep_that_leaves_labels_without_logits_is_refused(llama, toke
         model(**batch, labels=batch["input_ids"], logits_to_keep=2)
     full = model(**batch, labels=batch["input_ids"]).loss
     torch.testing.assert_close(model(**batch, labels=batch["input_ids"], logits_to_keep=5).loss, full)
+
+
+def test_inputs_without_a_batch_dimension_are_refused_in_one_line(llama):
+    """1-D ids ended in torch's `Tensors must have same number of dimensions: got 3 and 2` (the bare Llama in another
+    shape error); forward and generate both check, before anything runs."""
+    model = lamp.wrap(llama, lamp.make_config("pt", length=2))
+    ids = torch.tensor([3, 4, 5])
+    for call in (model, model.generate):
+        with pytest.raises(
+            ConfigError, match=r"^input_ids must be a \(batch, length\) tensor, got shape \(3,\): add the"
+        ):
+            call(input_ids=ids)
+        with pytest.raises(ConfigError, match=r"^input_ids must be a \(batch, length\) tensor, got list: e\.g\. token"):
+            call(input_ids=[[3, 4, 5]])
+        with pytest.raises(
+            ConfigError, match=r"^inputs_embeds must be a \(batch, length, width\) tensor, got shape \(3, 32\)"
+        ):
+            call(inputs_embeds=torch.zeros(3, 32))
+    assert model(input_ids=ids[None]).logits.shape[:2] == (1, 5)
