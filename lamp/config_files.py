@@ -32,14 +32,30 @@ class _UniqueKeys(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """YAML 1.2's integers: 010 is ten (YAML 1.1: eight), 0o10 eight, 0x10 sixteen."""
+        text = self.construct_scalar(node)
+        base = {"0o": 8, "0x": 16}.get(text.lstrip("+-")[:2], 10)
+        digits = text.replace("0o", "").replace("0x", "") if base != 10 else text
+        return int(digits, base)
 
-# YAML 1.2's floats (JSON's and Python's): PyYAML follows YAML 1.1, which reads `lr: 1e-4` and `1e-05` (as
-# json.dump writes them, e.g. in a run's train_config.json) as text because they lack a dot.
-_UniqueKeys.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+
+# The YAML 1.2 core schema (what JSON and YAML 1.2 tools read) for booleans and numbers, in place of PyYAML's YAML
+# 1.1 rules, which read `lr: 1e-4` as text, `max_steps: 010` as 8, `1:30` as 90, `1_000` as 1000, `0b11` as 3 and the
+# words yes / no / on / off as booleans: silent wrong values in a config. Null, timestamps and the rest are PyYAML's.
+_CORE_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float")}
+_UniqueKeys.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _CORE_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _firsts in (
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    ("float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?", "-+0123456789."),
+    ("float", r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)", "-+."),
+):
+    _UniqueKeys.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), list(_firsts))
+_UniqueKeys.add_constructor("tag:yaml.org,2002:int", _UniqueKeys.construct_yaml_int)
 
 
 def load_yaml(

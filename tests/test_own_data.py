@@ -273,7 +273,12 @@ def test_spec_checks_name_the_key_and_the_fix():
         ({**good, "label_words": "a"}, "at least two different"),
         ({**good, "label_words": "(a, b)"}, r"is a list in brackets"),
         ({**good, "label_words": '"a","b"'}, r"has quoted words: write them without quotes"),
-        ({**good, "label_words": [False, True]}, r"label_words lists False: YAML reads unquoted yes, no, true, false"),
+        (
+            {**good, "label_words": [False, True]},
+            r"label_words lists False: YAML reads unquoted true and false as bool",
+        ),
+        ({**good, "label_words": [1.1, 1.2]}, r"label_words lists 1.1: YAML read that item as a number, .* quote each"),
+        ({**good, "label_words": "a,b", "label_values": [10.0, 1000.0]}, r"label_values lists 10.0: YAML read that"),
         ({**good, "label_words": ["a", None]}, r"label_words lists None, which is not a word"),
         ({**good, "label_words": "a,"}, r"at least two different, non-empty words, got \['a', ''\]: e\.g\. negative"),
         ({**good, "label_words": "[a, b]"}, r"label_words '\[a, b\]' is a list in brackets: write the words comma-sep"),
@@ -557,7 +562,7 @@ def test_train_config_takes_label_words_as_a_yaml_list_or_comma_text(tmp_path):
     )
     for words, message in [
         ([], "--label-words is an empty list: give at least two words"),
-        (["no", False], "--label-words lists False: YAML reads unquoted yes, no, true, false, on and off as true or"),
+        (["no", False], "--label-words lists False: YAML reads unquoted true and false as booleans; quote each word"),
         (["a", ["b"]], r"--label-words lists \['b'\], which is not a word"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -574,11 +579,16 @@ def test_task_file_errors_name_the_file(tmp_path):
     spec.write_text("name: rte\ntrain_file: x.csv\ntemplate: '{text}'\nlabel_words: [a, b]\n")
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(spec))}: task name 'rte' is a built-in task's"):
         spec_of(str(spec))
-    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: [no, yes]\n")  # YAML's booleans
-    with pytest.raises(ConfigError, match=r"label_words lists False: YAML reads unquoted yes, no, true, false"):
+    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: [false, true]\n")  # YAML's booleans
+    with pytest.raises(ConfigError, match=r"label_words lists False: YAML reads unquoted true and false as booleans"):
         spec_of(str(spec))
-    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: ['no', 'yes']\n")
-    assert spec_of(str(spec)).label_words == ("no", "yes")
+    for words in ("[1.10, 1.2]", "[1e1, 1e3]"):  # were the words "1.1" and "1.2", "10.0" and "1000.0", silently
+        spec.write_text(f"train_file: x.csv\ntemplate: '{{text}}'\nlabel_words: {words}\n")
+        with pytest.raises(ConfigError, match=r"label_words lists 1.*: YAML read that item as a number"):
+            spec_of(str(spec))
+    # YAML 1.2: yes / no / on / off are words (YAML 1.1 read them as booleans), 010 is ten, quoted words stay
+    spec.write_text("train_file: x.csv\ntemplate: '{text}'\nlabel_words: [no, yes]\nlabel_values: [010, '1.10']\n")
+    assert (spec_of(str(spec)).label_words, spec_of(str(spec)).label_values) == (("no", "yes"), ("10", "1.10"))
 
 
 def test_label_words_that_are_the_same_tokens_are_refused(llama_dir):

@@ -111,3 +111,29 @@ def test_a_runs_config_json_is_a_train_config_and_yaml_exponents_need_no_dot(tmp
     recipe = tmp_path / "c.yaml"
     recipe.write_text("lr: 1e-4\nweight_decay: -2.5E+3\nmodel: 1e3x\ntask: .5e1\n")
     assert yaml_values(str(recipe), TrainConfig) == {"lr": 1e-4, "weight_decay": -2500.0, "model": "1e3x", "task": 5.0}
+
+
+def test_yaml_files_are_read_with_yaml_1_2_booleans_and_numbers(tmp_path):
+    """PyYAML's YAML 1.1 rules gave silent wrong values: `max_steps: 010` trained 8 steps, `lr: 1:30` at 90.0."""
+    path = tmp_path / "c.yaml"
+    path.write_text("max_steps: 010\nlr: 1:30\nseed: 1_000\nbatch_size: 0x10\nzero_shot: false\nmodel: yes\n")
+    values = yaml_values(str(path), TrainConfig)
+    assert values == {
+        "max_steps": 10,
+        "lr": "1:30",
+        "seed": "1_000",
+        "batch_size": 16,
+        "zero_shot": False,
+        "model": "yes",
+    }
+    with pytest.raises(ConfigError, match=r"^--lr must be a finite number > 0, got '1:30'$"):
+        TrainConfig(lr=values["lr"])
+    with pytest.raises(
+        ConfigError, match=r"^--seed must be an integer from 0 to \d+, got '1_000'$"
+    ):  # no hint: not quoted
+        TrainConfig(seed=values["seed"])
+    path.write_text("max_steps: '010'\n")
+    with pytest.raises(
+        ConfigError, match=r"--max-steps must be a positive integer, got '010' \(text, not a number: write"
+    ):
+        TrainConfig(**yaml_values(str(path), TrainConfig))

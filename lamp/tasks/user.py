@@ -47,14 +47,19 @@ BRACKETS = ("[]", "()", "{}")
 
 
 def word_items(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
-    """A YAML list of words as text (numbers as written); ConfigError for YAML's booleans (it reads unquoted yes, no,
-    true, false, on and off as true or false, which would silently become the words True and False) and for items
-    that are not words."""
+    """A YAML list of words as text (integers as written); ConfigError for a boolean (unquoted true / false), for an
+    item YAML read as a fraction (`1.10` is the number 1.1: as text it would become "1.1", `1e3` "1000.0") and for
+    items that are not words."""
     for item in items:
         if isinstance(item, bool):
             raise ConfigError(
-                f"{key} lists {item!r}: YAML reads unquoted yes, no, true, false, on and off as true or false; quote "
-                "each word, e.g. ['no', 'yes']"
+                f"{key} lists {item!r}: YAML reads unquoted true and false as booleans; quote each word, e.g. "
+                "['false', 'true']"
+            )
+        if isinstance(item, float):
+            raise ConfigError(
+                f"{key} lists {item!r}: YAML read that item as a number, which changes how it is written; quote "
+                "each item that looks like a number, e.g. ['1.10', '1e3']"
             )
         if not isinstance(item, str | int | float):
             raise ConfigError(f"{key} lists {item!r}, which is not a word: write each word as text, e.g. [no, yes]")
