@@ -760,6 +760,24 @@ def test_gpu_quality_script_smoke_path_on_cpu(tmp_path):
     assert sum(not r["floor"] for r in records) == 20, "every method's four learning rates on the sweep task"
 
 
+def test_train_messages_name_the_recipe_keys():
+    """Messages written for lamp train's flags, shown by lamp compare, where the user gave recipe keys."""
+    from lamp.compare.recipe import as_recipe_keys
+
+    for message, expected in [
+        ("--warmup-steps must be from 0 to --max-steps (2)", "train: warmup_steps must be from 0 to max_steps (2)"),
+        ("pass --train-file FILE or --dataset ID", "pass train: train_file FILE or train: dataset ID"),
+        ("raise --max-length by 4 (or --max-new-tokens)", "raise train: max_length by 4 (or train: max_new_tokens)"),
+        (
+            "--lr must be > 0; --seed; --workers 2; --max-length-x",
+            "lrs must be > 0; seeds; --workers 2; --max-length-x",
+        ),
+    ]:
+        assert as_recipe_keys(message) == expected
+    with pytest.raises(ConfigError, match=r"^train: warmup_steps must be an integer from 0 to max_steps \(3\)"):
+        make_grid({"floors": [], "max_steps": 3, "train": {"warmup_steps": 5}})
+
+
 # ---- recipe values that used to be replaced, stringified or silently dropped ------------------------------------
 @pytest.mark.parametrize(
     "recipe,fragment",

@@ -249,14 +249,20 @@ def grid_config(grid: Recipe, task: str, spec: GridMethod, lr: float, seed: int,
     except TypeError as error:
         raise ConfigError(f"bad train options: {error}") from None
     except ConfigError as error:
-        raise ConfigError(as_train_keys(str(error), grid.train)) from None
+        raise ConfigError(as_recipe_keys(str(error))) from None
 
 
-def as_train_keys(message: str, train: dict[str, Any]) -> str:
-    """A lamp train message about options a recipe gave under `train:` (or `lamp compare --train`), in the
-    recipe's words: each flag of a given key (`--max-length`) becomes the key (`train: max_length`)."""
-    for key in train:
-        message = re.sub(rf"--{re.escape(key.replace('_', '-'))}\b(?!-)", f"train: {key}", message)
+RECIPE_NAME_OF = {"task": "tasks", "method": "methods", "method_options": "methods", "lr": "lrs", "seed": "seeds"}
+"""The recipe key behind a TrainConfig field the grid sets (the others keep their names: model, max_steps, out)."""
+
+
+def as_recipe_keys(message: str) -> str:
+    """A lamp train message in a recipe's words: each lamp train flag becomes the recipe key that sets it
+    (`--max-length` -> `train: max_length`, `--max-steps` -> `max_steps`, `--lr` -> `lrs`), for the messages of
+    cells and of the checks before them; a flag of no TrainConfig field (`--workers`) is left as it is."""
+    for f in dataclasses.fields(TrainConfig):
+        key = RECIPE_NAME_OF.get(f.name, f.name) if f.name in GRID_FIELDS else f"train: {f.name}"
+        message = re.sub(rf"--{re.escape(f.name.replace('_', '-'))}\b(?![-\w])", key, message)
     return message
 
 

@@ -25,7 +25,7 @@ from lamp.adapter import atomic_write
 from lamp.backbones import load_config, load_tokenizer
 from lamp.checks import POSITIVE_INT
 from lamp.compare.cell import LOCAL_SETTINGS, REPORT, Cell, cell_name, is_record
-from lamp.compare.recipe import GridMethod, Recipe, as_train_keys, grid_config
+from lamp.compare.recipe import GridMethod, Recipe, as_recipe_keys, grid_config
 from lamp.compare.report import write_report
 from lamp.errors import ConfigError, Interrupted, LampError, TrainingError
 from lamp.floors import BARE, floor_results
@@ -141,7 +141,7 @@ def check_before_cells(grid: Recipe) -> None:
             training.check_batch_fits(config, len(setup.splits["train"]))
             training.check_input_room(config, setup, tokenizer, kind)
         except LampError as error:
-            raise type(error)(f"task {task}: {as_train_keys(str(error), grid.train)}") from None
+            raise type(error)(f"task {task}: {as_recipe_keys(str(error))}") from None
 
 
 def floor_config(grid: Recipe, task: str, seed: int) -> TrainConfig:
