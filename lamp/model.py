@@ -137,18 +137,29 @@ def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
 
 
-def check_batched(input_ids: Any, inputs_embeds: Any) -> None:
-    """ConfigError unless exactly one of `input_ids` (batch, T) and `inputs_embeds` (batch, T, d) is given, as a
-    tensor of that many dimensions (1-D ids end in torch's shape error deep in attention otherwise)."""
+def check_batched(input_ids: Any, inputs_embeds: Any, width: int) -> None:
+    """ConfigError unless exactly one of `input_ids` (batch, T) integer ids and `inputs_embeds` (batch, T, `width`)
+    is given, with at least one row: torch's own errors for these come from deep inside the backbone (1-D ids: a
+    shape mismatch in attention; float ids: the embedding's dtype check). Ids outside the vocabulary are not checked
+    (as in transformers: it would cost a device sync per call)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ConfigError("pass exactly one of input_ids and inputs_embeds")
     given, dims = ("input_ids", 2) if inputs_embeds is None else ("inputs_embeds", 3)
     value = input_ids if inputs_embeds is None else inputs_embeds
-    if not torch.is_tensor(value) or value.dim() != dims:  # 1-D ids: torch's shape error deep in attention
-        shape = "(batch, length)" if dims == 2 else "(batch, length, width)"
+    if not torch.is_tensor(value) or value.dim() != dims:
+        shape = "(batch, length)" if dims == 2 else f"(batch, length, {width})"
         one_row = torch.is_tensor(value) and value.dim() == dims - 1
         fix = "add the batch dimension (x[None])" if one_row else "e.g. tokenizer(texts, return_tensors='pt')"
         raise ConfigError(f"{given} must be a {shape} tensor, got {_shape(value)}: {fix}")
+    if value.shape[0] == 0:
+        raise ConfigError(f"{given} holds no rows ({_shape(value)}): pass at least one")
+    if dims == 2 and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        raise ConfigError(f"input_ids must hold integer token ids, got {value.dtype}: e.g. input_ids.long()")
+    if dims == 3 and value.shape[-1] != width:
+        raise ConfigError(
+            f"inputs_embeds are {value.shape[-1]} wide and the backbone's embeddings {width}: pass embeddings of "
+            "the backbone's width (e.g. model.get_input_embeddings()(input_ids))"
+        )
 
 
 def leading_pads(mask: torch.Tensor) -> torch.Tensor:
@@ -559,7 +570,7 @@ class PromptedModel(nn.Module):
         `prompt` overrides the module's prompt: (n, d) for the whole batch or (batch, n, d) for one prompt per
         row, with `prompt_mask` (batch, n) marking the real prompt rows where rows' prompts differ in length.
         """
-        check_batched(input_ids, inputs_embeds)
+        check_batched(input_ids, inputs_embeds, self.backbone.get_input_embeddings().weight.shape[-1])
         if inputs_embeds is None:
             inputs_embeds = self.backbone.get_input_embeddings()(input_ids)
         batch, length = inputs_embeds.shape[:2]
@@ -775,7 +786,7 @@ class PromptedModel(nn.Module):
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
-        check_batched(input_ids, inputs_embeds)
+        check_batched(input_ids, inputs_embeds, self.backbone.get_input_embeddings().weight.shape[-1])
         new_tokens = self._new_tokens(kwargs, input_ids if input_ids is not None else inputs_embeds)
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
         cache = None

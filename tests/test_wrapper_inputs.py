@@ -428,7 +428,8 @@ def test_logits_to_keep_that_leaves_labels_without_logits_is_refused(llama, toke
 
 def test_inputs_without_a_batch_dimension_are_refused_in_one_line(llama):
     """1-D ids ended in torch's `Tensors must have same number of dimensions: got 3 and 2` (the bare Llama in another
-    shape error); forward and generate both check, before anything runs."""
+    shape error), float ids, embeddings of another width and an empty batch in other torch errors; forward and
+    generate both check, before anything runs."""
     model = lamp.wrap(llama, lamp.make_config("pt", length=2))
     ids = torch.tensor([3, 4, 5])
     for call in (model, model.generate):
@@ -439,7 +440,13 @@ def test_inputs_without_a_batch_dimension_are_refused_in_one_line(llama):
         with pytest.raises(ConfigError, match=r"^input_ids must be a \(batch, length\) tensor, got list: e\.g\. token"):
             call(input_ids=[[3, 4, 5]])
         with pytest.raises(
-            ConfigError, match=r"^inputs_embeds must be a \(batch, length, width\) tensor, got shape \(3, 32\)"
+            ConfigError, match=r"^inputs_embeds must be a \(batch, length, 32\) tensor, got shape \(3, 32\)"
         ):
             call(inputs_embeds=torch.zeros(3, 32))
+        with pytest.raises(ConfigError, match=r"^inputs_embeds are 16 wide and the backbone's embeddings 32: pass"):
+            call(inputs_embeds=torch.zeros(1, 3, 16))
+        with pytest.raises(ConfigError, match=r"^input_ids must hold integer token ids, got torch.float32: e\.g\."):
+            call(input_ids=torch.ones(1, 3))
+        with pytest.raises(ConfigError, match=r"^input_ids holds no rows \(shape \(0, 3\)\): pass at least one$"):
+            call(input_ids=torch.zeros(0, 3, dtype=torch.long))
     assert model(input_ids=ids[None]).logits.shape[:2] == (1, 5)
