@@ -733,19 +733,7 @@ def _setup(config: TrainConfig, cleanup: contextlib.ExitStack) -> _Run:
             f"method {config.method!r} has nothing to train: score the bare backbone with lamp compare's floors "
             "(floors: [none]), or choose a method that trains"
         )
-    # With --init-from the saved prompt sets the length (TrainConfig checked the options' names only): read from the
-    # adapter's files, so the options are checked now too.
-    prompt_config, saved_for = (
-        saved_prompt_config(config.init_from, config.method, config.method_options)
-        if config.init_from
-        else (config.method_config(), None)
-    )
-    backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
-    if saved_for is not None:
-        check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
-    prompt_config.check_fits(  # before a huge prompt, or the weights, are allocated
-        config_positions(backbone_config), config_width(backbone_config), free_memory_bytes(accelerator.device)
-    )
+    prompt_config, backbone_config = method_setup(config, free_memory_bytes(accelerator.device))
     spec = config.task_spec()  # a user's own task, None for a built-in one
     started = time.perf_counter()
 
@@ -903,6 +891,25 @@ def check_input_room(config: TrainConfig, setup: TaskSetup, tokenizer: Any, kind
     """ConfigError when `--max-length` leaves a row to score nothing of its input beside its cue (`lamp.data.truncate`),
     tried on the first validation row: the cue is the template's, the same length for every row of most tasks."""
     encode(setup.splits["validation"][:1], tokenizer, kind, config.max_length, setup.reserve, scoring=True)
+
+
+def method_setup(config: TrainConfig, free: int | None = None) -> tuple[PromptConfig, Any]:
+    """The method's config as the run builds it, and the backbone's `PretrainedConfig` it was checked against,
+    before any weight or prompt is allocated: from `--init-from`'s saved prompt (which sets the length; its files are
+    read and its options checked first, before the backbone's config) or from the given options, then
+    `PromptConfig.check_fits` (width, positions, and `free` bytes of the device; None: unchecked). ConfigError (or
+    AdapterError for a saved prompt that cannot be read) for each misfit. Shared by `train` and `lamp compare`'s
+    check before its cells."""
+    prompt_config, saved_for = (
+        saved_prompt_config(config.init_from, config.method, config.method_options)
+        if config.init_from
+        else (config.method_config(), None)
+    )
+    backbone_config = load_config(config.model)  # its config, not its weights: a misfit is refused before they load
+    if saved_for is not None:
+        check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
+    prompt_config.check_fits(config_positions(backbone_config), config_width(backbone_config), free)
+    return prompt_config, backbone_config
 
 
 def check_batch_fits(config: TrainConfig, examples: int) -> None:

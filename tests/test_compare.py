@@ -827,6 +827,11 @@ def test_a_method_that_does_not_fit_the_backbone_is_refused_before_any_cell(tiny
     with pytest.raises(ConfigError, match=r"^methods: wide: rank 33 exceeds the backbone's width 32: pass rank <= 32$"):
         compare(grid, log=quiet)
     assert not (tmp_path / "grid").exists()
+    # a prompt to start from that does not exist: was refused by the first cell, after every floor had scored
+    grid = tiny_grid(llama_dir, tmp_path / "grid", train={"init_from": str(tmp_path / "nowhere")})
+    with pytest.raises(LampError, match=r"^methods: lamp: no adapter at .*nowhere: expected adapter_config\.json"):
+        compare(grid, log=quiet)
+    assert not (tmp_path / "grid").exists()
 
 
 def test_a_task_a_cell_would_refuse_is_refused_before_any_cell(llama_dir, tmp_path, monkeypatch):

@@ -29,8 +29,7 @@ from lamp.compare.recipe import GridMethod, Recipe, as_recipe_keys, grid_config
 from lamp.compare.report import write_report
 from lamp.errors import ConfigError, Interrupted, LampError, TrainingError
 from lamp.floors import BARE, floor_results
-from lamp.methods import make_config
-from lamp.model import config_kind, config_positions, config_width
+from lamp.model import config_kind
 from lamp.progress import progress as progress_bar
 from lamp.run_folder import CHECKPOINT, RESULTS, holds_run, lock_folder, on_main_process, remove_leftovers, run_files
 from lamp.train import TASK_SPEC, TrainConfig, differing_settings, run_settings, task_spec_differences
@@ -122,17 +121,17 @@ def run_grid(
 
 def check_before_cells(grid: Recipe) -> None:
     """What a cell would refuse when it starts, checked once before the first, so that a bad one stops the grid
-    before hours of other cells: each method against the backbone (`PromptConfig.check_fits`: a rank above its
-    width, DePT's offset past its positions), each task's format, chat template, data, scorer, batch and room for
-    its input under max_length (`lamp.train.task_setup`). Reads the backbone's config and tokenizer, not its
-    weights; a model that cannot be found is refused here."""
+    before hours of other cells: each method against the backbone (`lamp.train.method_setup`: a rank above its
+    width, DePT's offset past its positions, an `init_from` prompt that cannot be read or used), each task's format,
+    chat template, data, scorer, batch and room for its input under max_length (`lamp.train.task_setup`). Reads the
+    backbone's config and tokenizer, not its weights; a model that cannot be found is refused here."""
     backbone = load_config(grid.model)
-    positions, width, kind = config_positions(backbone), config_width(backbone), config_kind(backbone)
+    kind = config_kind(backbone)
     for spec in grid.methods:
         try:
-            make_config(spec.method, **spec.options).check_fits(positions, width)
-        except ConfigError as error:
-            raise ConfigError(f"methods: {spec.label}: {error}") from None
+            training.method_setup(grid_config(grid, grid.tasks[0], spec, spec.lrs[0], grid.seeds[0], False))
+        except LampError as error:  # a ConfigError, or an AdapterError for init_from
+            raise type(error)(f"methods: {spec.label}: {as_recipe_keys(str(error))}") from None
     tokenizer = load_tokenizer(grid.model)
     for task in grid.tasks:
         config = floor_config(grid, task, grid.seeds[0])
