@@ -155,7 +155,8 @@ def test_architectures_have_their_published_sizes(name):
         ("peft-lora:rank=8", "has no option rank"),
         ("peft-lora:alpha=0", "alpha must be a finite number > 0"),
         ("lora:rank=100", "lora:rank=100: rank 100 exceeds the backbone's width 32"),  # before `none` is measured
-        ("dpt:length=4,rank=40", "rank 40"),
+        ("dpt:length=4,rank=40", "dpt:length=4,rank=40: rank 40 exceeds length 4"),
+        ("peft-lora:r=100", "peft-lora:r=100: rank 100 exceeds the backbone's width 32"),
         ("lora:r=8", "has no option r"),
         ("peft-pt:length=5,logits=some", "logits='some'"),
     ],

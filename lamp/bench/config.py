@@ -47,7 +47,10 @@ def parse_method(text: str) -> MethodSpec:
             raise ConfigError(f"option {key.strip()!r} is given twice in {text!r}: keep one")
         options[key.strip()] = parse_value(value.strip())  # as --set: 8, 3e-4, true, text
     check_options(name, options, EVERY_HARNESS)
-    config = REGISTRY[name].config(**options)
+    try:
+        config = REGISTRY[name].config(**options)
+    except ConfigError as error:  # `rank 100 exceeds length 4`, among several specs: say which
+        raise ConfigError(f"{text}: {error}") from None
     if getattr(config, "init", None) in ("text", "task"):  # the worker would fail on it after the others ran
         raise ConfigError(
             f"init={config.init} in {text!r} starts the prompt from words, and lamp bench times synthetic inputs "

@@ -34,7 +34,11 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
+    parser.add_argument(
+        "--config",
+        help="YAML file with the measurement flags' keys (model, methods, batch_size, ...; not out or json); "
+        "flags override it",
+    )
     add_config_flags(parser, BenchConfig, custom={"methods": _methods_flag})
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON list")
     parser.add_argument(

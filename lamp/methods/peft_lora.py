@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from lamp.checks import POSITIVE, POSITIVE_INT
-from lamp.methods.base import Backbone, Declaration, Harness
+from lamp.methods.base import Backbone, Declaration, Harness, check_rank_fits
 from lamp.methods.peft_model import PeftModelConfig, PeftModelModule
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class PeftLoraConfig(PeftModelConfig):
         POSITIVE_INT.check("r", self.r)
         self.alpha = POSITIVE.check("alpha", self.alpha)
         super().validate()
+
+    def check_width(self, width: int) -> None:
+        check_rank_fits(self.r, "the backbone's width", width)  # every projection has a side of the width
 
     def peft_config(self, task_type: Any) -> Any:
         import peft
