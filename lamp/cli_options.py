@@ -19,7 +19,7 @@ import dataclasses
 import inspect
 import textwrap
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lamp.config_files import load_yaml
@@ -112,9 +112,12 @@ def key_value_pairs(pairs: list[tuple[str, Any]], flag: str) -> dict[str, Any]:
     return options
 
 
-def yaml_values(path: str | None, config_class: type, what: str = "config file") -> dict[str, Any]:
-    """The keys a YAML file gives (none without a path); a key that is not a keyword of `config_class` is refused."""
-    return load_yaml(path, what, keys=sorted(config_keys(config_class))) if path else {}
+def yaml_values(
+    path: str | None, config_class: type, what: str = "config file", extra_keys: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The keys a YAML file gives (none without a path); a key that is neither a keyword of `config_class` nor one of
+    `extra_keys` is refused."""
+    return load_yaml(path, what, keys=sorted({*config_keys(config_class), *extra_keys})) if path else {}
 
 
 def flag_values(args: argparse.Namespace, config_class: type) -> dict[str, Any]:

@@ -125,6 +125,16 @@ def test_csv_classification_trains_evaluates_and_predicts_from_the_cli(llama_dir
     assert [p["prediction"] for p in both] == [p["prediction"] for p in predictions], "the same adapter, renamed"
     assert [p["task"] for p in both] == [row["task"] for row in renamed]
 
+    # the run's own record is a --config of the same settings (was: `unknown keys task_spec`, then `--task polarity
+    # is a built-in task`): the data flags recorded beside the spec rebuild it
+    from lamp.cli import build_parser
+    from lamp.commands.train import config_from_args
+
+    parse = build_parser().parse_args
+    again = config_from_args(parse(["train", "--config", str(out / "train_config.json")]), TrainConfig)
+    first = config_from_args(parse(["train", "--model", llama_dir, *flags, *SHORT, "--out", str(out)]), TrainConfig)
+    assert again == first and again.task_spec().name == "reviews"
+
 
 def test_jsonl_generation_trains_on_targets_only_and_scores_by_generation(llama_dir, tmp_path, capsys, monkeypatch):
     train_file = write_jsonl(tmp_path / "qa.jsonl", questions(40))

@@ -74,8 +74,13 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
     """
     from lamp.tasks.user import DATA_OPTIONS, refuse_built_in_with_data
+    from lamp.train import TASK_SPEC
 
-    loaded = yaml_values(args.config, config_class)
+    loaded = yaml_values(args.config, config_class, extra_keys=(TASK_SPEC,))
+    if loaded.pop(TASK_SPEC, None) is not None and loaded.get("task") == config_class.task:
+        # a run's own record (RUN/train_config.json) of a task from data flags: those flags, recorded beside it,
+        # rebuild the spec, and its `task` is the unset default, not the built-in task of that name
+        del loaded["task"]
     flags = flag_values(args, config_class)
     if "method_options" in flags:
         flags["method_options"] = key_value_pairs(flags["method_options"], "--set")
