@@ -30,6 +30,18 @@ def _hint(value: Any) -> str:
     return " (text, not a number: write it without quotes)" if number else ""
 
 
+def text_hint(value: Any) -> str:
+    """Why a value that must be text is not: what YAML read it as (a config's `name: 1e3`, `out: 2024`,
+    `report_to: null`), with the fix; nothing for other types."""
+    if isinstance(value, bool):
+        return " (YAML reads unquoted true and false as booleans: quote it)"
+    if isinstance(value, int | float):
+        return " (YAML read it as a number: quote it, e.g. '1e3')"
+    if value is None:
+        return " (YAML reads null, ~ and an empty value as nothing: give text, or drop the key)"
+    return ""
+
+
 class _Check:
     """The shared half: the ConfigError and argparse forms of one range test."""
 

@@ -34,7 +34,7 @@ import torch
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
-from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices
+from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices, text_hint
 from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import free_memory_bytes, peak_memory_mb
@@ -245,7 +245,7 @@ class TrainConfig:
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{flag(f.name)} must be true or false, got {value!r}")
             if kind.startswith("str") and not (isinstance(value, str) or (value is None and "None" in kind)):
-                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}")
+                raise ConfigError(f"{flag(f.name)} must be text, got {value!r}{text_hint(value)}")
         if not self.out.strip():  # "" would be the current folder, a run spilled among the user's files
             raise ConfigError("--out is empty: pass the run's folder, e.g. --out runs/mine")
         if self.resume and self.overwrite:

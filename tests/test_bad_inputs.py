@@ -71,7 +71,11 @@ ROWS = [
         id="yaml-lr",
     ),
     pytest.param("train --config {yaml_bool}", r"--zero-shot must be true or false, got 'false'", id="yaml-bool"),
-    pytest.param("train --config {yaml_model}", r"--model must be text, got 7", id="yaml-model"),
+    pytest.param(
+        "train --config {yaml_model}",
+        r"--model must be text, got 7 \(YAML read it as a number: quote it, e\.g\. '1e3'\)$",
+        id="yaml-model",
+    ),
     pytest.param(
         "train --config {yaml_label_words}",
         r"--label-words lists 'bad, good': each item must be one word without a comma, e\.g\. \[negative, positive\]$",

@@ -290,6 +290,8 @@ def test_spec_checks_name_the_key_and_the_fix():
         ({**good, "label_words": [1.1, 1.2]}, r"label_words lists 1.1: YAML read that item as a number, .* quote each"),
         ({**good, "label_words": "a,b", "label_values": [10.0, 1000.0]}, r"label_values lists 10.0: YAML read that"),
         ({**good, "label_words": ["a", None]}, r"label_words lists None, which is not a word"),
+        ({**good, "name": 1000.0}, r"task name must be non-empty text, got 1000.0 \(YAML read it as a number: quote"),
+        ({**good, "label_field": None, "name": True}, r"task name must be .*got True \(YAML reads unquoted true and"),
         ({**good, "label_words": "a,"}, r"at least two different, non-empty words, got \['a', ''\]: e\.g\. negative"),
         ({**good, "label_words": "[a, b]"}, r"label_words '\[a, b\]' is a list in brackets: write the words comma-sep"),
         ({**good, "label_words": "a,b", "label_values": "x,y,z"}, "one value per label word"),

@@ -12,7 +12,7 @@ import torch
 
 from lamp.architectures import architecture_config, is_random
 from lamp.backbones import load_config
-from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices
+from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices, text_hint
 from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
 from lamp.errors import ConfigError
@@ -96,7 +96,8 @@ class BenchConfig:
         # values from YAML arrive untyped: `device: 5` or `methods: lamp` (read letter by letter) must not go on
         for name, example in (("model", "smollm2-135m or random:tiny-llama"), ("device", "cpu or cuda")):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ConfigError(f"--{name} must be text, e.g. {example}, got {getattr(self, name)!r}")
+                value = getattr(self, name)
+                raise ConfigError(f"--{name} must be text, e.g. {example}, got {value!r}{text_hint(value)}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"--compile must be true or false, got {self.compile!r}")
         if not isinstance(self.methods, list | tuple) or not all(isinstance(m, str) for m in self.methods):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lamp.checks import text_hint
 from lamp.errors import ConfigError
 
 REPORT = "comparison.json"
@@ -24,7 +25,7 @@ def check_cell_part(what: str, name: object) -> str:
     """`name` (a task or method label) if it can be part of a cell's folder name, else a ConfigError naming `what`:
     a path separator would put the cell outside the grid folder (`../x`) or nest it (`a/b`)."""
     if not isinstance(name, str):
-        raise ConfigError(f"{what} must be text, got {name!r}")
+        raise ConfigError(f"{what} must be text, got {name!r}{text_hint(name)}")
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
         raise ConfigError(
             f"{what} is {name!r}, which cannot be part of a cell's folder name: rename it without / or \\ "

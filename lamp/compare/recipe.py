@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp.checks import POSITIVE, POSITIVE_INT, SEED
+from lamp.checks import POSITIVE, POSITIVE_INT, SEED, text_hint
 from lamp.compare.cell import Cell, cell_name, check_cell_part, lr_tag, read_report
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError
@@ -114,7 +114,8 @@ class Recipe:
             if isinstance(getattr(self, key), os.PathLike):
                 setattr(self, key, os.fspath(getattr(self, key)))
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
-                raise ConfigError(f"{key} must be {what} (text), got {getattr(self, key)!r}")
+                value = getattr(self, key)
+                raise ConfigError(f"{key} must be {what} (text), got {value!r}{text_hint(value)}")
         if not self.methods:
             raise ConfigError("methods must name at least one method, e.g. [lamp, pt]")
         labels = [m.label for m in self.methods]

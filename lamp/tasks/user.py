@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp import metrics
-from lamp.checks import POSITIVE_INT
+from lamp.checks import POSITIVE_INT, text_hint
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError, DataError
 from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields, template_fields
@@ -116,7 +116,7 @@ class TaskSpec:
         for key in ("name", "template", *FILE_KEYS, "dataset", "label_field", "target_field"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"task {key} must be non-empty text, got {value!r}")
+                raise ConfigError(f"task {key} must be non-empty text, got {value!r}{text_hint(value)}")
         if isinstance(self.template, str):  # a shell's "\n" is a new line, as in YAML's double-quoted text
             object.__setattr__(self, "template", self.template.replace("\\n", "\n").replace("\\t", "\t"))
         object.__setattr__(self, "label_words", _words("label_words", self.label_words))
