@@ -64,8 +64,8 @@ class _Check:
         """A non-empty list of values in range (a YAML list or repeated flags), each distinct."""
         if not isinstance(values, list | tuple) or not values:
             raise ConfigError(f"{name} must be a non-empty list, got {values!r}")
-        if not all(self.ok(value) for value in values):
-            raise ConfigError(f"{name} must hold {self.describe(plural=True)}, got {values!r}")
+        if bad := [value for value in values if not self.ok(value)]:
+            raise ConfigError(f"{name} must hold {self.describe(plural=True)}, got {values!r}{_hint(bad[0])}")
         if len(set(values)) != len(values):
             raise ConfigError(f"{name} lists a value twice: {values!r}")
         return [self.parse(value) for value in values]

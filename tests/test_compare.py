@@ -799,6 +799,10 @@ def test_train_messages_name_the_recipe_keys():
         ({"methods": {"mine": {"method": ["lamp"]}}}, "methods: mine: method \\['lamp'\\] is not a registered method"),
         ({"methods": {"mine": {"method": "nope"}}}, "methods: mine: method 'nope' is not a registered method"),
         ({"methods": {1e3: {"method": "lamp"}}}, r"method label must be text, got 1000.0 \(YAML read it as a number"),
+        (
+            {"seeds": ["0"]},
+            r"seeds must hold integers .*, got \['0'\] \(text, not a number: write it without quotes\)$",
+        ),
         ({"model": True}, r"model must be a model name, folder or hub id (text), got True \(YAML reads unquoted true"),
         ({"train": {"batch_size": 2.5}}, "^train: batch_size must be a positive integer, got 2.5$"),  # was --batch-size
         (
