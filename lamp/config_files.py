@@ -35,9 +35,8 @@ class _UniqueKeys(yaml.SafeLoader):
     def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
         """YAML 1.2's integers: 010 is ten (YAML 1.1: eight), 0o10 eight, 0x10 sixteen."""
         text = self.construct_scalar(node)
-        base = {"0o": 8, "0x": 16}.get(text.lstrip("+-")[:2], 10)
-        digits = text.replace("0o", "").replace("0x", "") if base != 10 else text
-        return int(digits, base)
+        base = {"0o": 8, "0x": 16}.get(text[:2], 10)  # the resolver allows no sign before 0o and 0x
+        return int(text[2:] if base != 10 else text, base)
 
 
 # The YAML 1.2 core schema (what JSON and YAML 1.2 tools read) for booleans and numbers, in place of PyYAML's YAML
