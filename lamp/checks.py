@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lamp.config_files import YAML_NUMBER
 from lamp.errors import ConfigError
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed feeds
@@ -24,7 +25,7 @@ SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed feeds
 def _hint(value: Any) -> str:
     """Why a number arrived as text: a quoted number in a YAML file (`lr: "1e-5"`), or leading zeros in a flag's
     value (`--set length=010`); nothing for 'nan' and 'inf', which are refused as numbers too."""
-    number = isinstance(value, str) and re.fullmatch(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?", value)
+    number = isinstance(value, str) and re.fullmatch(YAML_NUMBER, value)
     if number and re.match(r"[-+]?0[0-9]", value):  # `--set length=010`: Python literals refuse 010
         return " (text, not a number: write it without leading zeros)"
     return " (text, not a number: write it without quotes)" if number else ""

@@ -39,6 +39,9 @@ class _UniqueKeys(yaml.SafeLoader):
         return int(text[2:] if base != 10 else text, base)
 
 
+YAML_NUMBER = r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+"""A decimal number as YAML 1.2's core schema reads it (an integer, a fraction, an exponent; no inf or nan)."""
+
 # The YAML 1.2 core schema (what JSON and YAML 1.2 tools read) for booleans and numbers, in place of PyYAML's YAML
 # 1.1 rules, which read `lr: 1e-4` as text, `max_steps: 010` as 8, `1:30` as 90, `1_000` as 1000, `0b11` as 3 and the
 # words yes / no / on / off as booleans: silent wrong values in a config. Null, timestamps and the rest are PyYAML's.
@@ -50,7 +53,7 @@ _UniqueKeys.yaml_implicit_resolvers = {
 for _tag, _pattern, _firsts in (
     ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
     ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
-    ("float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?", "-+0123456789."),
+    ("float", YAML_NUMBER, "-+0123456789."),
     ("float", r"[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)", "-+."),
 ):
     _UniqueKeys.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), list(_firsts))
