@@ -61,7 +61,7 @@ def word_items(key: str, items: list[Any] | tuple[Any, ...]) -> tuple[str, ...]:
                 f"{key} lists {item!r}: YAML read that item as a number, which changes how it is written; quote "
                 "each item that looks like a number, e.g. ['1.10', '1e3']"
             )
-        if not isinstance(item, str | int | float):
+        if not isinstance(item, str | int):  # a float is refused above
             raise ConfigError(f"{key} lists {item!r}, which is not a word: write each word as text, e.g. [no, yes]")
     return tuple(str(item).strip() for item in items)
 
