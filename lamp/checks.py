@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamp.config_files import YAML_NUMBER
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed feeds
 
@@ -159,7 +159,10 @@ def check_choices(config: Any) -> None:
         allowed = f.metadata.get("choices")
         value = getattr(config, f.name)
         if allowed and value not in allowed:
-            raise ConfigError(f"unknown --{f.name.replace('_', '-')} {value!r}: choose one of {', '.join(allowed)}")
+            raise ConfigError(
+                f"unknown --{f.name.replace('_', '-')} {value!r}{did_you_mean([value], allowed)}: choose one of "
+                f"{', '.join(allowed)}"
+            )
 
 
 def non_empty_path(text: str) -> str:

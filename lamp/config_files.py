@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -91,5 +91,8 @@ def load_yaml(
         raise ConfigError(f"{path} must hold a mapping of key: value{listed}")
     unknown = sorted(set(data) - set(keys), key=str) if keys else []
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(map(str, unknown))}; known keys are {', '.join(keys)}")
+        raise ConfigError(
+            f"{path}: unknown keys {', '.join(map(str, unknown))}{did_you_mean(unknown, keys)}; known keys are "
+            f"{', '.join(keys)}"
+        )
     return data

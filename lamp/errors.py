@@ -1,5 +1,8 @@
 """Errors lamp raises for bad input: each message is one line naming the problem and the fix."""
 
+import difflib
+from collections.abc import Iterable
+
 
 class LampError(ValueError):
     """A user-facing error: bad configuration, missing data, mismatched adapter. The CLI exits 2 on it."""
@@ -29,3 +32,15 @@ def first_sentence(error: BaseException, limit: int = 200) -> str:
     """The first sentence of a library's error message on one line, at most `limit` characters: the cause lamp quotes
     in its own one-line error (huggingface_hub's messages run over several lines and sentences)."""
     return " ".join(str(error).split()).split(". ")[0][:limit]
+
+
+def did_you_mean(unknown: Iterable[object], known: Iterable[str]) -> str:
+    """` (did you mean 'sst2'?)` for the first of `unknown` names close to one of `known` (difflib's ratio >= 0.75,
+    case ignored: `SST-2`, `lenght`, `learning_rate` -> `lr` is not close), else empty; for a one-line error."""
+    known = list(known)
+    by_lower = {k.lower(): k for k in known}
+    for name in unknown:
+        close = difflib.get_close_matches(str(name).lower(), by_lower, n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean {by_lower[close[0]]!r}?)"
+    return ""

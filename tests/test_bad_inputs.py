@@ -47,7 +47,37 @@ OWN = TRAIN + " --template 'review {{text}}' --label-words negative,positive --t
 ROWS = [
     # ---- train: options of TrainConfig (flags and YAML), its data, its --init-from adapter, its output ----
     pytest.param(TRAIN + " --task nope", r"unknown task 'nope'; known tasks: cola", id="train-unknown-task"),
-    pytest.param(TRAIN + " --method nope", r"unknown method 'nope': choose one of lamp", id="train-unknown-method"),
+    pytest.param(
+        TRAIN + " --method nope",
+        r"unknown method 'nope' \(did you mean 'none'\?\): choose one of lamp",
+        id="train-unknown-method",
+    ),
+    # a misspelt name asks "did you mean" wherever names are looked up (tasks, methods, options, keys, choices)
+    pytest.param(TRAIN + " --task SST-2", r"unknown task 'SST-2' \(did you mean 'sst2'\?\); known", id="typo-task"),
+    pytest.param(
+        TRAIN + " --method lmap", r"unknown method 'lmap' \(did you mean 'lamp'\?\): choose", id="typo-method"
+    ),
+    pytest.param(
+        TRAIN + " --set lenght=2",
+        r"method 'pt' has no option lenght \(did you mean 'length'\?\): its",
+        id="typo-option",
+    ),
+    pytest.param(TRAIN + " --init Vocab", r"unknown init 'Vocab' \(did you mean 'vocab'\?\): choose", id="typo-init"),
+    pytest.param("train --config {yaml_typo}", r"unknown keys max_step \(did you mean 'max_steps'\?\)", id="typo-key"),
+    pytest.param(
+        "train --config {yaml_typo_format}", r"unknown --format 'natual' \(did you mean 'natural'", id="typo-fmt"
+    ),
+    pytest.param(
+        TRAIN + " --task {own}/typo.yaml", r"unknown keys tempalte \(did you mean 'template'\?\)", id="typo-task-key"
+    ),
+    pytest.param(
+        "compare --methods lamp ptt --out {fresh}", r"unknown method 'ptt' \(did you mean 'pt'", id="typo-cmp"
+    ),
+    pytest.param(
+        "bench --model random:tiny-llama --methods peft-lroa --out {fresh}",
+        r"unknown method 'peft-lroa' in 'peft-lroa' \(did you mean 'pe",
+        id="typo-bench",
+    ),
     pytest.param(TRAIN + " --lr nan", r"--lr must be a finite number > 0, got nan$", id="train-lr-nan"),
     pytest.param(TRAIN + " --lr inf", r"--lr must be a finite number > 0, got inf$", id="train-lr-inf"),
     pytest.param(TRAIN + " --lr=-0.1", r"--lr must be a finite number > 0, got -0.1$", id="train-lr-negative"),
@@ -532,7 +562,7 @@ ROWS = [
     pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
     pytest.param(  # was: "cannot be shared by a grid", as if it were a train option
         "compare --train batchsize=4",
-        r"train: 'batchsize' is not a lamp train option: choose from .*batch_size",
+        r"train: 'batchsize' is not a lamp train option \(did you mean 'batch_size'\?\): choose from .*batch_size",
         id="compare-train-unknown",
     ),
     pytest.param(
@@ -767,6 +797,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "unknown_words.yaml": "train_file: good.csv\ntemplate: 'review {text}'\nlabel_words: [zzz, qqq]\n",
         "folder.yaml/notes.txt": "a folder named like a task file\n",
         "bogus.yaml": "train_file: good.csv\ntemplate: '{text}'\nlabel_words: [a, b]\nbogus: 1\n",
+        "typo.yaml": "train_file: good.csv\ntempalte: '{text}'\nlabel_words: [a, b]\n",
         "rte.yaml": "name: rte\ntrain_file: good.csv\ntemplate: '{text}'\nlabel_words: [negative, positive]\n",
     }
     for name, content in own_files.items():
@@ -802,6 +833,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
     bad_values |= {"yaml_label_words": "label_words: ['bad, good', neutral]"}
     bad_values |= {"yaml_format": "format: chat"}
+    bad_values |= {"yaml_typo": "max_step: 2", "yaml_typo_format": "format: natual"}
     for name, line in bad_values.items():
         kept = "".join(f"{key}: {value}\n" for key, value in safe.items() if not line.startswith(f"{key}:"))
         paths[name] = write(root / "configs" / f"{name}.yaml", kept + line + "\n")

@@ -75,7 +75,7 @@ def test_a_yaml_file_gives_method_options_and_flags_win_option_by_option(tmp_pat
         (["--method", "pt", "--rank", "4"], "method 'pt' has no option rank: its options are init, init_text, length"),
         (["--method.rank", "0"], "rank must be a positive integer, got 0"),
         (["--set", "rank=2", "--set", "rank=3"], "--set rank=2 and --set rank=3 disagree: pass one"),
-        (["--method", "nope"], "unknown method 'nope': choose one of lamp, pt"),
+        (["--method", "nope"], "unknown method 'nope' (did you mean 'none'?): choose one of lamp, pt"),
     ],
 )
 def test_bad_method_options_are_one_line(flags, message, capsys, tmp_path):

@@ -15,7 +15,7 @@ from lamp.backbones import load_config
 from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices, text_hint
 from lamp.cli_options import parse_value
 from lamp.devices import DTYPES
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 from lamp.methods import BENCH_DEFAULTS, REGISTRY, Harness, PromptConfig, check_options
 from lamp.model import config_kind, config_positions, config_width
 
@@ -37,7 +37,9 @@ def parse_method(text: str) -> MethodSpec:
     registered method (`lamp.methods.REGISTRY`) with its config's options; ConfigError in one line otherwise."""
     name, _, rest = text.strip().partition(":")
     if name not in REGISTRY:
-        raise ConfigError(f"unknown method {name!r} in {text!r}: choose one of {', '.join(REGISTRY)}")
+        raise ConfigError(
+            f"unknown method {name!r} in {text!r}{did_you_mean([name], REGISTRY)}: choose one of {', '.join(REGISTRY)}"
+        )
     options: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")

@@ -13,7 +13,7 @@ from typing import Any
 from lamp.checks import POSITIVE, POSITIVE_INT, SEED, text_hint
 from lamp.compare.cell import Cell, cell_name, check_cell_part, lr_tag, read_report
 from lamp.config_files import load_yaml
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 from lamp.floors import FLOORS
 from lamp.methods import DEFAULT_METHOD, METHODS, make_config
 from lamp.tasks.user import is_spec_file, task_of
@@ -64,8 +64,9 @@ class GridMethod:
                     f"{', '.join(METHODS)}"
                 )
             raise ConfigError(
-                f"unknown method {self.label!r}: use a registered method ({', '.join(METHODS)}) or define "
-                f"{self.label} under methods: in the recipe with `method: <registered name>`"
+                f"unknown method {self.label!r}{did_you_mean([self.label], METHODS)}: use a registered method "
+                f"({', '.join(METHODS)}) or define {self.label} under methods: in the recipe with "
+                "`method: <registered name>`"
             )
         make_config(self.method, **self.options)  # fail before any training on a bad option
         self.lrs = POSITIVE.check_list(f"lrs of {self.label}", self.lrs)
@@ -146,7 +147,7 @@ class Recipe:
         if unknown := sorted(set(self.train) - fields):
             raise ConfigError(
                 f"train: {', '.join(map(repr, unknown))} {'is not a' if len(unknown) == 1 else 'are not'} lamp train "
-                f"option{'s' * (len(unknown) > 1)}: choose from {', '.join(shared)}"
+                f"option{'s' * (len(unknown) > 1)}{did_you_mean(unknown, shared)}: choose from {', '.join(shared)}"
             )
         self.max_steps = POSITIVE_INT.check("max_steps", self.max_steps)
         if self.sweep_seeds is not None:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 from lamp.methods.base import Backbone, Declaration, EmptyPrompt, Export, Harness, PromptConfig, PromptModule
 from lamp.methods.dept import DeptConfig, DeptPrompt
 from lamp.methods.dpt import DptConfig, DptPrompt
@@ -94,7 +94,7 @@ def lookup(name: str, harnesses: tuple[Harness, ...] = (Harness.LAMP,)) -> Metho
     entry = REGISTRY.get(name)
     choices = ", ".join(n for n, e in REGISTRY.items() if e.config.declares.harness in harnesses)
     if entry is None:
-        raise ConfigError(f"unknown method {name!r}: choose one of {choices}")
+        raise ConfigError(f"unknown method {name!r}{did_you_mean([name], REGISTRY)}: choose one of {choices}")
     harness = entry.config.declares.harness
     if harness not in harnesses:
         raise ConfigError(
@@ -117,7 +117,8 @@ def check_options(name: str, options: dict[str, Any], harnesses: tuple[Harness, 
         raise ConfigError(f"method {name!r} takes no options, got {', '.join(unknown)}: pass plain {name}")
     if unknown:
         raise ConfigError(
-            f"method {name!r} has no option {', '.join(unknown)}: its options are {', '.join(sorted(known))}"
+            f"method {name!r} has no option {', '.join(unknown)}{did_you_mean(unknown, known)}: its options are "
+            f"{', '.join(sorted(known))}"
         )
 
 

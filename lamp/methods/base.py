@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from lamp.checks import POSITIVE_INT
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -307,7 +307,7 @@ def check_init(init: str, init_text: str | None) -> None:
             "in YAML: init_text: '5')"
         )
     if init not in INITS:
-        raise ConfigError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
+        raise ConfigError(f"unknown init {init!r}{did_you_mean([init], INITS)}: choose one of {', '.join(INITS)}")
     if init == "text" and not init_text:
         raise ConfigError("init='text' needs init_text: pass the phrase whose embeddings start the prompt")
     if init != "text" and init_text is not None:  # the phrase would be silently unused

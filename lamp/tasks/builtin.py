@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
-
-from lamp.errors import DataError
+from lamp.errors import DataError, did_you_mean
 from lamp.tasks import glue, polarity, superglue
 from lamp.tasks.base import Task
 
@@ -17,10 +15,8 @@ def get_task(name: str, format: str = "t5") -> Task:
     try:
         task = TASKS[name]
     except KeyError:
-        close = difflib.get_close_matches(str(name).lower(), TASKS, n=1, cutoff=0.75)  # SST-2, RTE, Cola
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DataError(
-            f"unknown task {name!r}{hint}; known tasks: {', '.join(TASKS)}; for your own data pass a task YAML file "
-            "(docs/tasks.md; lamp train also takes --train-file or --dataset with --template)"
+            f"unknown task {name!r}{did_you_mean([name], TASKS)}; known tasks: {', '.join(TASKS)}; for your own data "
+            "pass a task YAML file (docs/tasks.md; lamp train also takes --train-file or --dataset with --template)"
         ) from None
     return task.in_format(format)

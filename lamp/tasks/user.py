@@ -20,7 +20,7 @@ from typing import Any
 from lamp import metrics
 from lamp.checks import POSITIVE_INT, text_hint
 from lamp.config_files import load_yaml
-from lamp.errors import ConfigError, DataError
+from lamp.errors import ConfigError, DataError, did_you_mean
 from lamp.tasks.base import PLACEHOLDER, Example, Task, Template, fields, template_fields
 from lamp.tasks.builtin import TASKS, get_task
 from lamp.tasks.files import SPLITS, UserData, user_rows
@@ -188,7 +188,10 @@ class TaskSpec:
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"{at}unknown keys {', '.join(unknown)}; known keys are {', '.join(known)}")
+            raise ConfigError(
+                f"{at}unknown keys {', '.join(unknown)}{did_you_mean(unknown, known)}; known keys are "
+                f"{', '.join(known)}"
+            )
         if "template" not in data or "name" not in data:
             raise ConfigError(f"{at}a task needs a template (the input, fields in braces), e.g. 'Review: {{text}}'")
         try:
