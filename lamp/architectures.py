@@ -117,17 +117,32 @@ def architecture_config(name: str) -> Any:
     return config
 
 
+def model_class(config: Any) -> Any:
+    """transformers' auto class that builds a model of `config`: seq2seq for an encoder-decoder, else causal LM."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+
+
+def skeleton_model(config: Any) -> Any:
+    """The model of a transformers `config` on the meta device: its modules, their names and shapes, and no weights
+    (milliseconds for a tiny model, about a second for SmolLM2-135M), for checks of a method against the backbone's
+    layers before the weights load (`PromptConfig.check_modules`)."""
+    import torch
+
+    with torch.device("meta"):
+        return model_class(config).from_config(config)
+
+
 def build_random(name: str, dtype: Any = None, device: Any = None, seed: int = 0) -> Any:
     """A random-weight model of a published architecture, created directly on `device` in `dtype`.
 
     Weights are drawn with a fixed seed, so two builds (two benchmark processes) hold the same model.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     config = architecture_config(name)
-    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
     torch.manual_seed(seed)
     with torch.device(device or "cpu"):
-        model = auto.from_config(config, dtype=dtype)
+        model = model_class(config).from_config(config, dtype=dtype)
     return model.eval()

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 
 from safetensors import SafetensorError
 
+from lamp.architectures import model_class
 from lamp.errors import ConfigError, first_sentence
 
 ModelKind = Literal["seq2seq", "causal"]
@@ -171,11 +172,8 @@ def _load_config(name: str, path: str) -> Any:
 
 def load_model(name: str, dtype: Any = None, **kwargs: Any) -> Any:
     """Load a seq2seq or causal LM by name: `smollm2-135m` (offline), a local folder, or a hub id."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
     path = resolve(name)
-    config = _load_config(name, path)
-    auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    auto = model_class(_load_config(name, path))
     try:
         with quiet_hub():  # what transformers would warn of, a missing or misshapen tensor, is refused below
             model, info = auto.from_pretrained(path, dtype=dtype, output_loading_info=True, **kwargs)

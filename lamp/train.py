@@ -897,9 +897,9 @@ def method_setup(config: TrainConfig, free: int | None = None) -> tuple[PromptCo
     """The method's config as the run builds it, and the backbone's `PretrainedConfig` it was checked against,
     before any weight or prompt is allocated: from `--init-from`'s saved prompt (which sets the length; its files are
     read and its options checked first, before the backbone's config) or from the given options, then
-    `PromptConfig.check_fits` (width, positions, and `free` bytes of the device; None: unchecked). ConfigError (or
-    AdapterError for a saved prompt that cannot be read) for each misfit. Shared by `train` and `lamp compare`'s
-    check before its cells."""
+    `PromptConfig.check_fits` (width, positions, and `free` bytes of the device; None: unchecked) and
+    `PromptConfig.check_modules` (the backbone's layers). ConfigError (or AdapterError for a saved prompt that cannot
+    be read) for each misfit. Shared by `train` and `lamp compare`'s check before its cells."""
     prompt_config, saved_for = (
         saved_prompt_config(config.init_from, config.method, config.method_options)
         if config.init_from
@@ -909,6 +909,7 @@ def method_setup(config: TrainConfig, free: int | None = None) -> tuple[PromptCo
     if saved_for is not None:
         check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
     prompt_config.check_fits(config_positions(backbone_config), config_width(backbone_config), free)
+    prompt_config.check_modules(backbone_config)
     return prompt_config, backbone_config
 
 

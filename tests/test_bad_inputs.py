@@ -78,6 +78,27 @@ ROWS = [
         r"unknown method 'peft-lroa' in 'peft-lroa' \(did you mean 'pe",
         id="typo-bench",
     ),
+    pytest.param(  # was: PEFT's message with the whole LlamaModel printed over 30 lines, after the weights loaded
+        TRAIN_NO_METHOD + " --method lora --set target_modules=model",
+        r"target_modules \['model'\] \(Target module LlamaModel is not a layer type LoRA wraps\): the backbone's "
+        r"linear layers are down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj; pass some",
+        id="lora-target-not-a-layer",
+    ),
+    pytest.param(
+        TRAIN_NO_METHOD + " --method lora --set target_modules=qproj",
+        r"target_modules \['qproj'\] \(Target modules \{{'qproj'\}} not found in the base model\): the backbone's",
+        id="lora-target-none",
+    ),
+    pytest.param(  # was: refused when the lora row started, after the rows before it were measured
+        "bench --model random:tiny-llama --methods none lora:target_modules=qproj --out {fresh}",
+        r"^lamp bench: error: lora:target_modules=qproj: LoRA cannot be applied with target_modules \['qproj'\]",
+        id="bench-lora-target",
+    ),
+    pytest.param(  # was: refused when the first lora cell started, after the floors had scored
+        "compare --config {recipe_lora_targets} --out {fresh}",
+        r"LoRA cannot be applied with target_modules \['qproj'\]",
+        id="compare-lora-target",
+    ),
     pytest.param(TRAIN + " --lr nan", r"--lr must be a finite number > 0, got nan$", id="train-lr-nan"),
     pytest.param(TRAIN + " --lr inf", r"--lr must be a finite number > 0, got inf$", id="train-lr-inf"),
     pytest.param(TRAIN + " --lr=-0.1", r"--lr must be a finite number > 0, got -0.1$", id="train-lr-negative"),
@@ -847,6 +868,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_empty": "",
         "recipe_twice": "max_steps: 2\nlrs:\n  lamp: [0.1]\n  lamp: [0.2]\n",
         "recipe_list": "- lamp\n- pt\n",
+        "recipe_lora_targets": f"model: {model}\ndata_dir: {data}\ntasks: [polarity]\n"
+        "methods: {lora: {target_modules: [qproj]}}\n",
     }
     for name, content in configs.items():
         paths[name] = write(root / "configs" / f"{name}.yaml", content)

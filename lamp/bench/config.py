@@ -154,7 +154,8 @@ class BenchConfig:
         """Refuse, before any work (the backbone's config is read, not its weights): an unknown random architecture;
         a causal backbone's --seq-len that leaves no source before --target-len; a --seq-len that, with a method's
         prompt rows, exceeds the backbone's positions; a method that does not fit the backbone
-        (`PromptConfig.check_fits`: a rank above its width, DePT's offset past its positions)."""
+        (`PromptConfig.check_fits`: a rank above its width, DePT's offset past its positions; `check_modules`: a LoRA
+        target that names no layer)."""
         config = architecture_config(self.model) if is_random(self.model) else load_config(self.model)
         limit, width = config_positions(config), config_width(config)
         if config_kind(config) == "causal" and self.seq_len <= self.target_len:
@@ -172,5 +173,6 @@ class BenchConfig:
                 )
             try:
                 spec.config.check_fits(limit, width)
+                spec.config.check_modules(config)
             except ConfigError as error:
                 raise ConfigError(f"{spec.text}: {error}") from None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from lamp.checks import POSITIVE, Number
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, first_sentence
 from lamp.methods.base import Backbone, Declaration, EmptyPrompt, Export, PromptConfig, check_positive
 
 if TYPE_CHECKING:
@@ -75,7 +75,20 @@ class LoraConfig(PromptConfig):
                 f"has rank at most {width} (and rank x {width} entries per side), pass rank <= {width}"
             )
 
+    def check_modules(self, backbone_config: Any) -> None:
+        """Inject into the backbone built on the meta device, as `build` will into its weights: the same refusal
+        for target_modules that name no layer or a layer LoRA cannot wrap, before the weights load."""
+        from lamp.architectures import skeleton_model
+
+        self._inject(skeleton_model(backbone_config))
+
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
+        self._inject(backbone)
+        return LoraModule(backbone)
+
+    def _inject(self, backbone: nn.Module) -> None:
+        """`peft.inject_adapter_in_model`, whose ValueError (a multi-line module dump when a target is not a layer
+        type it wraps) becomes one line naming the backbone's linear layers."""
         import peft
 
         config = peft.LoraConfig(
@@ -83,11 +96,17 @@ class LoraConfig(PromptConfig):
         )
         try:
             peft.inject_adapter_in_model(config, backbone)
-        except ValueError as error:  # peft's message names the modules it could not find
+        except ValueError as error:
+            linear = sorted(
+                {name.rsplit(".", 1)[-1] for name, m in backbone.named_modules() if isinstance(m, nn.Linear)}
+            )
+            cause = first_sentence(error)
+            if "is not supported" in str(error):  # "Target module LlamaModel(<its whole module dump>) is not ..."
+                cause = f"{str(error).split('(', 1)[0].strip()} is not a layer type LoRA wraps"
             raise ConfigError(
-                f"LoRA cannot be applied: {error} Pass target_modules that exist (names, e.g. q_proj,v_proj)."
+                f"LoRA cannot be applied with target_modules {self.target_modules!r} ({cause}): the backbone's linear "
+                f"layers are {', '.join(linear)}; pass some of them, e.g. target_modules=q_proj,v_proj"
             ) from None
-        return LoraModule(backbone)
 
 
 class LoraModule(EmptyPrompt):
