@@ -144,6 +144,9 @@ POSITIVE_INT = Int(low=1)
 COUNT = Int(low=0)
 SEED = Int(0, SEED_MAX)
 POSITIVE = Number(0, low_open=True)
+LEARNING_RATE = Number(0, 1e6, low_open=True)
+"""A learning rate: AdamW moves each weight by about lr a step, so anything near the top is already nonsense; the
+cap keeps lr / (1 - beta1) inside float32, where torch's Adam would stop with an overflow RuntimeError."""
 NON_NEGATIVE = Number(0)
 
 

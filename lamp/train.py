@@ -34,7 +34,16 @@ import torch
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, save_adapter
 from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
-from lamp.checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, SEED, Int, check_choices, choices, text_hint
+from lamp.checks import (
+    LEARNING_RATE,
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    SEED,
+    Int,
+    check_choices,
+    choices,
+    text_hint,
+)
 from lamp.data import DEFAULT_MAX_LENGTH, LazyEncoded, chat_wrapper, encode, fit_max_length
 from lamp.devices import DTYPES as TORCH_DTYPES
 from lamp.devices import free_memory_bytes, peak_memory_mb
@@ -149,7 +158,7 @@ class TrainConfig:
     init_text: InitVar[str | None] = None
     """Shorthand for --method.init_text: the phrase for init=text."""
     lr: float = 0.03
-    """Peak learning rate (the prompt's; methods may set their own per group)."""
+    """Peak learning rate (the prompt's; methods may set their own per group), in (0, 1e6]."""
     batch_size: int = 16
     """Examples per micro-batch (global, over all processes)."""
     grad_accum: int = 1
@@ -272,7 +281,7 @@ class TrainConfig:
                 f"--warmup-steps must be an integer from 0 to --max-steps ({self.max_steps}), got {self.warmup_steps!r}"
             )
         self.seed = SEED.check("--seed", self.seed)
-        self.lr = POSITIVE.check("--lr", self.lr)
+        self.lr = LEARNING_RATE.check("--lr", self.lr)
         self.weight_decay = NON_NEGATIVE.check("--weight-decay", self.weight_decay)
         self.max_grad_norm = NON_NEGATIVE.check("--max-grad-norm", self.max_grad_norm)
         check_choices(self)  # scorer, mixed_precision, dtype, format

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamp.checks import POSITIVE, POSITIVE_INT, SEED, text_hint
+from lamp.checks import LEARNING_RATE, POSITIVE_INT, SEED, text_hint
 from lamp.compare.cell import Cell, cell_name, check_cell_part, lr_tag, read_report
 from lamp.config_files import load_yaml
 from lamp.errors import ConfigError, did_you_mean
@@ -69,7 +69,7 @@ class GridMethod:
                 "`method: <registered name>`"
             )
         make_config(self.method, **self.options)  # fail before any training on a bad option
-        self.lrs = POSITIVE.check_list(f"lrs of {self.label}", self.lrs)
+        self.lrs = LEARNING_RATE.check_list(f"lrs of {self.label}", self.lrs)
         tags = [lr_tag(lr) for lr in self.lrs]
         twice = next((tag for tag in tags if tags.count(tag) > 1), None)
         if twice is not None:

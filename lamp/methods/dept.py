@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lamp.checks import POSITIVE
+from lamp.checks import LEARNING_RATE, POSITIVE
 from lamp.errors import ConfigError
 from lamp.methods.base import (
     Declaration,
@@ -63,7 +63,7 @@ class DeptConfig(PromptConfig):
         check_positive("max_length", self.max_length)
         check_rank_fits(self.rank, "max_length", self.max_length)
         self.alpha = POSITIVE.check("alpha", self.alpha)
-        self.offset_lr = POSITIVE.check("offset_lr", self.offset_lr)
+        self.offset_lr = LEARNING_RATE.check("offset_lr", self.offset_lr)
         check_init(self.init, self.init_text)
 
     def check_width(self, width: int) -> None:
