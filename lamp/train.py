@@ -205,8 +205,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     """Recompute the backbone's activations in the backward pass (less memory, about a third more time)."""
     init_from: str | None = None
-    """Start from a saved prompt (a PEFT prompt-tuning or lamp adapter folder): the model first sees it, decomposed
-    like any init (LAMP: each saved row written --pool times, so the length is rows x pool)."""
+    """LAMP only: start from a saved prompt (a PEFT prompt-tuning or lamp adapter folder): the model first sees it,
+    decomposed like any init (each saved row written --pool times, so the length is rows x pool)."""
     format: str = field(default="auto", metadata=choices("auto", *FORMATS))
     """Input format: t5 (T5/DePT text-to-text), natural (a template ending in an answer cue, natural label words) or
     auto (t5 for seq2seq backbones, natural for causal ones)."""

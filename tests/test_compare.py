@@ -529,6 +529,15 @@ def test_a_quick_mapping_writes_beside_the_full_grid():
     assert make_grid({**recipe, "quick": {"seeds": [1], "out": "x"}}, quick=True).out == "x"
 
 
+def test_a_quick_recipe_file_writing_into_the_full_grids_folder_is_refused(tmp_path):
+    (tmp_path / "quick.yaml").write_text("methods: [lamp]\nout: runs/mine\n")
+    (tmp_path / "full.yaml").write_text("methods: [lamp]\nseeds: [0, 1]\nout: runs/mine\nquick: quick.yaml\n")
+    with pytest.raises(ConfigError, match=r"^quick recipe .*quick.yaml writes into the full grid's folder runs/mine: "):
+        make_grid(load_recipe(tmp_path / "full.yaml"), quick=True)
+    for path in sorted((ROOT / "benchmarks").glob("quality*.yaml")):  # each committed quick recipe has its own folder
+        make_grid(load_recipe(path), quick=True)
+
+
 def test_quick_without_a_quick_entry_shrinks_the_grid(tmp_path):
     grid = make_grid(
         {"methods": ["lamp"], "lrs": {"lamp": [0.03, 0.01]}, "seeds": [3, 4, 5], "max_steps": 500, "out": "x"},

@@ -286,7 +286,13 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     else the built-in shrink (first seed, first learning rate per method, capped steps and validation)."""
     quick = recipe.get("quick")
     if isinstance(quick, str):
-        return load_recipe(quick)
+        loaded = load_recipe(quick)
+        if loaded.get("out", "runs/compare") == recipe.get("out", "runs/compare"):
+            raise ConfigError(  # its report would overwrite the full grid's, and its cells sit among the grid's
+                f"quick recipe {quick} writes into the full grid's folder {recipe.get('out', 'runs/compare')}: give "
+                "it an out of its own"
+            )
+        return loaded
     if isinstance(quick, dict):
         merged = {**recipe, **quick}
         merged.pop("quick")
