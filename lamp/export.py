@@ -64,21 +64,35 @@ def check_output_folder(out: Path, what: str = "export") -> None:
         raise ConfigError(f"cannot write to output folder {out} ({error.strerror}): choose another --out") from None
 
 
-EXPORTS = {  # a declared export's `format`: the file an earlier export left, and what it is
-    "peft": (PEFT_CONFIG, "a PEFT export"),
-    "model": ("config.json", "a model folder"),
+EXPORTS = {  # a declared export's `format`: what its folder is
+    "peft": "a PEFT export",
+    "model": "a model folder",
 }
+
+EXPORT_MARKER = ".lamp-export"
+"""The file each export leaves beside its own, naming its format: a later export writes only over a folder that
+holds one of the same format. A config.json or adapter_config.json alone is not enough: the backbone's own folder,
+or a PEFT adapter the user trained elsewhere, holds one too."""
 
 
 def check_export_folder(out: Path, export_format: str = "peft") -> None:
-    """`check_output_folder`, and refuse a folder that holds files but no earlier export of `export_format` (no
-    adapter_config.json, no config.json): PEFT and transformers write over names such as README.md that a user's
-    folder may already hold."""
+    """`check_output_folder`, and refuse a folder that holds files but no earlier lamp export of `export_format`:
+    PEFT and transformers write over names (README.md, config.json, model.safetensors) that a user's folder, or the
+    backbone's own, may hold."""
 
     check_output_folder(out)
-    marker, what = EXPORTS[export_format]
-    if out.is_dir() and run_files(out) and not (out / marker).is_file():
+    what = EXPORTS[export_format]
+    if not out.is_dir() or not run_files(out):
+        return
+    marker = out / EXPORT_MARKER
+    earlier = marker.read_text(errors="replace").strip() if marker.is_file() else None
+    if earlier is None:
         raise ConfigError(f"{out} holds files that are not {what}: choose another --out; lamp never overwrites them")
+    if earlier != export_format:
+        raise ConfigError(
+            f"{out} holds an earlier export of format {earlier!r}, not {export_format!r}: choose another --out (the "
+            "two formats' files would mix in one folder)"
+        )
 
 
 def declared(source: PromptedModel | str | os.PathLike) -> tuple[str, Declaration | None]:
@@ -127,16 +141,18 @@ def export_adapter(
     merge = declares is not None and export_format == Export.MODEL.format and declares.export in MERGED
     if export_format is not None and wanted is not None and export_format != wanted and not merge:
         raise ConfigError(
-            f"method {method!r} exports as {EXPORTS[wanted][1]} (format {wanted!r}), not {export_format!r}: "
+            f"method {method!r} exports as {EXPORTS[wanted]} (format {wanted!r}), not {export_format!r}: "
             f"use --format {wanted} (or lamp.export_adapter)"
         )
-    check_export_folder(out, export_format if merge else wanted or "peft")
+    folder_format = export_format if merge else wanted or "peft"
+    check_export_folder(out, folder_format)
     model = source if isinstance(source, PromptedModel) else load_adapter(backbone, source)
     writer = MERGED[model.declares.export] if merge else WRITERS[model.declares.export]
     # The writer puts its files into a scratch folder, copied into `out` all or nothing.
     with tempfile.TemporaryDirectory(prefix="lamp-export-") as staging:
         try:
             line = writer(model, Path(staging))
+            (Path(staging) / EXPORT_MARKER).write_text(folder_format + "\n")
         except OSError as error:
             raise ConfigError(write_problem(staging, error)) from None
         _write_all([(path, out / path.name) for path in sorted(Path(staging).iterdir())])

@@ -439,6 +439,8 @@ def run_settings(config: TrainConfig, spec: TaskSpec | None) -> dict[str, Any]:
     """The settings a run records (RUN_CONFIG, its checkpoint, results.json `config`), as JSON values: the
     TrainConfig and, for a user's own task, its spec (`TASK_SPEC`; `spec` is `config.task_spec()`, read once)."""
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
+    for action in ("resume", "overwrite"):  # what one command did to its folder, not a setting of the run
+        del settings[action]
     return {**settings, TASK_SPEC: spec.to_dict()} if spec is not None else settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,3 +222,26 @@ def test_train_init_from_starts_at_the_saved_prompt_and_records_the_task(model_d
                 model=model_dir, init_from=str(tmp_path / "pt"), length=5, rank=2, pool=2, out=str(tmp_path / "r2")
             )
         )
+
+
+def test_an_export_writes_only_over_an_earlier_lamp_export_of_its_format(llama_dir, tmp_path):
+    """Was: any folder holding a config.json took a model export (the backbone's own folder included: `lamp export
+    --format model --model DIR --out DIR` merged LoRA into the backbone's weights on disk), and any folder holding an
+    adapter_config.json took a PEFT export over the user's README.md."""
+    backbone = tmp_path / "backbone"
+    shutil.copytree(llama_dir, backbone)
+    user_peft = tmp_path / "their-peft"
+    user_peft.mkdir()
+    (user_peft / "adapter_config.json").write_text("{}\n")
+    (user_peft / "README.md").write_text("my notes\n")
+    before = {p: p.read_bytes() for folder in (backbone, user_peft) for p in folder.iterdir()}
+    lora = lamp.wrap(make_llama(), lamp.make_config("lora", rank=2))
+    with pytest.raises(ConfigError, match=rf"^{backbone} holds files that are not a model folder: choose another"):
+        lamp.export_adapter(lora, backbone, export_format="model")
+    with pytest.raises(ConfigError, match=rf"^{user_peft} holds files that are not a PEFT export: choose another"):
+        lamp.export_adapter(lora, user_peft)
+    assert {p: p.read_bytes() for folder in (backbone, user_peft) for p in folder.iterdir()} == before
+    out, _ = lamp.export_adapter(lora, tmp_path / "peft")
+    assert (out / "adapter_config.json").is_file() and lamp.export_adapter(lora, out)[0] == out, "its own: rewritten"
+    with pytest.raises(ConfigError, match=r"holds an earlier export of format 'peft', not 'model': choose another"):
+        lamp.export_adapter(lora, out, export_format="model")

@@ -500,6 +500,22 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_starts(runs, llama_dir, t
     assert digest(out) == before
 
 
+def test_a_runs_record_as_config_never_resumes_or_overwrites_a_run(runs, tmp_path, tiny_task, capsys):
+    """README: `lamp train --config RUN/train_config.json` reruns a run's settings. Was: the record of an --overwrite
+    run held `"overwrite": true`, so a rerun from it replaced whatever run its --out held, without being asked; a
+    --resume run's record made the rerun refuse a fresh folder ("holds no run to resume")."""
+    record = json.loads((runs[0] / RUN_CONFIG).read_text())
+    assert not {"resume", "overwrite"} & set(record), "what a command did to its folder is not a setting of the run"
+    victim = tmp_path / "victim"
+    shutil.copytree(runs[0], victim)
+    before = digest(victim)
+    for action in ({"overwrite": True}, {"resume": True}):
+        (tmp_path / "record.json").write_text(json.dumps({**record, **action, "max_steps": 3}))
+        line = refused(["train", "--config", str(tmp_path / "record.json"), "--out", str(victim)], capsys)
+        assert line == f"lamp train: error: {victim} already holds a run: pass --resume to continue it, --overwrite to replace it"
+    assert digest(victim) == before
+
+
 # ---- 14. two processes on one folder -----------------------------------------------------------------------------
 @contextlib.contextmanager
 def held_by_another_process(folder: Path):

@@ -22,6 +22,9 @@ def add_train_flags(parser: argparse.ArgumentParser, config_class: type) -> None
     add_config_flags(parser, config_class, custom={"method_options": _set_flag})
 
 
+ACTIONS = ("resume", "overwrite")
+"""What a command does to its --out folder: taken from the command line only, never from a --config file."""
+
 METHOD_FLAG = "method."
 """Prefix of the nested method-option flags (--method.rank 8) and of their argparse destinations."""
 
@@ -77,6 +80,8 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     from lamp.train import TASK_SPEC
 
     loaded = yaml_values(args.config, config_class, extra_keys=(TASK_SPEC,))
+    for action in ACTIONS:  # a run's record (RUN/train_config.json) of an --overwrite run must not overwrite the next
+        loaded.pop(action, None)
     if loaded.pop(TASK_SPEC, None) is not None and loaded.get("task") == config_class.task:
         # a run's own record (RUN/train_config.json) of a task from data flags: those flags, recorded beside it,
         # rebuild the spec, and its `task` is the unset default, not the built-in task of that name
@@ -130,7 +135,11 @@ def add_parser(subparsers: Any) -> None:
         help="train a prompt on a task (no arguments: LAMP on SmolLM2-135M, polarity, offline)",
         description="Train a prompt method on a task and score the best checkpoint on test.",
     )
-    parser.add_argument("--config", help="YAML file with the same keys as the flags (flags override it)")
+    parser.add_argument(
+        "--config",
+        help="YAML or JSON file with the same keys as the flags (flags override it), e.g. a run's own "
+        "RUN/train_config.json; --resume and --overwrite are taken from the command line only",
+    )
     add_train_flags(parser, TrainConfig)
     add_method_flags(parser)
     parser.set_defaults(func=run)
