@@ -512,7 +512,9 @@ def test_a_runs_record_as_config_never_resumes_or_overwrites_a_run(runs, tmp_pat
     for action in ({"overwrite": True}, {"resume": True}):
         (tmp_path / "record.json").write_text(json.dumps({**record, **action, "max_steps": 3}))
         line = refused(["train", "--config", str(tmp_path / "record.json"), "--out", str(victim)], capsys)
-        assert line == f"lamp train: error: {victim} already holds a run: pass --resume to continue it, --overwrite to replace it"
+        assert line == (
+            f"lamp train: error: {victim} already holds a run: pass --resume to continue it, --overwrite to replace it"
+        )
     assert digest(victim) == before
 
 
