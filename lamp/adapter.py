@@ -120,7 +120,10 @@ def adapter_metadata(model: PromptedModel) -> dict[str, Any]:
 
 
 def save_adapter(model: PromptedModel, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write the prompt's trainable tensors and config to `directory` (each file atomically)."""
+    """Write the prompt's trainable tensors and config to `directory` (each file atomically). Raises ConfigError for
+    an empty path, which would mean the current folder."""
+    if not str(directory).strip():
+        raise ConfigError("the adapter folder is empty: pass a path to save the adapter to")
     directory = Path(directory)
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.prompt_encoder.named_parameters()}
     metadata = {**adapter_metadata(model), **(extra or {})}

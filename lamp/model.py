@@ -496,10 +496,25 @@ class PromptedModel(nn.Module):
                     parameter.copy_(state_dict[key])
         return _IncompatibleKeys(missing, unexpected)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, is_main_process: bool = True) -> Path:
+    def save_pretrained(
+        self,
+        save_directory: str | os.PathLike,
+        is_main_process: bool = True,
+        safe_serialization: bool = True,
+        **kwargs: Any,
+    ) -> Path:
         """PEFT's name for `save_adapter`: write `adapter.safetensors` and `adapter.json` to `save_directory`, which
         `from_pretrained` and `lamp.load_adapter` read. Other ranks of a distributed run (`is_main_process=False`)
-        write nothing."""
+        write nothing. PEFT's `safe_serialization=True` is what lamp always does; False (a pickle file) and PEFT's
+        other options (`selected_adapters`, `save_embedding_layers`, ...: a lamp model holds one adapter and never
+        saves the backbone's embeddings) are refused with ConfigError."""
+        if not safe_serialization:
+            raise ConfigError("save_pretrained writes safetensors only: drop safe_serialization=False")
+        if kwargs:
+            raise ConfigError(
+                f"save_pretrained takes no {', '.join(sorted(kwargs))}: a lamp model saves its one adapter's "
+                "trainable tensors (see save_adapter)"
+            )
         return self.save_adapter(save_directory) if is_main_process else Path(save_directory)
 
     @classmethod

@@ -536,6 +536,12 @@ ROWS = [
     pytest.param("inspect --adapter {adapter} --compare {truncated} --out {fresh}", r"is corrupt", id="inspect-cmp"),
     pytest.param("inspect --adapter {json_kind} --out {fresh}", r"backbone 'kind' is None", id="inspect-json"),
     # ---- data: malformed task files and options ----
+    pytest.param(
+        "data polarity --split test", r"--split applies to --show only: add --show N, or drop --split$", id="d-split"
+    ),
+    pytest.param(
+        "data polarity --json --format natural", r"--format applies to --show only: add --show N", id="d-format"
+    ),
     pytest.param("data rte --data-dir {header_only}", r"{header_only}/glue/RTE/train.tsv holds no rows", id="d-header"),
     pytest.param("data polarity --data-dir {empty_csv}", r"polarity/polarity.csv holds no rows", id="data-empty"),
     pytest.param("data cb --data-dir {empty_jsonl}", r"{empty_jsonl}/superglue/CB/val.jsonl holds no rows", id="d-jl"),

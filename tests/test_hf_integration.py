@@ -135,6 +135,15 @@ def test_save_pretrained_and_from_pretrained_round_trip(tmp_path, capsys):
     assert trainable.num_trainable_parameters() == model.num_trainable_parameters() > 0 and trainable.training
     model.save_pretrained(tmp_path / "b", is_main_process=False)
     assert not (tmp_path / "b").exists()
+    assert model.save_pretrained(tmp_path / "c", safe_serialization=True) == tmp_path / "c"  # PEFT's default
+    with pytest.raises(ConfigError, match=r"^save_pretrained writes safetensors only: drop safe_serialization=False$"):
+        model.save_pretrained(tmp_path / "d", safe_serialization=False)
+    with pytest.raises(ConfigError, match=r"^save_pretrained takes no save_embedding_layers, selected_adapters: "):
+        model.save_pretrained(tmp_path / "d", selected_adapters=["default"], save_embedding_layers=True)
+    for empty in ("", " "):  # was: '' saved into the current folder
+        with pytest.raises(ConfigError, match=r"^the adapter folder is empty: pass a path"):
+            model.save_pretrained(empty)
+    assert not (tmp_path / "d").exists()
     with pytest.raises(AdapterError, match="no adapter at .*nowhere: no such folder, and not a hub repo id"):
         lamp.PromptedModel.from_pretrained(tmp_path / "nowhere", model=make_llama())
 
