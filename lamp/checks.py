@@ -68,7 +68,7 @@ class _Check:
         if bad := [value for value in values if not self.ok(value)]:
             raise ConfigError(f"{name} must hold {self.describe(plural=True)}, got {values!r}{_hint(bad[0])}")
         if len(set(values)) != len(values):
-            raise ConfigError(f"{name} lists a value twice: {values!r}")
+            raise ConfigError(f"{name} lists a value twice: {values!r}: list each value once")
         return [self.parse(value) for value in values]
 
     def __call__(self, text: str) -> Any:

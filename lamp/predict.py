@@ -80,8 +80,12 @@ def load_task_adapters(
         task, path = parse_adapter_spec(spec)
         data = read_adapter_config(path)
         task = _task_name(task, data, path)
-        if task in {name for name, _, _ in named}:
-            raise AdapterError(f"two adapters for task {task!r}: pass one adapter per task")
+        other = next((where for name, where, _ in named if name == task), None)
+        if other is not None:
+            raise AdapterError(
+                f"two adapters for task {task!r} ({other} and {path}): a row names its task, which picks one adapter: "
+                "pass one adapter per task"
+            )
         entry = METHODS.get(data["prompt"]["method"])  # an unknown method: load_adapter says so
         if entry is not None:  # refused before anything loads onto the shared backbone
             require_pure_prompt(entry.config, f"adapter {path} cannot share a batch with other tasks (use lamp eval)")

@@ -562,7 +562,11 @@ ROWS = [
     # ---- compare: flags and the recipe's numbers ----
     pytest.param("compare --max-steps 0 --out {fresh}", r"max_steps must be a positive integer, got 0", id="cmp-steps"),
     pytest.param("compare --seeds -1 --out {fresh}", r"seeds must hold integers from 0 to 4294967295", id="cmp-seed"),
-    pytest.param("compare --seeds 1 1 --out {fresh}", r"seeds lists a value twice", id="compare-seed-twice"),
+    pytest.param(
+        "compare --seeds 1 1 --out {fresh}",
+        r"seeds lists a value twice: \[1, 1\]: list each value once$",
+        id="compare-seed-twice",
+    ),
     pytest.param(
         "compare --lrs lamp=nan --out {fresh}", r"lrs of lamp must hold finite numbers in \(0, 1e\+06\]", id="cmp-lr"
     ),
@@ -602,7 +606,16 @@ ROWS = [
         "compare --train max_grad_norm=nan", r"train: max_grad_norm must be a finite number >= 0", id="cmp-clip"
     ),
     pytest.param("compare --train batch_size=2.5", r"train: batch_size must be a positive integer", id="cmp-batch"),
-    pytest.param("compare --train lr=0.1", r"train options lr cannot be shared by a grid", id="compare-shared-lr"),
+    pytest.param(
+        "compare --train lr=0.1",
+        r"train options lr cannot be shared by a grid: the grid sets them itself; give lr under lrs:$",
+        id="compare-shared-lr",
+    ),
+    pytest.param(
+        "compare --train resume=true --train method_options=1",
+        r"train options method_options, resume cannot be .* give method_options under methods:; it resumes on its own",
+        id="compare-shared-method-options",
+    ),
     pytest.param(  # was: "cannot be shared by a grid", as if it were a train option
         "compare --train batchsize=4",
         r"train: 'batchsize' is not a lamp train option \(did you mean 'batch_size'\?\): choose from .*batch_size",
@@ -650,6 +663,11 @@ ROWS = [
         BENCH + " --methods lamp:length=8,length=16",
         r"option 'length' is given twice in 'lamp:length=8,length=16': keep one$",
         id="bench-option-twice",
+    ),
+    pytest.param(  # was: "write options as key=value", as if the option were not
+        BENCH + " --methods lora:rank=4,target_modules=q_proj,v_proj",
+        r"bad option 'v_proj' in .*': options are separated by commas, so a value holds none; give several module",
+        id="bench-option-list",
     ),
     pytest.param(BENCH + " --threads=-1", r"--threads must be an integer >= 0", id="bench-threads"),
     pytest.param(

@@ -807,6 +807,10 @@ def test_train_messages_name_the_recipe_keys():
         ({"floors": [["none"]]}, "floors must be a list of distinct names"),
         ({"methods": {"mine": {"method": ["lamp"]}}}, "methods: mine: method \\['lamp'\\] is not a registered method"),
         ({"methods": {"mine": {"method": "nope"}}}, "methods: mine: method 'nope' is not a registered method"),
+        (  # was: the option's error alone, naming no method among the recipe's several
+            {"methods": {"mine": {"method": "lamp", "length": 8, "pool": 3}}},
+            "^methods: mine: pool 3 does not divide length 8: pick a length",
+        ),
         ({"methods": {1e3: {"method": "lamp"}}}, r"method label must be text, got 1000.0 \(YAML read it as a number"),
         (
             {"seeds": ["0"]},

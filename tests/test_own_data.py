@@ -544,6 +544,13 @@ def test_json_rows_that_are_not_records_and_a_broken_parquet_file_say_so(tmp_pat
         DataError, match=r"columns.json holds one object of columns \('text', 'label': lists\), not rows"
     ):
         load_splits(spec_of("mine", {"train_file": str(tmp_path / "columns.json"), **common}).task())
+    for name, text, fix in [  # was: "has no field 'text', 'label' (its fields: text\tlabel)"
+        ("tabs.csv", "text\tlabel\ngood\tpositive\n", "separated by tabs: name the file tabs.tsv"),
+        ("commas.tsv", "text,label\ngood,positive\n", "separated by commas: name the file commas.csv"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataError, match=rf"{name}: its header is {fix}$"):
+            load_splits(spec_of("mine", {"train_file": str(tmp_path / name), **common}).task())
     (tmp_path / "t.parquet").write_bytes(b"PAR1 truncated")
     with pytest.raises(DataError, match=r"as Parquet \(.*\): it is not a whole Parquet file; write it again") as error:
         load_splits(spec_of("mine", {"train_file": str(tmp_path / "t.parquet"), **common}).task())

@@ -333,6 +333,16 @@ def test_data_folder_without_the_task_gives_both_ways_and_no_hub_call(tmp_path, 
     assert "--data-dir" in message and "LAMP_DATA_DIR" in message and "nyu-mll/glue rte" in message
 
 
+def test_a_data_folder_one_level_too_deep_names_the_right_one(tmp_path, monkeypatch):
+    """`--data-dir data/glue` (or data/glue/RTE) for a folder `data` that holds glue/RTE: was the generic "not found in
+    the data folder ... or unset --data-dir", which sends the user to the hub."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "glue" / "RTE").mkdir(parents=True)
+    for given in ("data/glue", "data/glue/RTE"):
+        with pytest.raises(DataError, match=r"the data folder is the one that holds glue/: pass --data-dir data$"):
+            load_splits("rte", given)
+
+
 # ----- local files in the official formats (synthetic, for the tasks the shared data lacks) -----
 
 

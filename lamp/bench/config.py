@@ -43,6 +43,11 @@ def parse_method(text: str) -> MethodSpec:
     options: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
+        if not sep and options:  # `target_modules=q_proj,v_proj`: the comma ended the value
+            raise ConfigError(
+                f"bad option {item!r} in {text!r}: options are separated by commas, so a value holds none; give "
+                "several module names as one regex, e.g. 'lora:target_modules=.*(q_proj|v_proj)'"
+            )
         if not sep or not key:
             raise ConfigError(f"bad option {item!r} in {text!r}: write options as key=value separated by commas")
         if key.strip() in options:  # the last would win silently while the row's label shows both

@@ -138,7 +138,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--config",
         help="YAML or JSON file with the same keys as the flags (flags override it), e.g. a run's own "
-        "RUN/train_config.json; --resume and --overwrite are taken from the command line only",
+        "RUN/train_config.json; its relative paths are read from the working directory, as flags are (a task "
+        "file's, from the task file's folder); --resume and --overwrite are taken from the command line only",
     )
     add_train_flags(parser, TrainConfig)
     add_method_flags(parser)

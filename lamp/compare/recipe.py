@@ -68,7 +68,10 @@ class GridMethod:
                 f"({', '.join(METHODS)}) or define {self.label} under methods: in the recipe with "
                 "`method: <registered name>`"
             )
-        make_config(self.method, **self.options)  # fail before any training on a bad option
+        try:  # fail before any training on a bad option, naming the method among the recipe's several
+            make_config(self.method, **self.options)
+        except ConfigError as error:
+            raise ConfigError(f"methods: {self.label}: {error}") from None
         self.lrs = LEARNING_RATE.check_list(f"lrs of {self.label}", self.lrs)
         tags = [lr_tag(lr) for lr in self.lrs]
         twice = next((tag for tag in tags if tags.count(tag) > 1), None)
@@ -140,9 +143,12 @@ class Recipe:
                 f"{{lamp: {{{method_keys[0]}: ...}}}}"
             )
         if grid_keys := sorted(set(self.train) & set(GRID_FIELDS)):
+            own = [key for key in grid_keys if key not in ("resume", "overwrite")]
+            where = ", ".join(f"{key} under {RECIPE_NAME_OF.get(key, key)}:" for key in own)
             raise ConfigError(
-                f"train options {', '.join(grid_keys)} cannot be shared by a grid: the grid sets "
-                f"{', '.join(GRID_FIELDS)} itself (give its own keys: tasks, methods, lrs, seeds, max_steps, out)"
+                f"train options {', '.join(grid_keys)} cannot be shared by a grid: the grid sets them itself"
+                + (f"; give {where}" if own else "")
+                + ("; it resumes on its own (a new out starts afresh)" if len(own) < len(grid_keys) else "")
             )
         if unknown := sorted(set(self.train) - fields):
             raise ConfigError(

@@ -164,6 +164,10 @@ def _text_columns(path: str, text: str, sep: str) -> Any:
     csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long document is one field; pandas has no limit
     reader = csv.reader(io.StringIO(text), delimiter=sep)
     names = next(reader, [])
+    other = {",": "\t", "\t": ","}[sep]
+    if len(names) == 1 and other in names[0]:  # tab-separated rows in a .csv file (or the other way round)
+        kind, suffix = ("tabs", ".tsv") if other == "\t" else ("commas", ".csv")
+        raise DataError(f"{path}: its header is separated by {kind}: name the file {Path(path).stem}{suffix}")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise DataError(f"{path}: the header names column {', '.join(map(repr, twice))} twice: name each column once")

@@ -287,6 +287,12 @@ def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) ->
         return _nonempty(task, root, local_examples(task, root))
     if task.local is not None and root is not None and task.packaged is None:
         # An explicit data folder is a promise: never fall back to the network behind the user's back.
+        above = next((up for up in root.resolve().parents if (up / task.local.folder).is_dir()), None)
+        if above is not None and above != Path(root.anchor).resolve():  # `--data-dir data/glue` for `data`
+            raise DataError(
+                f"{task.name}: {root / task.local.folder} not found; the data folder is the one that holds "
+                f"{Path(task.local.folder).parts[0]}/: pass --data-dir {os.path.relpath(above)}"
+            )
         raise DataError(
             f"{task.name}: {root / task.local.folder / task.local.files[0][1]} not found in the data folder; add the "
             f"official files there, or unset --data-dir / ${DATA_DIR_ENV} to load the task from the Hugging Face hub"
