@@ -189,6 +189,11 @@ def _not_an_adapter(folder: Path) -> str:
         )
     if (folder / "config.json").is_file():
         return f"{folder} holds a model, not an adapter: pass it as --model, and the adapter's folder as --adapter"
+    if (folder / "trainer_state.json").is_file():  # transformers' Trainer: its state, not lamp's adapter.json
+        return (
+            f"{folder} is a transformers Trainer checkpoint, not a lamp adapter: continue it with "
+            f"trainer.train(resume_from_checkpoint=...), and save the adapter with model.save_pretrained(dir)"
+        )
     return f"no adapter at {folder}: {CONFIG} is missing (save one with model.save_adapter(dir))"
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lamp.adapter import read_adapter_config, saved_format
 from lamp.backbones import load_tokenizer
 from lamp.data import ADAPTER_CHAT, ADAPTER_CHAT_FIX, DEFAULT_MAX_LENGTH, Encoded, chat_wrapper, encode, fit_max_length
-from lamp.errors import ConfigError
+from lamp.errors import ConfigError, DataError
 from lamp.model import load_adapter
 from lamp.scoring import answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import resolve_format
@@ -113,7 +113,15 @@ def evaluate_adapter(
             fix = f"{ADAPTER_CHAT_FIX}, or pass --no-chat-template"
             task = task.in_chat(chat_wrapper(tokenizer, prompted.kind, fix, ADAPTER_CHAT))
     chosen = resolve_scorer(scorer, prompted.kind, task, tokenizer)
-    splits = load_splits(task, data_dir, seed)
+    try:
+        splits = load_splits(task, data_dir, seed)
+    except DataError as error:
+        if spec is None or "does not exist" not in str(error):
+            raise
+        raise DataError(  # the path is the one recorded at training time, not one the user typed
+            f"{str(error).removesuffix(': check the path')}: adapter {adapter} recorded it for its task {task_name!r} when it was trained; put the file "
+            "back there, or pass --task with a task file that names where it is now"
+        ) from None
     if split not in splits:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
     examples = splits[split]

@@ -455,6 +455,12 @@ ROWS = [
     pytest.param(EVAL + " --adapter {adapter} --seed=-1", r"--seed: must be an integer from 0 to", id="eval-seed"),
     pytest.param(EVAL + " --adapter {adapter} --task nope", r"unknown task 'nope'", id="eval-unknown-task"),
     pytest.param("eval --task rte", r"the following arguments are required: --adapter", id="eval-no-adapter-flag"),
+    pytest.param(  # was: "data file .../moved.csv does not exist: check the path", a path the user never typed
+        "eval --adapter {moved_adapter}",
+        r"data file {own}/moved.csv does not exist: adapter {moved_adapter} recorded it for its task 'reviews' when "
+        r"it was trained; put the file back there, or pass --task with a task file that names where it is now$",
+        id="eval-own-data-moved",
+    ),
     # ---- predict: input files and options ----
     pytest.param(PREDICT + " --input {rows_not_utf8}", r"{rows_not_utf8} line 2: byte 0xe9 is not UTF-8", id="p-utf8"),
     pytest.param(PREDICT + " --input {rows_empty}", r"{rows_empty} holds no rows", id="predict-empty"),
@@ -867,6 +873,8 @@ def world(tmp_path_factory) -> dict[str, str]:
     spec = TaskSpec(name="reviews", train_file=str(own / "good.csv"), template="review {text}", label_words=("a", "b"))
     own_spec = {"task": "reviews", "task_spec": spec.to_dict()}
     paths["own_adapter"] = variant(good, root / "own_adapter", config=lambda saved: {**saved, **own_spec})
+    moved = {"task": "reviews", "task_spec": {**spec.to_dict(), "train_file": str(own / "moved.csv")}}
+    paths["moved_adapter"] = variant(good, root / "moved_adapter", config=lambda saved: {**saved, **moved})
     inputs = {
         "rows": '{"task": "polarity", "source": "polarity sentence: the film was good"}\n',
         "rows_not_utf8": b'{"task": "polarity", "source": "ok"}\n{"task": "polarity", "source": "caf\xe9"}\n',

@@ -254,6 +254,8 @@ def test_trainer_trains_saves_the_trainable_state_and_resumes(method, tmp_path):
     resumed = lamp.wrap(make_llama(), lamp.make_config(method, **options))
     trainer_for(resumed, tmp_path / "run").train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
     torch.testing.assert_close(logits(resumed), logits(model), atol=1e-5, rtol=1e-4)
+    with pytest.raises(AdapterError, match=r"checkpoint-2 is a transformers Trainer checkpoint, not a lamp adapter: "):
+        lamp.load_adapter(make_llama(), tmp_path / "run" / "checkpoint-2")  # was: "adapter.json is missing"
 
 
 def test_trainer_with_activation_checkpointing(tmp_path):
