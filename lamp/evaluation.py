@@ -119,7 +119,8 @@ def evaluate_adapter(
         if spec is None or "does not exist" not in str(error):
             raise
         raise DataError(  # the path is the one recorded at training time, not one the user typed
-            f"{str(error).removesuffix(': check the path')}: adapter {adapter} recorded it for its task {task_name!r} when it was trained; put the file "
+            f"{str(error).removesuffix(': check the path')}: adapter {adapter} recorded it for its task "
+            f"{task_name!r} when it was trained; put the file "
             "back there, or pass --task with a task file that names where it is now"
         ) from None
     if split not in splits:
