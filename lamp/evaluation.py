@@ -8,6 +8,7 @@ Rows are encoded for scoring by `lamp.data.encode(..., scoring=True)`: the sourc
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamp.adapter import read_adapter_config, saved_format
@@ -17,7 +18,7 @@ from lamp.errors import ConfigError, DataError
 from lamp.model import load_adapter
 from lamp.scoring import answer_tokens, predict, resolve_scorer
 from lamp.tasks.base import resolve_format
-from lamp.tasks.user import task_of
+from lamp.tasks.user import FILE_KEYS, task_of
 
 DEFAULT_SEED = 42
 """The split seed of a run that names none (`TrainConfig.seed`'s default)."""
@@ -99,6 +100,12 @@ def evaluate_adapter(
     own = saved if task_name == saved.get("task") else {}  # what the adapter recorded of its own task
     spec = own.get("task_spec")
     task = task_of(task_name, spec)  # checked before the model loads
+    for recorded in (spec.get(key) for key in FILE_KEYS) if spec else ():
+        if recorded and not Path(recorded).exists():  # a path recorded at training time, not one the user typed
+            raise DataError(
+                f"data file {recorded} does not exist: adapter {adapter} recorded it for its task {task_name!r} when "
+                "it was trained; put the file back there, or pass --task with a task file that names where it is now"
+            )
     seed = own.get("seed", DEFAULT_SEED) if seed is None else seed
     max_length = own.get("max_length", DEFAULT_MAX_LENGTH) if max_length is None else max_length
     name = saved["backbone"]["name"] if model is None else model
@@ -113,16 +120,7 @@ def evaluate_adapter(
             fix = f"{ADAPTER_CHAT_FIX}, or pass --no-chat-template"
             task = task.in_chat(chat_wrapper(tokenizer, prompted.kind, fix, ADAPTER_CHAT))
     chosen = resolve_scorer(scorer, prompted.kind, task, tokenizer)
-    try:
-        splits = load_splits(task, data_dir, seed)
-    except DataError as error:
-        if spec is None or "does not exist" not in str(error):
-            raise
-        raise DataError(  # the path is the one recorded at training time, not one the user typed
-            f"{str(error).removesuffix(': check the path')}: adapter {adapter} recorded it for its task "
-            f"{task_name!r} when it was trained; put the file "
-            "back there, or pass --task with a task file that names where it is now"
-        ) from None
+    splits = load_splits(task, data_dir, seed)
     if split not in splits:
         raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(splits)}")
     examples = splits[split]

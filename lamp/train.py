@@ -103,6 +103,7 @@ __all__ = [  # train's own names, and those of lamp.run_folder and lamp.evaluati
     "LOCK",
     "RESULTS",
     "RUN_CONFIG",
+    "ACTIONS",
     "Evaluator",
     "TrainConfig",
     "TrainState",
@@ -435,11 +436,16 @@ TASK_SPEC = "task_spec"
 and flags, recorded so that a task file edited since is told from the one the run trained on."""
 
 
+ACTIONS = ("resume", "overwrite")
+"""What one command does to its --out folder: not a setting of the run, so never recorded, and never read from a
+--config file (a run's record of an --overwrite run must not overwrite the next run)."""
+
+
 def run_settings(config: TrainConfig, spec: TaskSpec | None) -> dict[str, Any]:
     """The settings a run records (RUN_CONFIG, its checkpoint, results.json `config`), as JSON values: the
     TrainConfig and, for a user's own task, its spec (`TASK_SPEC`; `spec` is `config.task_spec()`, read once)."""
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
-    for action in ("resume", "overwrite"):  # what one command did to its folder, not a setting of the run
+    for action in ACTIONS:
         del settings[action]
     return {**settings, TASK_SPEC: spec.to_dict()} if spec is not None else settings
 

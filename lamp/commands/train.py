@@ -22,9 +22,6 @@ def add_train_flags(parser: argparse.ArgumentParser, config_class: type) -> None
     add_config_flags(parser, config_class, custom={"method_options": _set_flag})
 
 
-ACTIONS = ("resume", "overwrite")
-"""What a command does to its --out folder: taken from the command line only, never from a --config file."""
-
 METHOD_FLAG = "method."
 """Prefix of the nested method-option flags (--method.rank 8) and of their argparse destinations."""
 
@@ -77,10 +74,10 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     explicitly (YAML keys, flags) go on top: train() then refuses those that contradict the run.
     """
     from lamp.tasks.user import DATA_OPTIONS, refuse_built_in_with_data
-    from lamp.train import TASK_SPEC
+    from lamp.train import ACTIONS, TASK_SPEC
 
     loaded = yaml_values(args.config, config_class, extra_keys=(TASK_SPEC,))
-    for action in ACTIONS:  # a run's record (RUN/train_config.json) of an --overwrite run must not overwrite the next
+    for action in ACTIONS:  # from the command line only
         loaded.pop(action, None)
     if loaded.pop(TASK_SPEC, None) is not None and loaded.get("task") == config_class.task:
         # a run's own record (RUN/train_config.json) of a task from data flags: those flags, recorded beside it,
@@ -110,13 +107,13 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
 def _with_saved_run(values: dict[str, Any], config_class: type) -> dict[str, Any]:
     """The explicit `values` over the settings of the run they resume (none when the folder holds no run yet); the
     given method options add to the run's, unless another method is given."""
-    from lamp.train import saved_config
+    from lamp.train import ACTIONS, saved_config
 
     out = Path(values.get("out", config_class.out))
     saved = saved_config(out) if out.is_dir() else None
     if not saved:
         return values
-    known = {f.name for f in dataclasses.fields(config_class)} - {"out", "resume", "overwrite"}
+    known = {f.name for f in dataclasses.fields(config_class)} - {"out", *ACTIONS}
     merged = {**{k: v for k, v in saved.items() if k in known}, **values}
     same_method = values.get("method", saved.get("method")) == saved.get("method")
     options = values.get("method_options", {})

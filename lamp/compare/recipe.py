@@ -17,7 +17,7 @@ from lamp.errors import ConfigError, did_you_mean
 from lamp.floors import FLOORS
 from lamp.methods import DEFAULT_METHOD, METHODS, make_config
 from lamp.tasks.user import is_spec_file, task_of
-from lamp.train import SHORTHANDS, TrainConfig
+from lamp.train import ACTIONS, SHORTHANDS, TrainConfig
 
 DEFAULT_METHODS = (DEFAULT_METHOD, next(name for name in METHODS if name != DEFAULT_METHOD))
 """`lamp compare`'s methods when none are named: the default method and the first other registered one, the vanilla
@@ -143,7 +143,7 @@ class Recipe:
                 f"{{lamp: {{{method_keys[0]}: ...}}}}"
             )
         if grid_keys := sorted(set(self.train) & set(GRID_FIELDS)):
-            own = [key for key in grid_keys if key not in ("resume", "overwrite")]
+            own = [key for key in grid_keys if key not in ACTIONS]
             where = ", ".join(f"{key} under {RECIPE_NAME_OF.get(key, key)}:" for key in own)
             raise ConfigError(
                 f"train options {', '.join(grid_keys)} cannot be shared by a grid: the grid sets them itself"
@@ -293,10 +293,10 @@ def quick_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
     quick = recipe.get("quick")
     if isinstance(quick, str):
         loaded = load_recipe(quick)
-        if loaded.get("out", "runs/compare") == recipe.get("out", "runs/compare"):
+        full_out = recipe.get("out", Recipe.out)
+        if loaded.get("out", Recipe.out) == full_out:
             raise ConfigError(  # its report would overwrite the full grid's, and its cells sit among the grid's
-                f"quick recipe {quick} writes into the full grid's folder {recipe.get('out', 'runs/compare')}: give "
-                "it an out of its own"
+                f"quick recipe {quick} writes into the full grid's folder {full_out}: give it an out of its own"
             )
         return loaded
     if isinstance(quick, dict):

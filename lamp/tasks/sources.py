@@ -287,8 +287,8 @@ def load_official(task: Task, data_dir: str | os.PathLike[str] | None = None) ->
         return _nonempty(task, root, local_examples(task, root))
     if task.local is not None and root is not None and task.packaged is None:
         # An explicit data folder is a promise: never fall back to the network behind the user's back.
-        above = next((up for up in root.resolve().parents if (up / task.local.folder).is_dir()), None)
-        if above is not None and above != Path(root.anchor).resolve():  # `--data-dir data/glue` for `data`
+        above = next((up for up in root.resolve().parents[:-1] if (up / task.local.folder).is_dir()), None)
+        if above is not None:  # `--data-dir data/glue` for `data` (the root aside: it is every path's parent)
             raise DataError(
                 f"{task.name}: {root / task.local.folder} not found; the data folder is the one that holds "
                 f"{Path(task.local.folder).parts[0]}/: pass --data-dir {os.path.relpath(above)}"
