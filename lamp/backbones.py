@@ -6,13 +6,9 @@ into the lamp cache and reloaded from there; any other name is a hub id or a loc
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import logging
 import os
 import shutil
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -20,6 +16,7 @@ from safetensors import SafetensorError
 
 from lamp.architectures import model_class
 from lamp.errors import ConfigError, first_sentence
+from lamp.hub_logs import quiet_hub
 
 ModelKind = Literal["seq2seq", "causal"]
 """The two backbone shapes lamp serves: an encoder-decoder (T5) or a decoder-only LM (`lamp.model.model_kind`)."""
@@ -109,28 +106,6 @@ def resolve(name: str) -> str:
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an owner/model hub id
         raise ConfigError(f"cannot load model {name!r}: no such folder; pass {SMOLLM2!r}, a model folder or a hub id")
     return name  # owner/model: a hub id
-
-
-@contextlib.contextmanager
-def quiet_hub(transformers_too: bool = True) -> Iterator[None]:
-    """Silence huggingface_hub's log lines (a hub id on an offline machine logs every retry) and, with
-    `transformers_too`, transformers' warnings and Python warnings, while a name resolves and loads; the levels are
-    restored after. lamp's own error then says in one line what failed."""
-    from huggingface_hub.utils import logging as hub_logging
-    from transformers.utils import logging as transformers_logging
-
-    libraries = [hub_logging, transformers_logging] if transformers_too else [hub_logging]
-    levels = [library.get_verbosity() for library in libraries]  # also sets each library's logger up first
-    try:
-        for library in libraries:
-            library.set_verbosity(logging.ERROR)
-        with warnings.catch_warnings():
-            if transformers_too:
-                warnings.simplefilter("ignore")
-            yield
-    finally:
-        for library, level in zip(libraries, levels, strict=True):
-            library.set_verbosity(level)
 
 
 def _load_error(name: str, path: str, what: str, error: Exception) -> ConfigError:

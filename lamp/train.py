@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import torch
 
 from lamp.adapter import CONFIG as ADAPTER_CONFIG
 from lamp.adapter import WEIGHTS, atomic_write, save_adapter
+from lamp.architectures import skeleton_model
 from lamp.backbones import SMOLLM2, load_config, load_model, load_tokenizer
 from lamp.checks import (
     LEARNING_RATE,
@@ -926,7 +928,7 @@ def method_setup(config: TrainConfig, free: int | None = None) -> tuple[PromptCo
     if saved_for is not None:
         check_saved_prompt_fits(config.init_from, saved_for, backbone_config)
     prompt_config.check_fits(config_positions(backbone_config), config_width(backbone_config), free)
-    prompt_config.check_modules(backbone_config)
+    prompt_config.check_modules(functools.partial(skeleton_model, backbone_config))
     return prompt_config, backbone_config
 
 

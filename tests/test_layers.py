@@ -1,6 +1,5 @@
-"""Imports go one way: a module of lamp imports (at module level, outside TYPE_CHECKING) only modules of its own layer
-or of the layers below it, as docs/architecture.md draws them. A function-local import is not checked, so the layer
-of a module is what its top-of-file imports say."""
+"""Imports go one way: a module of lamp imports (at module level or inside a function, outside TYPE_CHECKING) only
+modules of its own layer or of the layers below it, as docs/architecture.md draws them."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import lamp
 ROOT = Path(lamp.__file__).parent
 LAYERS = [  # bottom to top; a module belongs to the first layer with a prefix of its dotted name
     ("foundation", ["lamp.errors", "lamp.checks", "lamp.config_files", "lamp.cli_options", "lamp.progress",
-                    "lamp.devices", "lamp.metrics", "lamp.plots", "lamp.tracking"]),
+                    "lamp.devices", "lamp.metrics", "lamp.plots", "lamp.tracking", "lamp.hub_logs"]),
     ("tasks", ["lamp.tasks"]),
     ("methods", ["lamp.methods"]),
     ("backbones", ["lamp.backbones", "lamp.architectures"]),
@@ -38,13 +37,22 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def top_level_imports(tree: ast.Module) -> list[tuple[int, str]]:
-    """(line, module) of every lamp module imported at module level; `from lamp import x` names lamp.x when x is a
-    module. `import lamp` (the version number, read at call time) and TYPE_CHECKING blocks are left out."""
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of `tree` but those inside an `if TYPE_CHECKING:` block (annotations only, never imported)."""
     found = []
-    for node in tree.body:
+    for node in ast.iter_child_nodes(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             continue
+        found += [node, *runtime_nodes(node)]
+    return found
+
+
+def lamp_imports(tree: ast.Module) -> list[tuple[int, str]]:
+    """(line, module) of every lamp module imported, at module level or inside a function; `from lamp import x` names
+    lamp.x when x is a module. `import lamp` (the version number, read at call time) and TYPE_CHECKING blocks are
+    left out."""
+    found = []
+    for node in runtime_nodes(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lamp":
             for alias in node.names:
                 nested = f"{node.module}.{alias.name}"
@@ -63,7 +71,7 @@ def test_imports_go_one_way():
         name = module_name(path)
         if name == "lamp":  # the public names re-export every layer
             continue
-        for line, imported in top_level_imports(ast.parse(path.read_text())):
+        for line, imported in lamp_imports(ast.parse(path.read_text())):
             if layer(imported) > layer(name):
                 problems.append(
                     f"{name}:{line} imports {imported} ({LAYERS[layer(imported)][0]}, above {LAYERS[layer(name)][0]})"

@@ -4,13 +4,14 @@ flags) and the method specs (`name[:key=value,...]`) it parses through the one r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from lamp.architectures import architecture_config, is_random
+from lamp.architectures import architecture_config, is_random, skeleton_model
 from lamp.backbones import load_config
 from lamp.checks import COUNT, POSITIVE_INT, SEED, check_choices, choices, text_hint
 from lamp.cli_options import parse_value
@@ -178,6 +179,6 @@ class BenchConfig:
                 )
             try:
                 spec.config.check_fits(limit, width)
-                spec.config.check_modules(config)
+                spec.config.check_modules(functools.partial(skeleton_model, config))
             except ConfigError as error:
                 raise ConfigError(f"{spec.text}: {error}") from None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -219,11 +220,12 @@ class PromptConfig:
         factor of a rank above it); nothing by default. Called by `check_fits`, before `build`, and by `lamp compare`
         for every method before its first cell (`lamp.compare.run.check_before_cells`)."""
 
-    def check_modules(self, backbone_config: Any) -> None:
-        """ConfigError when the method cannot be built into the layers of a backbone of transformers config
-        `backbone_config` (a LoRA target that names no layer); nothing by default. Called after `check_fits`, before
-        the weights load, by `lamp train`, `lamp compare` (before its first cell) and `lamp bench` (before its first
-        row); a method that needs the layers builds them on the meta device (`lamp.architectures.skeleton_model`)."""
+    def check_modules(self, skeleton: Callable[[], nn.Module]) -> None:
+        """ConfigError when the method cannot be built into the backbone's layers (a LoRA target that names no
+        layer); nothing by default. `skeleton()` builds the backbone on the meta device (its modules, names and
+        shapes, no weights: `lamp.architectures.skeleton_model`), so only a method that needs the layers pays for
+        them. Called after `check_fits`, before the weights load, by `lamp train`, `lamp compare` (before its first
+        cell) and `lamp bench` (before its first row)."""
 
     def check_positions(self, positions: int) -> None:
         """ConfigError when an option of the method reaches past a backbone of `positions` positions (DePT's offset

@@ -10,8 +10,9 @@ empty (0, d) prompt. `lamp export` writes a stock PEFT LoRA adapter (`lamp.expor
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -75,12 +76,10 @@ class LoraConfig(PromptConfig):
                 f"has rank at most {width} (and rank x {width} entries per side), pass rank <= {width}"
             )
 
-    def check_modules(self, backbone_config: Any) -> None:
+    def check_modules(self, skeleton: Callable[[], nn.Module]) -> None:
         """Inject into the backbone built on the meta device, as `build` will into its weights: the same refusal
         for target_modules that name no layer or a layer LoRA cannot wrap, before the weights load."""
-        from lamp.architectures import skeleton_model
-
-        self._inject(skeleton_model(backbone_config))
+        self._inject(skeleton())
 
     def build(self, backbone: nn.Module, tokenizer: PreTrainedTokenizerBase | None = None) -> LoraModule:
         self._inject(backbone)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.errors import DataError
+from lamp.hub_logs import quiet_hub
 from lamp.tasks.sources import not_utf8
 
 # suffix -> (datasets builder, its options): CSV cells are read as written (na_filter off: "NA" stays text and an
@@ -48,8 +49,6 @@ def _quiet() -> Iterator[None]:
     """No progress bars or info lines from `datasets` while a file loads, nor huggingface_hub's retry lines while a
     dataset is fetched (lamp's own line says what failed)."""
     import datasets
-
-    from lamp.backbones import quiet_hub
 
     was_disabled = datasets.utils.are_progress_bars_disabled()
     level = datasets.utils.logging.get_verbosity()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamp.errors import DataError
+from lamp.hub_logs import quiet_hub
 
 if TYPE_CHECKING:
     from lamp.tasks.base import Example, Task
@@ -259,8 +260,6 @@ def _nonempty(task: Task, root: Path, official: dict[str, list[Example]]) -> dic
 def load_hub_dataset(hub: Hub) -> Mapping[str, Iterable[Row]]:
     """`datasets.load_dataset` for the spec (network needed unless the hub cache holds it)."""
     import datasets
-
-    from lamp.backbones import quiet_hub
 
     with quiet_hub(transformers_too=False):  # offline, huggingface_hub logs every retry: lamp's line says it once
         return datasets.load_dataset(hub.path, hub.config)
