@@ -10,6 +10,7 @@ import argparse
 import importlib
 import re
 import sys
+import warnings
 
 from lamp.errors import Interrupted, LampError
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    formatwarning = warnings.formatwarning  # a warning is one line, as an error is: no file:line and source line
+    warnings.formatwarning = lambda message, *_, **__: f"lamp {args.command}: warning: {message}\n"
     try:
         return args.func(args) or 0
     except LampError as error:
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lamp {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 if __name__ == "__main__":

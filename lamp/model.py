@@ -162,6 +162,18 @@ def check_batched(input_ids: Any, inputs_embeds: Any, width: int) -> None:
         )
 
 
+def check_labels(labels: Any) -> torch.Tensor:
+    """`labels` as int64 token ids (-100 where no loss), as the loss needs them; ConfigError (one line) for a value that
+    is not an integer tensor, where torch's own error comes from deep inside cross_entropy."""
+    if not torch.is_tensor(labels):
+        raise ConfigError(f"labels must be a tensor of token ids (-100 where no loss), got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ConfigError(
+            f"labels must hold integer token ids (-100 where no loss), got {labels.dtype}: e.g. labels.long()"
+        )
+    return labels.long()
+
+
 def leading_pads(mask: torch.Tensor) -> torch.Tensor:
     """(batch,) number of masked columns before each row's first real token (the whole row if it has none)."""
     return (mask.cumsum(-1) == 0).sum(-1)
@@ -620,11 +632,15 @@ class PromptedModel(nn.Module):
         limit = max_positions(self.backbone)
         needed = prompt.shape[1] + length + extra_tokens
         if limit is not None and needed > limit:
+            room = limit - prompt.shape[1]
+            fixes = [f"cut inputs to {room - extra_tokens} tokens"] if room - extra_tokens > 0 else []
+            if extra_tokens and room - length > 0:
+                fixes.append(f"pass max_new_tokens <= {room - length}")
             raise ConfigError(
                 f"the prompt's {prompt.shape[1]} rows, {length} input tokens"
                 + (f" and {extra_tokens} new tokens" if extra_tokens else "")
-                + f" exceed the backbone's {limit} positions: cut inputs to {limit - prompt.shape[1] - extra_tokens} "
-                "tokens"
+                + f" exceed the backbone's {limit} positions: "
+                + (" or ".join(fixes) or "use a prompt with fewer virtual tokens")
             )
         return {
             "embeds": embeds,
@@ -698,9 +714,17 @@ class PromptedModel(nn.Module):
         and for per-token inputs it cannot extend over the prompt.
         """
         own_prompt = prompt is None
+        if labels is not None:
+            labels = check_labels(labels)
+        if self.kind == "causal" and any(kwargs.get(name) is not None for name in ("cache", "past_key_values")):
+            raise ConfigError(
+                "forward does not continue a key/value cache (the prompt would be put in front of the new tokens "
+                "again): decode with generate, or call model.backbone with the cache yourself"
+            )
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs)
         if self.kind == "seq2seq":
             return self.backbone(**self._full_sequence(inputs), labels=labels, **kwargs)
+        as_tuple = kwargs.pop("return_dict", None) is False  # the loss is added to the output object below
         if labels is not None:
             if labels.shape != inputs["mask"].shape:
                 raise ConfigError(
@@ -723,10 +747,11 @@ class PromptedModel(nn.Module):
             if not (leading_pads(inputs["mask"]) > length - logits_to_keep).any():
                 cache = self._prefix_cache(inputs["embeds"].shape[0], inputs["embeds"].dtype)
         sequence = self._full_sequence(inputs) if cache is None else self._cached_sequence(inputs, cache)
-        outputs = self.backbone(**sequence, logits_to_keep=logits_to_keep, **kwargs)
-        if labels is None:
-            return outputs
-        outputs["loss"] = label_loss(*self.align(outputs.logits, labels))
+        outputs = self.backbone(**sequence, logits_to_keep=logits_to_keep, return_dict=True, **kwargs)
+        if labels is not None:
+            outputs["loss"] = label_loss(*self.align(outputs.logits, labels))
+        if as_tuple:  # transformers' order: the loss first
+            return tuple(outputs[key] for key in sorted(outputs.keys(), key=lambda key: key != "loss"))
         return outputs
 
     def align(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -774,6 +799,27 @@ class PromptedModel(nn.Module):
             new = kwargs["max_new_tokens"] = total - length
         return new
 
+    def _generation_option(self, kwargs: dict[str, Any], name: str) -> Any:
+        config = kwargs.get("generation_config") or self.backbone.generation_config
+        return kwargs[name] if kwargs.get(name) is not None else getattr(config, name, None)
+
+    def _bos_ids(self, kwargs: dict[str, Any]) -> torch.Tensor:
+        """(1, 1) ids holding the bos token: what transformers' generate starts from when given no input."""
+        bos = self._generation_option(kwargs, "bos_token_id")
+        if bos is None:
+            raise ConfigError("pass input_ids or inputs_embeds: the backbone has no bos_token_id to start from")
+        return torch.full((1, 1), int(bos), dtype=torch.long, device=self.device)
+
+    def _mask_from_padding(self, input_ids: torch.Tensor, kwargs: dict[str, Any]) -> torch.Tensor | None:
+        """The attention mask transformers' generate infers when given none: 0 on pad tokens, where the ids hold
+        any and the pad token is not an eos token (`GenerationMixin._prepare_attention_mask_for_generation`);
+        None where it infers nothing (all ones)."""
+        pad, eos = self._generation_option(kwargs, "pad_token_id"), self._generation_option(kwargs, "eos_token_id")
+        eos_ids = [] if eos is None else [int(e) for e in eos] if isinstance(eos, (list, tuple)) else [int(eos)]
+        if not torch.is_tensor(input_ids) or pad is None or int(pad) in eos_ids or not (input_ids == pad).any():
+            return None
+        return (input_ids != pad).long()
+
     @torch.no_grad()
     def generate(
         self,
@@ -790,10 +836,12 @@ class PromptedModel(nn.Module):
         ``[input_ids; new tokens]`` per returned sequence (pipelines cut the input off), given `inputs_embeds` the new
         tokens only; seq2seq gives the decoder's tokens.
 
-        Causal inputs must be left-padded. Greedy or sampled decoding of one sequence per row reads the module's own
-        prompt from its key/value cache (see `forward`); options that expand the batch run the full pass, so every
-        option gives the tokens the backbone gives for ``[prompt; input]``. Raises ConfigError (one line) for inputs
-        and lengths that do not fit the backbone's positions.
+        As transformers' generate: without `attention_mask`, pad tokens in `input_ids` are masked (unless the pad token
+        is an eos token), and no input at all starts from the bos token. Causal inputs must be left-padded (a row that
+        ends in padding is refused), and a key/value cache is refused (the wrapper builds it). Greedy or sampled
+        decoding of one sequence per row reads the module's own prompt from its key/value cache (see `forward`); options
+        that expand the batch run the full pass, so every option gives the tokens the backbone gives for ``[prompt;
+        input]``. Raises ConfigError (one line) for inputs and lengths that do not fit the backbone's positions.
         """
         if input_ids is None and kwargs.get("inputs") is not None:  # transformers' name for the first argument
             input_ids = kwargs.pop("inputs")
@@ -801,9 +849,25 @@ class PromptedModel(nn.Module):
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
+        for name in ("cache", "past_key_values"):
+            if kwargs.get(name) is not None:
+                raise ConfigError(
+                    f"generate takes no {name}: the wrapper builds the prompt's key/value cache itself; pass the "
+                    "whole input instead"
+                )
+        if input_ids is None and inputs_embeds is None:  # as transformers: start from the backbone's bos token
+            input_ids = self._bos_ids(kwargs)
+        if attention_mask is None and input_ids is not None:
+            attention_mask = self._mask_from_padding(input_ids, kwargs)
         check_batched(input_ids, inputs_embeds, self.backbone.get_input_embeddings().weight.shape[-1])
         new_tokens = self._new_tokens(kwargs, input_ids if input_ids is not None else inputs_embeds)
         inputs = self._inputs(input_ids, inputs_embeds, attention_mask, prompt, prompt_mask, kwargs, new_tokens)
+        mask = inputs["mask"]
+        if self.kind == "causal" and ((mask[:, -1] == 0) & mask.bool().any(-1)).any():
+            raise ConfigError(
+                "a row of the batch ends in padding, and a causal LM generates after the last column: pad on the "
+                "left (tokenizer.padding_side = 'left')"
+            )
         cache = None
         if self._may_reuse_prompt_cache(prompt is None, inputs["per_token"], kwargs) and not self._expands_batch(
             kwargs
@@ -852,11 +916,17 @@ def _family(model_type: str) -> str:
 
 
 def check_not_wrapped(model: object) -> None:
-    """ConfigError for a model lamp already wraps: one prompt per backbone (PEFT's one active adapter)."""
+    """ConfigError for a model lamp already wraps, or whose layers an adapter was injected into (a LoRA model's
+    backbone, a PEFT model): one adapter per backbone (PEFT's one active adapter)."""
     if isinstance(model, PromptedModel):
         raise ConfigError(
             "the model is already wrapped with a prompt (a lamp PromptedModel): pass its backbone, model.backbone, "
             "to put another prompt on it"
+        )
+    if getattr(model, "peft_config", None) is not None:  # set by PEFT's injection: lamp's LoRA, or PEFT's own
+        raise ConfigError(
+            "the model already holds injected adapter layers (a lamp LoRA model's backbone, or a PEFT model): the "
+            "new prompt would run on top of them; load a fresh backbone, or merge them first (merge_and_unload)"
         )
 
 
@@ -882,15 +952,6 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
     backbone_name = saved["name"] if model is None else model if isinstance(model, str) else None
     if model is None or isinstance(model, str):
         model = load_model(saved["name"] if model is None else model)
-    if saved.get("model_type") and _family(saved["model_type"]) not in {
-        _family(getattr(config, "model_type", "")) for config in (model.config, text_config(model.config))
-    }:
-        warnings.warn(  # same width, other architecture: the prompt was learned in another embedding space
-            f"adapter {directory} was trained on a {saved['model_type']} model ({saved['name'] or 'unnamed'}), this "
-            f"backbone is {model.config.model_type}: its prompt is likely meaningless here; load it on the backbone "
-            "it was trained for",
-            stacklevel=2,
-        )
     width = model.get_input_embeddings().weight.shape[1]
     if width != saved["embedding_width"]:
         raise AdapterError(
@@ -902,6 +963,15 @@ def load_adapter(model: nn.Module | str | None, directory: str | os.PathLike) ->
         raise AdapterError(
             f"adapter {directory} is for a {saved['kind']} model, this backbone is {model_kind(model)}: "
             f"load it on {saved['name']}"
+        )
+    if saved.get("model_type") and _family(saved["model_type"]) not in {
+        _family(getattr(config, "model_type", "")) for config in (model.config, text_config(model.config))
+    }:
+        warnings.warn(  # same width, other architecture: the prompt was learned in another embedding space
+            f"adapter {directory} was trained on a {saved['model_type']} model ({saved['name'] or 'unnamed'}), this "
+            f"backbone is {model.config.model_type}: its prompt is likely meaningless here; load it on the backbone "
+            "it was trained for",
+            stacklevel=2,
         )
     # The saved tensors replace whatever the init makes, so build the skeleton with the cheapest init.
     prompted = wrap(model, config.skeleton())

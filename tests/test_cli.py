@@ -139,3 +139,24 @@ def test_other_runtime_errors_are_not_taken_for_memory(monkeypatch):
     monkeypatch.setattr("lamp.commands.eval.run", fail)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["eval", "--adapter", "x"])
+
+
+def test_a_warning_is_one_line_without_pythons_file_and_source_line(monkeypatch, capsys):
+    """Was: `lamp eval` with an adapter from another architecture printed `lamp/evaluation.py:114: UserWarning: ...`
+    and the source line under it before its one-line error. (Python prints a warning through formatwarning, which
+    pytest's own warning capture bypasses, so the command calls it as Python would.)"""
+    import sys
+    import warnings
+
+    import lamp.commands.data
+
+    message = "adapter x was trained on a llama model, this backbone is gpt2"
+
+    def warning_command(args):
+        sys.stderr.write(warnings.formatwarning(message, UserWarning, "lamp/evaluation.py", 114, "load_adapter(...)"))
+        return 0
+
+    monkeypatch.setattr(lamp.commands.data, "run", warning_command)
+    assert main(["data", "rte"]) == 0
+    assert capsys.readouterr().err == f"lamp data: warning: {message}\n"
+    assert "lamp data" not in warnings.formatwarning("w", UserWarning, "f.py", 1)  # restored after the command

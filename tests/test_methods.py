@@ -234,6 +234,21 @@ def test_an_adapter_loaded_on_another_architecture_warns_and_names_that_backbone
         lamp.load_adapter(llama, tmp_path / "adapter")
 
 
+def test_an_adapter_of_another_kind_is_refused_without_the_architecture_warning_first(llama, tmp_path):
+    """Was: the warning that the prompt is likely meaningless on another architecture, then the refusal."""
+    import warnings
+
+    from lamp.errors import AdapterError
+
+    from .conftest import make_t5
+
+    lamp.wrap(llama, lamp.LampConfig(length=4, rank=2, pool=2)).save_adapter(tmp_path / "adapter")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AdapterError, match="is for a causal model, this backbone is seq2seq"):
+            lamp.load_adapter(make_t5(), tmp_path / "adapter")
+
+
 def test_a_wrapped_model_is_not_wrapped_again_nor_loaded_onto(llama, tmp_path):
     config = lamp.LampConfig(length=4, rank=2, pool=2)
     wrapped = lamp.wrap(llama, config)

@@ -450,3 +450,75 @@ def test_inputs_without_a_batch_dimension_are_refused_in_one_line(llama):
         with pytest.raises(ConfigError, match=r"^input_ids holds no rows \(shape \(0, 3\)\): pass at least one$"):
             call(input_ids=torch.zeros(0, 3, dtype=torch.long))
     assert model(input_ids=ids[None]).logits.shape[:2] == (1, 5)
+
+
+# ---- inputs transformers handles that the wrapper must not get silently wrong ------------------------------------
+def test_generate_without_a_mask_infers_it_from_the_pad_tokens_as_transformers_does(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.LampConfig(length=8, rank=4, pool=2)).eval()
+    batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
+    assert (batch.input_ids == tokenizer.pad_token_id).any()  # the short row is left-padded
+    options = dict(max_new_tokens=4, do_sample=False, pad_token_id=0)
+    masked = model.generate(**batch, **options)
+    assert torch.equal(model.generate(input_ids=batch.input_ids, **options), masked)
+
+
+def test_generate_refuses_right_padded_rows_in_one_line(llama):
+    right = make_tokenizer(padding_side="right")
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4)).eval()
+    with pytest.raises(ConfigError, match=r"ends in padding.*padding_side = 'left'"):
+        model.generate(**right(SENTENCES[:2], return_tensors="pt", padding=True), max_new_tokens=2, pad_token_id=0)
+
+
+def test_generate_without_input_starts_from_the_bos_token_as_the_backbone_does(llama):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4)).eval()
+    bos = torch.tensor([[llama.generation_config.bos_token_id]])
+    options = dict(max_new_tokens=3, do_sample=False, pad_token_id=0)
+    assert torch.equal(model.generate(**options), model.generate(input_ids=bos, **options))
+
+
+@pytest.mark.parametrize("name", ["cache", "past_key_values"])
+def test_a_key_value_cache_is_refused_by_forward_and_generate_not_misread(name, llama, tokenizer):
+    """Was: forward put the prompt in front of the new tokens again (logits off by about 4) and generate dropped the
+    cache silently."""
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4)).eval()
+    ids = tokenizer(["the movie was good"], return_tensors="pt").input_ids
+    cache = model(input_ids=ids[:, :-1], use_cache=True).past_key_values
+    with pytest.raises(ConfigError, match="forward does not continue a key/value cache"):
+        model(input_ids=ids[:, -1:], **{name: cache})
+    with pytest.raises(ConfigError, match=f"generate takes no {name}"):
+        model.generate(input_ids=ids, max_new_tokens=2, pad_token_id=0, **{name: cache})
+
+
+def test_return_dict_false_with_labels_returns_the_loss_first(llama, tokenizer):
+    model = lamp.wrap(llama, lamp.PromptTuningConfig(length=4)).eval()
+    batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
+    outputs = model(**batch, labels=batch.input_ids)
+    loss, logits = model(**batch, labels=batch.input_ids, return_dict=False)[:2]
+    assert torch.equal(loss, outputs.loss) and torch.equal(logits, outputs.logits)
+
+
+@pytest.mark.parametrize("make", [make_llama, make_t5], ids=["llama", "t5"])
+def test_labels_of_another_integer_type_are_used_and_float_labels_refused_in_one_line(make, tokenizer):
+    model = lamp.wrap(make(), lamp.PromptTuningConfig(length=4)).eval()
+    batch = tokenizer(SENTENCES[:2], return_tensors="pt", padding=True)
+    labels = batch.input_ids
+    assert torch.equal(model(**batch, labels=labels.int()).loss, model(**batch, labels=labels).loss)
+    with pytest.raises(ConfigError, match=r"labels must hold integer token ids .*got torch.float32: e.g. labels.long"):
+        model(**batch, labels=labels.float())
+
+
+def test_too_many_new_tokens_name_the_largest_that_fits_not_a_negative_input_length():
+    model = lamp.wrap(make_gpt2(n_positions=24), lamp.PromptTuningConfig(length=4)).eval()
+    ids = torch.full((1, 6), 5)
+    with pytest.raises(ConfigError, match=r"exceed the backbone's 24 positions: pass max_new_tokens <= 14$"):
+        model.generate(input_ids=ids, max_new_tokens=100, pad_token_id=0)
+    with pytest.raises(ConfigError, match=r"cut inputs to 10 tokens or pass max_new_tokens <= 4$"):
+        model.generate(input_ids=torch.full((1, 16), 5), max_new_tokens=10, pad_token_id=0)
+
+
+@pytest.mark.parametrize("second", ["pt", "lora"])
+def test_a_backbone_that_holds_lora_layers_is_refused_for_another_adapter(second, llama):
+    """Was: the second adapter ran on top of the first one's LoRA layers (logits 0.54 off), with only PEFT's warning."""
+    lamp.wrap(llama, make_config("lora", **SMALL["lora"]))
+    with pytest.raises(ConfigError, match="already holds injected adapter layers.*load a fresh backbone"):
+        lamp.wrap(llama, make_config(second, **SMALL[second]))
