@@ -245,6 +245,8 @@ def test_labels_match_label_values_words_or_indices(tmp_path):
             stars.label_of(other)
     task = TaskSpec(**base).task()
     assert [task.label_of(v) for v in ("negative", "positive", 0, 1, "1")] == [0, 1, 0, 1, 1]
+    # spaces around a label are dropped, as around the label words (was: `' positive'` refused by lamp predict)
+    assert [task.label_of(v) for v in (" positive", "negative\n", " 1 ")] == [1, 0, 1]
     with pytest.raises(ValueError):
         task.label_of("maybe")
 

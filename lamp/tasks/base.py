@@ -240,6 +240,7 @@ class Task:
         if isinstance(raw, numbers.Integral) and not isinstance(raw, bool) and str(raw) in words:
             return words.index(str(raw))
         if isinstance(raw, str):
+            raw = raw.strip()  # as the label words themselves are (`--label-words ' positive'`)
             if raw in words:
                 return words.index(raw)
             index = int(raw) if raw.strip().lstrip("-").isdigit() else None  # GLUE's "0" / "1"
