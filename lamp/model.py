@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100
 # Per-token inputs the wrapper extends over the prompt; any other (batch, tokens) integer input is refused.
 PER_TOKEN_INPUTS = ("token_type_ids", "position_ids")
+# The key/value cache argument: transformers 5 names it `cache`, earlier releases `past_key_values`.
+CACHE_ARGUMENTS = ("cache", "past_key_values")
 # generate() options that run the batch several times (beams, returned sequences) or rewrite the key/value cache.
 _CACHE_REWRITING_GENERATE_OPTIONS = ("assistant_model", "prompt_lookup_num_tokens", "penalty_alpha")
 
@@ -137,6 +139,11 @@ def _shape(value: Any) -> str:
     return f"shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
 
 
+def holds_integers(value: torch.Tensor) -> bool:
+    """Whether a tensor holds integers (token ids): not float, complex or bool."""
+    return not (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool)
+
+
 def check_batched(input_ids: Any, inputs_embeds: Any, width: int) -> None:
     """ConfigError unless exactly one of `input_ids` (batch, T) integer ids and `inputs_embeds` (batch, T, `width`)
     is given, with at least one row: torch's own errors for these come from deep inside the backbone (1-D ids: a
@@ -153,7 +160,7 @@ def check_batched(input_ids: Any, inputs_embeds: Any, width: int) -> None:
         raise ConfigError(f"{given} must be a {shape} tensor, got {_shape(value)}: {fix}")
     if value.shape[0] == 0:
         raise ConfigError(f"{given} holds no rows ({_shape(value)}): pass at least one")
-    if dims == 2 and (value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+    if dims == 2 and not holds_integers(value):
         raise ConfigError(f"input_ids must hold integer token ids, got {value.dtype}: e.g. input_ids.long()")
     if dims == 3 and value.shape[-1] != width:
         raise ConfigError(
@@ -167,7 +174,7 @@ def check_labels(labels: Any) -> torch.Tensor:
     is not an integer tensor, where torch's own error comes from deep inside cross_entropy."""
     if not torch.is_tensor(labels):
         raise ConfigError(f"labels must be a tensor of token ids (-100 where no loss), got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+    if not holds_integers(labels):
         raise ConfigError(
             f"labels must hold integer token ids (-100 where no loss), got {labels.dtype}: e.g. labels.long()"
         )
@@ -214,8 +221,7 @@ class PromptedModel(nn.Module):
         self.prompt_encoder: PromptModule = config.build(backbone, tokenizer).to(device)
         self._accepts_position_ids = "position_ids" in accepted
         self._accepted_inputs = set(accepted)
-        # transformers 5 names the key/value cache argument `cache`; earlier releases `past_key_values`
-        self._cache_argument = next((n for n in ("cache", "past_key_values") if n in accepted), None)
+        self._cache_argument = next((n for n in CACHE_ARGUMENTS if n in accepted), None)
         # Public switch: False runs the prompt through the backbone with every evaluation batch (see forward). The
         # cache lays rows out as [prompt; pads; tokens], so a sliding attention window (Gemma 3, Mistral) would count
         # a short row's pads and lose sight of the prompt: such backbones always run the full pass.
@@ -716,7 +722,7 @@ class PromptedModel(nn.Module):
         own_prompt = prompt is None
         if labels is not None:
             labels = check_labels(labels)
-        if self.kind == "causal" and any(kwargs.get(name) is not None for name in ("cache", "past_key_values")):
+        if self.kind == "causal" and any(kwargs.get(name) is not None for name in CACHE_ARGUMENTS):
             raise ConfigError(
                 "forward does not continue a key/value cache (the prompt would be put in front of the new tokens "
                 "again): decode with generate, or call model.backbone with the cache yourself"
@@ -849,7 +855,7 @@ class PromptedModel(nn.Module):
         for name in PER_TOKEN_INPUTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(f"generate takes no {name}: the wrapper sets the prompt's positions itself")
-        for name in ("cache", "past_key_values"):
+        for name in CACHE_ARGUMENTS:
             if kwargs.get(name) is not None:
                 raise ConfigError(
                     f"generate takes no {name}: the wrapper builds the prompt's key/value cache itself; pass the "
