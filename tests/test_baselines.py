@@ -148,13 +148,13 @@ def test_lora_defaults_to_query_and_value_on_t5(t5):
 @pytest.mark.parametrize(
     "method,options,fragment",
     [
-        ("dept", {"offset_lr": -1.0}, "offset_lr"),
-        ("dept", {"rank": 0}, "rank"),
-        ("dpt", {"length": 0}, "length"),
+        ("dept", {"offset_lr": -1.0}, r"^offset_lr must be a finite number in \(0, 1e\+06\], got -1.0$"),
+        ("dept", {"rank": 0}, "^rank must be a positive integer, got 0$"),
+        ("dpt", {"length": 0}, "^length must be a positive integer, got 0$"),
         ("dpt", {"length": 4, "rank": 5}, "^rank 5 exceeds length 4: pass rank <= 4$"),
         ("dept", {"rank": 20, "max_length": 16}, "^rank 20 exceeds max_length 16: pass rank <= 16$"),
-        ("lora", {"dropout": 1.5}, "dropout"),
-        ("lora", {"target_modules": []}, "target_modules"),
+        ("lora", {"dropout": 1.5}, r"^dropout must be a finite number in \[0, 1\), got 1.5$"),
+        ("lora", {"target_modules": []}, r"^target_modules must be a non-empty list of module names or a regex"),
     ],
 )
 def test_bad_options_are_refused(method, options, fragment):

@@ -77,3 +77,30 @@ def test_imports_go_one_way():
                     f"{name}:{line} imports {imported} ({LAYERS[layer(imported)][0]}, above {LAYERS[layer(name)][0]})"
                 )
     assert not problems, "\n".join(problems)
+
+
+def test_imports_are_absolute():
+    """lamp imports itself by absolute names only: the layer check above and tests/test_no_method_names.py read
+    `lamp.` names, so a relative import (`from .methods import lora`) would pass both unseen."""
+    relative = [
+        f"{module_name(path)}:{node.lineno}"
+        for path in sorted(ROOT.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert not relative, f"write these imports with absolute names (from lamp.x import y): {relative}"
+
+
+def test_the_check_sees_imports_inside_functions():
+    """The check itself: module-level and function-local imports are both read; `from lamp import x` names the
+    module lamp.x; TYPE_CHECKING blocks are left out."""
+    sample = (
+        "from typing import TYPE_CHECKING\n"
+        "from lamp.errors import ConfigError\n"
+        "if TYPE_CHECKING:\n"
+        "    from lamp.train import TrainConfig\n"
+        "def f():\n"
+        "    from lamp import compare\n"
+        "    import lamp.model\n"
+    )
+    assert lamp_imports(ast.parse(sample)) == [(2, "lamp.errors"), (6, "lamp.compare"), (7, "lamp.model")]

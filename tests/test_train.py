@@ -197,10 +197,18 @@ def test_generation_junk_is_invalid_and_scored_wrong():
     assert metrics["score"] == 0.0
 
 
-def test_bad_train_values_fail_before_training(tmp_path):
-    for field, value in (("lr", 0), ("batch_size", -1), ("max_steps", 0), ("scorer", "vote")):
-        with pytest.raises(ConfigError):
-            TrainConfig(**{field: value})
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("lr", 0, r"^--lr must be a finite number in \(0, 1e\+06\], got 0$"),
+        ("batch_size", -1, "^--batch-size must be a positive integer, got -1$"),
+        ("max_steps", 0, "^--max-steps must be a positive integer, got 0$"),
+        ("scorer", "vote", "^unknown --scorer 'vote': choose one of auto, rank, generate$"),
+    ],
+)
+def test_bad_train_values_fail_before_training(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**{field: value})
 
 
 import lamp  # noqa: E402  (used above inside tests through the package namespace)
