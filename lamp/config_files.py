@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from lamp.errors import ConfigError, did_you_mean
+from lamp.errors import ConfigError, did_you_mean, file_problem, shown_path
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -36,7 +36,12 @@ class _UniqueKeys(yaml.SafeLoader):
         """YAML 1.2's integers: 010 is ten (YAML 1.1: eight), 0o10 eight, 0x10 sixteen."""
         text = self.construct_scalar(node)
         base = {"0o": 8, "0x": 16}.get(text[:2], 10)  # the resolver allows no sign before 0o and 0x
-        return int(text[2:] if base != 10 else text, base)
+        try:
+            return int(text[2:] if base != 10 else text, base)
+        except ValueError:  # past Python's 4,300-digit limit on converting text to int
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(text)} digits is too long: use a smaller number", node.start_mark
+            ) from None
 
 
 YAML_NUMBER = r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
@@ -74,18 +79,18 @@ def load_yaml(
     UTF-8, a top level that is not a mapping, and keys outside `keys`.
     """
     file = Path(path).expanduser()
-    if file.is_dir():
-        raise ConfigError(f"{what} {path} is a folder, not a file: {fix}")
-    if not file.is_file():
-        problem = "is not a regular file" if file.exists() else "does not exist"  # e.g. /dev/null, a pipe
-        raise ConfigError(f"{what} {path} {problem}: {fix}")
+    problem = file_problem(file)
+    if problem is not None:
+        raise ConfigError(f"{what} {shown_path(path)} {problem}: {fix}")
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeys) or {}  # a SafeLoader
     except yaml.MarkedYAMLError as error:
         where = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
-        raise ConfigError(f"{path} is not valid YAML ({where}{error.problem or error.context})") from None
+        raise ConfigError(f"{shown_path(path)} is not valid YAML ({where}{error.problem or error.context})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"{shown_path(path)} is not valid YAML ({str(error).splitlines()[0]})") from None
+    except RecursionError:  # PyYAML's composer recurses once per nested [ or {
+        raise ConfigError(f"{shown_path(path)} is not valid YAML (nested too deeply): simplify it") from None
     listed = f" (keys: {', '.join(keys)})" if keys else ""
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of key: value{listed}")

@@ -1,6 +1,9 @@
 """Errors lamp raises for bad input: each message is one line naming the problem and the fix."""
 
 import difflib
+import errno
+import os
+import stat
 from collections.abc import Iterable
 
 
@@ -44,3 +47,31 @@ def did_you_mean(unknown: Iterable[object], known: Iterable[str]) -> str:
         if close:
             return f" (did you mean {by_lower[close[0]]!r}?)"
     return ""
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """`path` as a one-line message shows it: as given, or quoted with escapes when it holds a line break or another
+    character that does not print (so the message stays one line and the name is exact)."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
+
+
+def file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why `path` cannot be read as a file, as a message's predicate ("does not exist", "is a folder, not a file",
+    "is a symbolic link loop", "is not a regular file": a pipe, a device), or None for a regular file. Follows
+    links; a link to nothing does not exist."""
+    try:
+        mode = os.stat(os.path.expanduser(path)).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        if error.errno == errno.ENOTDIR:  # a file named as a folder on the way: a/file.txt/x
+            return "does not exist"
+        return f"cannot be read ({error.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return None

@@ -151,6 +151,27 @@ ROWS = [
     ),
     pytest.param(TRAIN + " --scorer best", r"argument --scorer: invalid choice: 'best'", id="train-scorer"),
     pytest.param(TRAIN + " --config {fresh}/no.yaml", r"config file .*no.yaml does not exist", id="yaml-missing"),
+    pytest.param(  # was: RecursionError
+        "train --config {yaml_deep}",
+        r"{yaml_deep} is not valid YAML \(nested too deeply\): simplify it$",
+        id="yaml-deep",
+    ),
+    pytest.param(  # was: ValueError "Exceeds the limit (4300 digits)"
+        "train --config {yaml_bigint}",
+        r"{yaml_bigint} is not valid YAML \(line 1: an integer of 5000 digits is too long: use a smaller number\)$",
+        id="yaml-bigint",
+    ),
+    pytest.param(  # was: RuntimeError "Symlink loop"
+        OWN + " {own}/loop.jsonl", r"data file {own}/loop.jsonl is a symbolic link loop: check the path$", id="own-loop"
+    ),
+    pytest.param(  # was: "does not exist"
+        OWN + " {own}/pipe.jsonl", r"data file {own}/pipe.jsonl is not a regular file: check the path$", id="own-pipe"
+    ),
+    pytest.param(  # was: the path's line break split the message over two lines
+        OWN + " '{fresh}/no\nsuch.jsonl'",
+        r"data file '.*/no\\nsuch.jsonl' does not exist: check the path$",
+        id="own-newline",
+    ),
     pytest.param(
         TRAIN + " --report-to nope",
         r"unknown --report-to 'nope': choose none, all, or one or more \(comma-separated\) of tensorboard, wandb",
@@ -491,6 +512,12 @@ ROWS = [
     pytest.param(PREDICT + " --input {fresh}/in.jsonl", r"input file .* does not exist", id="predict-no-input"),
     pytest.param(  # was: "does not exist"
         PREDICT + " --input {own}", r"input file {own} is a folder, not a file: pass a JSON-lines file", id="p-folder"
+    ),
+    pytest.param(  # was: "does not exist"
+        PREDICT + " --input {own}/loop.jsonl", r"input file {own}/loop.jsonl is a symbolic link loop: pass", id="p-loop"
+    ),
+    pytest.param(
+        "compare --config {own}/pipe.jsonl", r"recipe {own}/pipe.jsonl is not a regular file: pass", id="recipe-pipe"
     ),
     pytest.param(  # was: scored silently, while training refuses an empty field of a user's own rows
         "predict --adapter {own_adapter} --input {rows_own_empty}",
@@ -921,6 +948,13 @@ def world(tmp_path_factory) -> dict[str, str]:
     }
     for name, content in configs.items():
         paths[name] = write(root / "configs" / f"{name}.yaml", content)
+
+    # Files that are not regular files: a symbolic link to itself and a named pipe (opened, it would block)
+    (own / "loop.jsonl").symlink_to("loop.jsonl")
+    os.mkfifo(own / "pipe.jsonl")
+    # YAML past the parser's limits: nested deeper than Python's stack, an integer past the 4,300-digit conversion
+    paths["yaml_deep"] = write(root / "configs" / "yaml_deep.yaml", "lr: " + "[" * 5000 + "]" * 5000 + "\n")
+    paths["yaml_bigint"] = write(root / "configs" / "yaml_bigint.yaml", "max_steps: " + "9" * 5000 + "\n")
 
     run = paths["run"] = root / "run"  # an earlier run that no failed command may touch
     for name, content in {"results.json": "{}\n", "log.jsonl": "{}\n", "checkpoint.pt": b"\0" * 64}.items():

@@ -17,7 +17,7 @@ from typing import Any
 
 from lamp.checks import POSITIVE_INT, non_empty_path
 from lamp.cli_options import counted
-from lamp.errors import ConfigError, DataError
+from lamp.errors import ConfigError, DataError, file_problem, shown_path
 from lamp.scoring import SCORER_HELP, SCORERS
 
 
@@ -58,10 +58,9 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
     adapters' tasks by name (`lamp.predict.adapter_tasks`), so that user tasks are known."""
     from lamp.predict import row_source
 
-    if path != "-" and Path(path).is_dir():
-        raise DataError(f"input file {path} is a folder, not a file: pass a JSON-lines file of rows")
-    if path != "-" and not Path(path).is_file():
-        raise DataError(f"input file {path} does not exist: pass a JSON-lines file of rows")
+    problem = None if path == "-" else file_problem(path)
+    if problem is not None:
+        raise DataError(f"input file {shown_path(path)} {problem}: pass a JSON-lines file of rows")
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     try:
         lines = data.decode("utf-8-sig").splitlines()

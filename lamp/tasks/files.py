@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lamp.errors import DataError
+from lamp.errors import DataError, file_problem, shown_path
 from lamp.hub_logs import quiet_hub
 from lamp.tasks.sources import not_utf8
 
@@ -76,16 +76,17 @@ def read_file(path: str) -> list[dict[str, Any]]:
     import datasets
 
     file = Path(path).expanduser()
-    if file.is_dir():
-        raise DataError(f"data file {path} is a folder, not a file: pass the file itself")
+    problem = file_problem(file)
+    if problem == "is a folder, not a file":
+        raise DataError(f"data file {shown_path(path)} {problem}: pass the file itself")
     reader = READERS.get(file.suffix.lower())
     if reader is None:
         raise DataError(
             f"{path}: unknown data file type {file.suffix or '(no suffix)'!r}: use a .csv, .tsv, .json, .jsonl or "
             ".parquet file"
         )
-    if not file.is_file():
-        raise DataError(f"data file {path} does not exist: check the path")
+    if problem is not None:
+        raise DataError(f"data file {shown_path(path)} {problem}: check the path")
     data = file.read_bytes()
     if not data.strip():
         raise DataError(f"data file {path} is empty: add a header and rows (CSV) or one JSON object per line")

@@ -322,7 +322,8 @@ SAME_FILE = (
 def _distinct_files(files: tuple[tuple[str, str], ...]) -> None:
     """DataError when two split files are one file (by their resolved paths: links and ``./`` too)."""
     given = dict(files)
-    resolved = {split: Path(path).expanduser().resolve() for split, path in files}
+    # realpath, not Path.resolve: a link loop is left to the file's reader, which names it in one line
+    resolved = {split: os.path.realpath(Path(path).expanduser()) for split, path in files}
     for later, earlier, harm in SAME_FILE:
         if later in resolved and resolved.get(earlier) == resolved[later]:
             other = "" if given[earlier] == given[later] else f" ({given[earlier]})"
