@@ -688,6 +688,17 @@ ROWS = [
     # ---- bench: the setup's numbers and method specs ----
     pytest.param(BENCH + " --batch-size 0", r"--batch-size must be a positive integer, got 0", id="bench-batch"),
     pytest.param(BENCH + " --seq-len 0", r"--seq-len must be a positive integer", id="bench-seq-len"),
+    pytest.param(  # was: an overflow traceback (--isolate none) or an error ending in a bare quote (a worker)
+        BENCH + " --batch-size 99999999999999999999",
+        r"--batch-size 99999999999999999999 x \(--seq-len 64 \+ --target-len 2\) is 6.6e\+21 tokens in one batch, more "
+        r"than the 2,147,483,647 a tensor index takes: pass smaller sizes$",
+        id="bench-huge-batch",
+    ),
+    pytest.param(  # was: accepted, as if the empty option were not there
+        BENCH.replace("--methods none", "--methods lamp:length=4,,rank=2"),
+        r"empty option in 'lamp:length=4,,rank=2': write options as key=value separated by single commas$",
+        id="bench-empty-option",
+    ),
     pytest.param(BENCH + " --steps 0", r"--steps must be a positive integer", id="bench-steps"),
     pytest.param(BENCH + " --dtype int8", r"argument --dtype: invalid choice: 'int8'", id="bench-dtype"),
     pytest.param(BENCH + " --warmup=-1", r"--warmup must be an integer >= 0, got -1", id="bench-warmup"),

@@ -235,3 +235,23 @@ def test_a_config_file_of_the_wrong_types_fails_in_one_line(capsys, tmp_path, ya
     assert main(["bench", "--config", str(tmp_path / "bench.yaml"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err, err
+
+
+def test_a_configuration_given_twice_is_measured_once():
+    """Specs that spell one configuration (options in another order, or the same text) make one row, the first."""
+    spellings = ["lamp:length=8,rank=2,pool=2", "lamp:rank=2,length=8,pool=2", "lamp:length=8,rank=2,pool=2"]
+    config = BenchConfig("random:tiny-llama", spellings)
+    assert config.methods == ["lamp:length=8,rank=2,pool=2"] and len(config.specs) == 1
+    other = BenchConfig("random:tiny-llama", ["lamp:length=8,rank=2,pool=2", "lamp:length=8,rank=2,pool=4"])
+    assert len(other.specs) == 2
+
+
+def test_a_worker_failure_names_its_exception_line():
+    """A worker's traceback whose message runs on after the exception line (torch's C++ errors) is named by that
+    line, not by its last line; the worker's own error line comes first."""
+    from lamp.bench.isolation import worker_error
+
+    traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nTypeError: randint(): bad size\n"\n'
+    assert worker_error(traceback) == "TypeError: randint(): bad size"
+    assert worker_error("lamp bench: error: --steps must be positive\n") == "--steps must be positive"
+    assert worker_error("") == "no output"

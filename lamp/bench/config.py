@@ -33,6 +33,10 @@ class MethodSpec:
     config: PromptConfig
 
 
+MAX_BATCH_TOKENS = 2**31 - 1
+"""The most tokens one synthetic batch may hold: int32's limit, which torch's kernels index within."""
+
+
 def parse_method(text: str) -> MethodSpec:
     """Parse and validate `name[:key=value,...]`, e.g. `lamp:length=100,rank=8,pool=4` or `peft-lora:r=8`: any
     registered method (`lamp.methods.REGISTRY`) with its config's options; ConfigError in one line otherwise."""
@@ -42,7 +46,9 @@ def parse_method(text: str) -> MethodSpec:
             f"unknown method {name!r} in {text!r}{did_you_mean([name], REGISTRY)}: choose one of {', '.join(REGISTRY)}"
         )
     options: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
+    for item in rest.split(",") if rest.strip() else []:
+        if not item.strip():  # `length=4,,rank=2`: a missing option, not nothing
+            raise ConfigError(f"empty option in {text!r}: write options as key=value separated by single commas")
         key, sep, value = item.partition("=")
         if not sep and options:  # `target_modules=q_proj,v_proj`: the comma ended the value
             raise ConfigError(
@@ -113,8 +119,13 @@ class BenchConfig:
                 f"--methods must be a list of method specs, e.g. [none, 'lamp:length=100,rank=8,pool=4'], "
                 f"got {self.methods!r}"
             )
-        self.methods = list(dict.fromkeys(self.methods))  # a spec given twice is measured once
-        self.specs = [parse_method(text) for text in self.methods]  # every spec checked before any work
+        # every spec checked before any work; a configuration given twice (in any spelling: options in another
+        # order) is measured once, as first given
+        self.specs: list[MethodSpec] = []
+        for spec in map(parse_method, self.methods):
+            if all((spec.name, spec.config) != (seen.name, seen.config) for seen in self.specs):
+                self.specs.append(spec)
+        self.methods = [spec.text for spec in self.specs]
         if not self.specs:
             raise ConfigError("no methods given: pass --methods, e.g. --methods none lamp:length=100,rank=8,pool=4")
         check_choices(self)  # dtype, isolate
@@ -123,6 +134,13 @@ class BenchConfig:
             POSITIVE_INT.check("--" + name.replace("_", "-"), getattr(self, name))
         for name in ("warmup", "threads"):
             COUNT.check(f"--{name}", getattr(self, name))
+        tokens = self.batch_size * (self.seq_len + self.target_len)
+        if tokens > MAX_BATCH_TOKENS:  # past it torch's index arithmetic overflows (a traceback, not an error line)
+            raise ConfigError(
+                f"--batch-size {self.batch_size} x (--seq-len {self.seq_len} + --target-len {self.target_len}) is "
+                f"{tokens:.3g} tokens in one batch, more than the {MAX_BATCH_TOKENS:,} a tensor index takes: pass "
+                "smaller sizes"
+            )
         cpus = os.cpu_count() or 1  # torch (OpenMP) crashes on far more threads than CPUs
         if self.threads > cpus:
             raise ConfigError(

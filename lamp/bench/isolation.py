@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,20 @@ from lamp.bench.measure import load_backbone, measure_method
 from lamp.errors import LampError
 from lamp.model import model_kind
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
+"""A traceback's last line, `TypeError: ...` (a C++ error's message may run on over more lines after it)."""
+
+
+def worker_error(output: str) -> str:
+    """The one line that says why a worker failed: its own `lamp bench: error:` line, else the exception line of its
+    traceback, else its last line of output."""
+    lines = [line for line in output.strip().splitlines() if line.strip()] or ["no output"]
+    own = [line for line in lines if line.startswith("lamp bench: error: ")]
+    if own:
+        return own[-1].removeprefix("lamp bench: error: ")
+    raised = [line for line in lines if EXCEPTION_LINE.match(line)]
+    return " ".join((raised or lines)[-1].split())[:300]
+
 
 def measure_in_subprocess(spec: MethodSpec, config: BenchConfig) -> dict[str, Any]:
     """One method's raw measurements (see `measure_method`), taken in a fresh Python process."""
@@ -26,8 +41,7 @@ def measure_in_subprocess(spec: MethodSpec, config: BenchConfig) -> dict[str, An
         payload = json.dumps({"setup": dataclasses.asdict(config), "method": spec.text})
         result = subprocess.run([sys.executable, "-m", "lamp.bench", payload, str(out)], capture_output=True, text=True)
         if result.returncode != 0 or not out.is_file():
-            lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
-            reason = lines[-1].removeprefix("lamp bench: error: ")  # the worker's own one-line error
+            reason = worker_error(result.stderr or result.stdout)
             raise LampError(f"benchmark of {spec.text!r} failed in its worker process: {reason}")
         return json.loads(out.read_text())
 
