@@ -513,6 +513,12 @@ ROWS = [
     pytest.param(  # was: "does not exist"
         PREDICT + " --input {own}", r"input file {own} is a folder, not a file: pass a JSON-lines file", id="p-folder"
     ),
+    pytest.param(  # was: accepted, and the output line held NaN, which strict JSON readers refuse
+        PREDICT + " --input {rows_nan}",
+        r"{rows_nan} line 1 holds NaN, which JSON does not allow \(the output would not be JSON either\): write a "
+        r"number or a string$",
+        id="p-nan",
+    ),
     pytest.param(  # was: "does not exist"
         PREDICT + " --input {own}/loop.jsonl", r"input file {own}/loop.jsonl is a symbolic link loop: pass", id="p-loop"
     ),
@@ -630,6 +636,16 @@ ROWS = [
     pytest.param(BENCH.replace("--out {fresh}", "--out ''"), r"argument --out: is empty", id="bench-out-empty"),
     pytest.param(
         "compare --config {recipe_list}", r"must hold a mapping of key: value \(keys: model, ", id="recipe-list"
+    ),
+    pytest.param(  # was: refused with --quick only, and trained the grid without it
+        "compare --config {recipe_quick_list} --out {fresh}",
+        r"recipe key quick must be a path or a mapping, got \[1\]$",
+        id="recipe-quick-list",
+    ),
+    pytest.param(  # was: "unknown method 'mine' ... or define mine under methods:", where it was defined
+        "compare --config {recipe_method_empty} --out {fresh}",
+        r"methods: mine is empty: give it method: <registered name> \(.*\) and its options$",
+        id="recipe-method-empty",
     ),
     pytest.param(
         "train --config {recipe_syntax}", r"recipe_syntax.yaml is not valid YAML \(line 3: ", id="yaml-syntax"
@@ -922,6 +938,7 @@ def world(tmp_path_factory) -> dict[str, str]:
         "rows_unknown": '{"task": "nope", "source": "x"}\n',
         "rows_no_task": '{"source": "x"}\n',
         "rows_not_json": '{"task": "rte"\n',
+        "rows_nan": '{"task": "polarity", "sentence": "good", "id": NaN}\n',
         "rows_source": '{"task": "polarity", "source": null}\n',
         "rows_number": '{"task": "polarity", "sentence": 5}\n',
         "rows_null": '{"task": "polarity", "sentence": "good"}\n{"task": "polarity", "sentence": null}\n',
@@ -950,6 +967,8 @@ def world(tmp_path_factory) -> dict[str, str]:
         "recipe_train": "train: [1, 2]\n",
         "recipe_lrs": "methods: [lamp]\nlrs: {lamp: 0.01}\n",
         "recipe_lrs_unknown": "methods: [lamp]\nlrs: {pt: [0.1]}\n",
+        "recipe_quick_list": "methods: [lamp]\nquick: [1]\n",
+        "recipe_method_empty": "methods: {mine: }\n",
         "recipe_syntax": "max_steps: 2\nseeds: [0, 1\n",
         "recipe_empty": "",
         "recipe_twice": "max_steps: 2\nlrs:\n  lamp: [0.1]\n  lamp: [0.2]\n",

@@ -73,7 +73,12 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, parse_constant=_refuse_constant)
+        except NonStandardNumber as error:
+            raise DataError(
+                f"{name} line {number} holds {error.args[0]}, which JSON does not allow (the output would not be "
+                "JSON either): write a number or a string"
+            ) from None
         except json.JSONDecodeError:
             suffix = Path(path).suffix.lower()
             hint = f" (lamp predict reads JSON lines, not {suffix[1:].upper()})" if suffix in {".csv", ".tsv"} else ""
@@ -86,6 +91,14 @@ def read_rows(path: str, tasks: dict[str, Any] | None = None) -> list[dict[str, 
     if not rows:
         raise DataError(f'{name} holds no rows: write one JSON object per line, e.g. {{"task": "rte", "source": ...}}')
     return rows
+
+
+class NonStandardNumber(ValueError):
+    """NaN, Infinity or -Infinity in a row: Python's json reads them, strict JSON readers do not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise NonStandardNumber(name)
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -282,8 +282,11 @@ def load_recipe(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(
             f"recipe {path} is empty: give it its keys (tasks, methods, lrs, ...; see benchmarks/quality.yaml)"
         )
-    if isinstance(recipe.get("quick"), str):
-        recipe["quick"] = str(Path(path).parent / recipe["quick"])
+    quick = recipe.get("quick")
+    if quick is not None and not isinstance(quick, str | dict):  # checked with or without --quick
+        raise ConfigError(f"recipe key quick must be a path or a mapping, got {quick!r}")
+    if isinstance(quick, str):
+        recipe["quick"] = str(Path(path).parent / quick)
     return recipe
 
 
@@ -407,6 +410,10 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     methods = []
     for label in chosen:
         options = recipe_methods.get(label) or {}
+        if label in recipe_methods and not options and label not in METHODS:  # `mine:` with nothing under it
+            raise ConfigError(
+                f"methods: {label} is empty: give it method: <registered name> ({', '.join(METHODS)}) and its options"
+            )
         if not isinstance(options, dict):
             raise ConfigError(f"methods: {label} must be a mapping of option: value, got {options!r}")
         options = dict(options)
