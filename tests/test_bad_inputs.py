@@ -151,6 +151,17 @@ ROWS = [
     ),
     pytest.param(TRAIN + " --scorer best", r"argument --scorer: invalid choice: 'best'", id="train-scorer"),
     pytest.param(TRAIN + " --config {fresh}/no.yaml", r"config file .*no.yaml does not exist", id="yaml-missing"),
+    pytest.param(  # was: dropped silently, then "already holds a run: pass --resume ... or --overwrite"
+        "train --config {yaml_overwrite}",
+        r"{yaml_overwrite}: overwrite: true is not read from a --config file \(.*\): pass --overwrite and drop the "
+        r"key$",
+        id="yaml-overwrite",
+    ),
+    pytest.param(
+        "train --config {yaml_resume}",
+        r"{yaml_resume}: resume: true is not read .*: pass --resume and",
+        id="yaml-resume",
+    ),
     pytest.param(  # was: RecursionError
         "train --config {yaml_deep}",
         r"{yaml_deep} is not valid YAML \(nested too deeply\): simplify it$",
@@ -957,6 +968,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     bad_values |= {"yaml_model": "model: 7", "yaml_seed": "seed: -3", "yaml_unknown": "bogus: 1"}
     bad_values |= {"yaml_label_words": "label_words: ['bad, good', neutral]"}
     bad_values |= {"yaml_format": "format: chat"}
+    bad_values |= {"yaml_overwrite": "overwrite: true", "yaml_resume": "resume: true"}
     bad_values |= {"yaml_typo": "max_step: 2", "yaml_typo_format": "format: natual"}
     for name, line in bad_values.items():
         kept = "".join(f"{key}: {value}\n" for key, value in safe.items() if not line.startswith(f"{key}:"))

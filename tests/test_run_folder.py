@@ -509,12 +509,19 @@ def test_a_runs_record_as_config_never_resumes_or_overwrites_a_run(runs, tmp_pat
     victim = tmp_path / "victim"
     shutil.copytree(runs[0], victim)
     before = digest(victim)
-    for action in ({"overwrite": True}, {"resume": True}):
-        (tmp_path / "record.json").write_text(json.dumps({**record, **action, "max_steps": 3}))
-        line = refused(["train", "--config", str(tmp_path / "record.json"), "--out", str(victim)], capsys)
+    config = tmp_path / "record.json"
+    for action in ("overwrite", "resume"):  # an older record's action, or one written by hand: refused, not obeyed
+        config.write_text(json.dumps({**record, action: True, "max_steps": 3}))
+        line = refused(["train", "--config", str(config), "--out", str(victim)], capsys)
         assert line == (
-            f"lamp train: error: {victim} already holds a run: pass --resume to continue it, --overwrite to replace it"
+            f"lamp train: error: {config}: {action}: true is not read from a --config file (what a command does to "
+            f"its --out folder is given on the command line): pass --{action} and drop the key"
         )
+    config.write_text(json.dumps({**record, "overwrite": False, "max_steps": 3}))  # false asks for nothing: read
+    line = refused(["train", "--config", str(config), "--out", str(victim)], capsys)
+    assert line == (
+        f"lamp train: error: {victim} already holds a run: pass --resume to continue it, --overwrite to replace it"
+    )
     assert digest(victim) == before
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lamp.cli_options import add_config_flags, build, flag_values, key_value, key_value_pairs, parse_value, yaml_values
+from lamp.errors import ConfigError
 
 
 def _set_flag(parser: argparse.ArgumentParser, name: str, help_text: str) -> None:
@@ -77,8 +78,12 @@ def config_from_args(args: argparse.Namespace, config_class: type) -> Any:
     from lamp.train import ACTIONS, TASK_SPEC
 
     loaded = yaml_values(args.config, config_class, extra_keys=(TASK_SPEC,))
-    for action in ACTIONS:  # from the command line only
-        loaded.pop(action, None)
+    for action in ACTIONS:  # from the command line only: a file kept beside runs must not act on the next one
+        if loaded.pop(action, None) is True:
+            raise ConfigError(
+                f"{args.config}: {action}: true is not read from a --config file (what a command does to its --out "
+                f"folder is given on the command line): pass --{action} and drop the key"
+            )
     if loaded.pop(TASK_SPEC, None) is not None and loaded.get("task") == config_class.task:
         # a run's own record (RUN/train_config.json) of a task from data flags: those flags, recorded beside it,
         # rebuild the spec, and its `task` is the unset default, not the built-in task of that name
