@@ -410,7 +410,7 @@ def make_grid(recipe: dict[str, Any] | None = None, quick: bool = False, **overr
     methods = []
     for label in chosen:
         options = recipe_methods.get(label) or {}
-        if label in recipe_methods and not options and label not in METHODS:  # `mine:` with nothing under it
+        if label in recipe_methods and recipe_methods[label] is None and label not in METHODS:  # `mine:`, bare
             raise ConfigError(
                 f"methods: {label} is empty: give it method: <registered name> ({', '.join(METHODS)}) and its options"
             )
