@@ -78,26 +78,26 @@ def load_yaml(
     Raises ConfigError, in one line, for a missing file, a parse error (with its line number), text that is not
     UTF-8, a top level that is not a mapping, and keys outside `keys`.
     """
-    file = Path(path).expanduser()
+    file, name = Path(path).expanduser(), shown_path(path)
     problem = file_problem(file)
     if problem is not None:
-        raise ConfigError(f"{what} {shown_path(path)} {problem}: {fix}")
+        raise ConfigError(f"{what} {name} {problem}: {fix}")
     try:
         data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeys) or {}  # a SafeLoader
     except yaml.MarkedYAMLError as error:
         where = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
-        raise ConfigError(f"{shown_path(path)} is not valid YAML ({where}{error.problem or error.context})") from None
+        raise ConfigError(f"{name} is not valid YAML ({where}{error.problem or error.context})") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{shown_path(path)} is not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ConfigError(f"{name} is not valid YAML ({str(error).splitlines()[0]})") from None
     except RecursionError:  # PyYAML's composer recurses once per nested [ or {
-        raise ConfigError(f"{shown_path(path)} is not valid YAML (nested too deeply): simplify it") from None
+        raise ConfigError(f"{name} is not valid YAML (nested too deeply): simplify it") from None
     listed = f" (keys: {', '.join(keys)})" if keys else ""
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of key: value{listed}")
+        raise ConfigError(f"{name} must hold a mapping of key: value{listed}")
     unknown = sorted(set(data) - set(keys), key=str) if keys else []
     if unknown:
         raise ConfigError(
-            f"{path}: unknown keys {', '.join(map(str, unknown))}{did_you_mean(unknown, keys)}; known keys are "
+            f"{name}: unknown keys {', '.join(map(str, unknown))}{did_you_mean(unknown, keys)}; known keys are "
             f"{', '.join(keys)}"
         )
     return data

@@ -76,15 +76,15 @@ def read_file(path: str) -> list[dict[str, Any]]:
     import datasets
 
     file = Path(path).expanduser()
-    problem = file_problem(file)
-    if problem == "is a folder, not a file":
-        raise DataError(f"data file {shown_path(path)} {problem}: pass the file itself")
+    if file.is_dir():  # before the suffix: a folder has none to name
+        raise DataError(f"data file {shown_path(path)} is a folder, not a file: pass the file itself")
     reader = READERS.get(file.suffix.lower())
     if reader is None:
         raise DataError(
             f"{path}: unknown data file type {file.suffix or '(no suffix)'!r}: use a .csv, .tsv, .json, .jsonl or "
             ".parquet file"
         )
+    problem = file_problem(file)
     if problem is not None:
         raise DataError(f"data file {shown_path(path)} {problem}: check the path")
     data = file.read_bytes()
